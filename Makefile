@@ -1,0 +1,143 @@
+# lfshm - lock-free message rings in shared memory.
+#
+#   make            build liblfshm.a, liblfshm.so and the programs
+#   make test       the whole suite: unit + cross-process tests, then the same
+#                   under ASan+UBSan and TSan, clang -Werror build, fuzz corpus
+#                   replay + short fuzz runs, protocol model check, bench smoke
+#   make bench      the benchmark comparison (lfshm vs UDS over io_uring ...)
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# Variants: SAN=address,undefined or SAN=thread build into build/<variant>/,
+# CC=clang works everywhere.  Sub-makefiles (bench/, fuzz/, examples/) add
+# their targets and append to TEST_EXTRA the checks `make test` must run.
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+PKGDIR  ?= $(LIBDIR)/pkgconfig
+DESTDIR ?=
+
+VERSION  := 0.1.0
+SOMAJOR  := 0
+
+CC      ?= cc
+SAN     ?=
+comma   := ,
+VARIANT := $(if $(SAN),$(subst $(comma),-,$(SAN)),release)$(if $(filter clang%,$(notdir $(CC))),-clang,)
+B       := build/$(VARIANT)
+
+DEB_PKGS := build-essential pkg-config liburing-dev libck-dev libcriterion-dev \
+	    clang libclang-rt-14-dev gnuplot-nox spin
+
+PKG_CFLAGS := $(shell pkg-config --cflags liburing ck 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs liburing ck 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+	   -Wshadow -Wpointer-arith -Wno-unused-parameter
+OPT     := $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
+SANFL   := $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all,)
+CFLAGS  ?=
+override CFLAGS += -std=gnu11 $(OPT) $(WARN) $(SANFL) -fPIC -pthread \
+	   -fvisibility=hidden -Iinclude -Isrc $(PKG_CFLAGS)
+LDFLAGS ?=
+override LDFLAGS += $(SANFL) -pthread
+LIBS    := $(PKG_LIBS)
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(patsubst %.c,$(B)/%.o,$(LIB_SRC))
+LIB_A   := $(B)/liblfshm.a
+LIB_SO  := $(B)/liblfshm.so.$(VERSION)
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+TEST_COMMON := $(wildcard tests/common.c)
+
+TEST_EXTRA :=
+PROGRAMS   :=
+
+.PHONY: all lib deps test check install uninstall clean warn-clang
+all: lib programs
+
+lib: $(LIB_A) $(LIB_SO)
+
+$(B)/%.o: %.c $(wildcard include/*.h src/*.h tests/*.h bench/*.h) | deps-quiet
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ) src/liblfshm.map
+	$(CC) -shared -Wl,-soname,liblfshm.so.$(SOMAJOR) \
+		-Wl,--version-script=src/liblfshm.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LIBS)
+	ln -sf liblfshm.so.$(VERSION) $(B)/liblfshm.so.$(SOMAJOR)
+	ln -sf liblfshm.so.$(SOMAJOR) $(B)/liblfshm.so
+
+$(B)/tests/%: tests/%.c $(TEST_COMMON) $(LIB_A) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(TEST_COMMON) -o $@ $(LDFLAGS) $(LIB_A) \
+		$(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion) $(LIBS)
+
+# Sub-makefiles: each area owns its fragment.
+include $(wildcard bench/bench.mk fuzz/fuzz.mk examples/examples.mk tests/model/model.mk)
+
+programs: $(PROGRAMS)
+
+# Run the criterion binaries of this variant; tests/run.sh prints a total.
+check: $(TEST_BIN)
+	LFSHM_VARIANT=$(VARIANT) sh tests/run.sh $(TEST_BIN)
+
+# The whole suite, as README and CI run it.
+test: deps
+	$(MAKE) all
+	$(MAKE) check
+	$(MAKE) warn-clang
+	$(MAKE) SAN=address,undefined check
+	$(MAKE) SAN=thread check
+	$(foreach t,$(TEST_EXTRA),$(MAKE) $(t) &&) true
+	@echo "make test: all stages passed"
+
+# -Werror under clang too (library, tests and programs compile cleanly).
+warn-clang:
+	$(MAKE) CC=clang lib $(TEST_BIN:build/$(VARIANT)/%=build/$(VARIANT)-clang/%)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "deps: installing$$missing"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+		else \
+			echo "deps: missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+
+deps-quiet:
+	@pkg-config --exists liburing ck || { echo "missing dependencies: run 'make deps'"; exit 1; }
+
+lfshm.pc: lfshm.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: lib lfshm.pc
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man3
+	install -m 644 include/lfshm.h $(DESTDIR)$(INCDIR)/lfshm.h
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/liblfshm.a
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(VERSION)
+	ln -sf liblfshm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(SOMAJOR)
+	ln -sf liblfshm.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/liblfshm.so
+	install -m 644 lfshm.pc $(DESTDIR)$(PKGDIR)/lfshm.pc
+	for m in $(wildcard man/*.3); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR)/lfshm.h $(DESTDIR)$(LIBDIR)/liblfshm.a \
+	      $(DESTDIR)$(LIBDIR)/liblfshm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(SOMAJOR) \
+	      $(DESTDIR)$(LIBDIR)/liblfshm.so $(DESTDIR)$(PKGDIR)/lfshm.pc
+	for m in $(notdir $(wildcard man/*.3)); do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+
+clean:
+	rm -rf build lfshm.pc

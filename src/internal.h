@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal definitions shared by the library's source files only: the
+ * layout of the shared region, the process-local handle, the per-kind
+ * operations and the atomic helpers.
+ *
+ * Shared memory holds only fixed-width integers and offsets (plus, for the
+ * LFSHM_MUTEX kind, the process-shared pthread objects).  Every pointer
+ * into the mapping lives in the process-local handle.
+ */
+#ifndef LFSHM_INTERNAL_H
+#define LFSHM_INTERNAL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "lfshm.h"
+
+#define LFSHM__EXPORT __attribute__((visibility("default")))
+#define LFSHM__LIKELY(x) __builtin_expect(!!(x), 1)
+#define LFSHM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+
+/* ---- Region layout -------------------------------------------------- */
+
+#define LFSHM__MAGIC 0x314d485346484c4cull /* "LLFHSM1" little-endian */
+#define LFSHM__LAYOUT_VERSION 1u
+#define LFSHM__HDR_SIZE 4096u  /* header page: region header + ctrl blocks */
+#define LFSHM__LINE 128u       /* two cache lines: defeats adjacent-line prefetch */
+#define LFSHM__MAX_RINGS 2u
+#define LFSHM__CTRL_SIZE 1024u
+#define LFSHM__CTRL_OFF(i) (1024u + (i) * LFSHM__CTRL_SIZE)
+#define LFSHM__MIN_CAP 256ull
+#define LFSHM__MAX_CAP (1ull << 40)
+
+struct lfshm__ring_desc {
+	uint32_t kind;
+	uint32_t flags;
+	uint64_t capacity;
+	uint32_t max_msg;
+	uint32_t reserved;
+	uint64_t ctrl_off; /* offset of struct lfshm__ctrl from region start */
+	uint64_t data_off; /* offset of the data area, page aligned */
+};
+
+struct lfshm__region_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t nrings;
+	uint64_t size; /* whole region, bytes; must equal fstat's st_size */
+	uint64_t reserved;
+	struct lfshm__ring_desc ring[LFSHM__MAX_RINGS];
+};
+
+/*
+ * Owner words (role claims).  0: never claimed.  LFSHM__OWNER_GONE: was
+ * claimed and released by close.  Otherwise (start_time_low32 << 32) | pid,
+ * so that a recycled pid does not make a dead owner look alive.
+ */
+#define LFSHM__OWNER_GONE UINT64_MAX
+
+/* Bits of an event-count word (futex).  The low bits count wake-ups so
+ * that a waiter's expected value changes with every wake. */
+#define LFSHM__EC_WAITER 0x80000000u  /* a thread or io_uring futex-waits */
+#define LFSHM__EC_EFD    0x40000000u  /* a bridge waits: write the eventfd */
+#define LFSHM__EC_COUNT  0x3fffffffu
+
+/*
+ * Control block of one ring, LFSHM__CTRL_SIZE bytes, each group of fields
+ * written by one side on its own 128-byte line so that the other side's
+ * spinning never bounces the line it writes.
+ */
+struct lfshm__ctrl {
+	/* line 0: role claims, written only when attaching/closing */
+	_Atomic uint64_t prod_owner;
+	_Atomic uint64_t cons_owner;
+	_Atomic uint32_t prod_attached; /* count of producers attached (MPSC) */
+	uint32_t pad0;
+	uint8_t pad0b[LFSHM__LINE - 24];
+	/* line 1: producer side, written by the producer(s) */
+	_Atomic uint64_t tail;
+	uint8_t pad1[LFSHM__LINE - 8];
+	/* line 2: consumer side, written by the consumer */
+	_Atomic uint64_t head;
+	uint8_t pad2[LFSHM__LINE - 8];
+	/* line 3: consumer waits for data here; written by the consumer when
+	 * it goes to sleep and by a producer only when it wakes it */
+	_Atomic uint32_t data_ec;
+	uint8_t pad3[LFSHM__LINE - 4];
+	/* line 4: producer(s) wait for space here (mirror image) */
+	_Atomic uint32_t space_ec;
+	uint8_t pad4[LFSHM__LINE - 4];
+	/* lines 5-7: private to the kind (MPSC state, mutex + condvars) */
+	unsigned char kind_area[3 * LFSHM__LINE];
+};
+
+_Static_assert(sizeof(struct lfshm__ctrl) == LFSHM__CTRL_SIZE, "ctrl size");
+_Static_assert(offsetof(struct lfshm__ctrl, tail) == 1 * LFSHM__LINE, "tail line");
+_Static_assert(offsetof(struct lfshm__ctrl, head) == 2 * LFSHM__LINE, "head line");
+_Static_assert(offsetof(struct lfshm__ctrl, data_ec) == 3 * LFSHM__LINE, "data_ec line");
+_Static_assert(offsetof(struct lfshm__ctrl, space_ec) == 4 * LFSHM__LINE, "space_ec line");
+_Static_assert(offsetof(struct lfshm__ctrl, kind_area) == 5 * LFSHM__LINE, "kind line");
+_Static_assert(sizeof(struct lfshm__region_hdr) <= LFSHM__CTRL_OFF(0), "hdr fits");
+_Static_assert(LFSHM__CTRL_OFF(LFSHM__MAX_RINGS) <= LFSHM__HDR_SIZE, "ctrl fits");
+
+/*
+ * Record header, 8 bytes, 8-byte aligned, followed by the payload; the
+ * record occupies lfshm__rec_size(len) bytes and never wraps.  A padding
+ * record (type LFSHM__TYPE_PAD) fills the space up to the end of the data
+ * area when the next record would not fit there.  The fields are atomics
+ * so that a record header is read exactly once into locals (relaxed), even
+ * when a hostile peer rewrites it concurrently.
+ */
+struct lfshm__rec {
+	_Atomic uint32_t len;
+	_Atomic uint32_t type;
+};
+#define LFSHM__REC_HDR 8u
+#define LFSHM__TYPE_PAD 0xffffffffu
+_Static_assert(sizeof(struct lfshm__rec) == LFSHM__REC_HDR, "record header");
+
+static inline uint64_t lfshm__rec_size(uint64_t len)
+{
+	return (LFSHM__REC_HDR + len + 7u) & ~(uint64_t)7u;
+}
+
+/* ---- Process-local handle ------------------------------------------- */
+
+struct lfshm__ops;
+
+struct lfshm_ring {
+	/* producer-private state (first line of the handle) */
+	uint64_t p_tail;       /* next write position, incl. unpublished */
+	uint64_t p_pub;        /* last published tail */
+	uint64_t p_head_cache; /* cached consumer head (A1) */
+	uint64_t p_resv;       /* position of the outstanding reservation */
+	uint32_t p_resv_len;   /* its reserved payload length */
+	uint32_t p_resv_on;    /* a reservation is outstanding */
+
+	/* consumer-private state */
+	uint64_t c_head;       /* next read position, incl. peeked */
+	uint64_t c_rel;        /* last released (published) head */
+	uint64_t c_tail_cache; /* cached producer tail (A2) */
+
+	/* geometry, copied out of the header once it was validated: never
+	 * re-read from shared memory */
+	struct lfshm__ctrl *ctrl;
+	unsigned char *data;
+	uint64_t cap;
+	uint64_t mask;
+	uint32_t max_msg;
+	uint32_t kind;
+	uint32_t cfg_flags;
+	unsigned role;
+	int poisoned;
+
+	/* waiting */
+	int64_t spin_ns;
+	int efd_data;  /* bridge eventfd: consumer readable (-1: none) */
+	int efd_space; /* bridge eventfd: producer writable (-1: none) */
+
+	/* region */
+	const struct lfshm__ops *ops;
+	void *map;
+	uint64_t map_size;
+	int fd;
+	unsigned ring_idx;
+	uint64_t self_id; /* this process's owner word at claim time */
+	int pid;          /* process that opened the handle (fork check) */
+	void *kind_priv;  /* per-kind process-local extras */
+
+	struct lfshm_stats stats;
+};
+
+/* Per-kind operations.  Deadlines are absolute CLOCK_MONOTONIC ns;
+ * LFSHM__NO_DEADLINE waits forever, 0 means do not wait. */
+#define LFSHM__NO_DEADLINE INT64_MAX
+
+struct lfshm__ops {
+	/* set up a fresh control block (region not yet shared) */
+	int (*init)(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d);
+	/* validate kind-specific shared state and claim the role; on error
+	 * release whatever was claimed */
+	int (*open)(struct lfshm_ring *r);
+	/* flush, release the role and wake the peer */
+	void (*close)(struct lfshm_ring *r);
+	int (*reserve)(struct lfshm_ring *r, uint32_t len, void **buf);
+	int (*commit)(struct lfshm_ring *r, void *buf, uint32_t len,
+		      uint32_t type, unsigned flags);
+	int (*abort)(struct lfshm_ring *r, void *buf);
+	int (*flush)(struct lfshm_ring *r);
+	int (*peek)(struct lfshm_ring *r, struct lfshm_msg *m);
+	int (*release)(struct lfshm_ring *r, struct lfshm_msg *m);
+	/* rewind the read cursor to the start of m, the last message peeked
+	 * (recv with a too-small buffer leaves the message in the ring) */
+	int (*unpeek)(struct lfshm_ring *r, const struct lfshm_msg *m);
+	int (*wait_data)(struct lfshm_ring *r, int64_t deadline);
+	int (*wait_space)(struct lfshm_ring *r, uint32_t len, int64_t deadline);
+};
+
+extern const struct lfshm__ops lfshm__spsc_ops;
+/* Provided by src/mpsc.c and src/mutex_ring.c when those kinds land;
+ * weak so that the core links without them. */
+extern const struct lfshm__ops lfshm__mpsc_ops __attribute__((weak));
+extern const struct lfshm__ops lfshm__mutex_ops __attribute__((weak));
+
+/* ---- region.c ------------------------------------------------------- */
+
+/* Create a region with n rings described by cfgs; returns the memfd and
+ * mapping.  Ring i's control block is initialised by its kind's ops. */
+int lfshm__region_create(const struct lfshm_ring_config *cfgs, unsigned n,
+			 int *fd_out, void **map_out, uint64_t *size_out);
+/* Open ring idx of a region (fd is duplicated) with a role. */
+int lfshm__ring_open(int fd, unsigned idx, unsigned role,
+		     struct lfshm_ring **out);
+/* Validate a ring config; fills default max_msg into *d. */
+int lfshm__check_config(const struct lfshm_ring_config *cfg,
+			struct lfshm__ring_desc *d);
+/* Owner words and liveness. */
+uint64_t lfshm__self_id(void);
+bool lfshm__owner_alive(uint64_t owner);
+/* Claim an exclusive role word: 0, or -EBUSY if a live owner holds it. */
+int lfshm__claim(_Atomic uint64_t *word, uint64_t self);
+/* Release a claim if (and only if) self still holds it. */
+void lfshm__unclaim(_Atomic uint64_t *word, uint64_t self);
+/* True when an owner word says: was claimed, now released or dead. */
+bool lfshm__owner_gone(uint64_t owner);
+
+/* ---- wait.c --------------------------------------------------------- */
+
+int64_t lfshm__now_ns(void);
+int64_t lfshm__deadline(int64_t timeout_ns);
+
+/*
+ * Readiness check for lfshm__ec_wait: returns 1 when the caller can go on,
+ * 0 when it must keep waiting, or a negative error.  slow is true before
+ * each sleep: that is when the check may also look at the peer's liveness
+ * (a /proc read), never on the spinning path.
+ */
+typedef int (*lfshm__ready_fn)(struct lfshm_ring *r, uint32_t arg, bool slow);
+
+/* Spin (r->spin_ns), then sleep on the event-count word ec until ready()
+ * says so, the deadline passes (-ETIMEDOUT; -EAGAIN if deadline == 0) or
+ * ready() fails.  Sleeps in slices of at most LFSHM__SLICE_NS so a peer that
+ * died without closing is noticed. */
+int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
+		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline);
+/* Called after a publish (release store): wake sleepers on ec if any
+ * announced themselves; efd is the bridge eventfd for LFSHM__EC_EFD. */
+void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
+/* Unconditional wake-up of everyone on ec (close, recovery). */
+void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
+
+#define LFSHM__SLICE_NS 1000000000ll /* peer liveness re-check while asleep */
+#define LFSHM__DEFAULT_SPIN_NS 20000
+
+/* Spin-loop hint (x86 pause / arm yield). */
+static inline void lfshm__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline int lfshm__poison(struct lfshm_ring *r)
+{
+	r->poisoned = 1;
+	return -EBADMSG;
+}
+
+#endif /* LFSHM_INTERNAL_H */

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Public data-path entry points: thin dispatch to the ring kind's
+ * operations, and the copying / batch / blocking conveniences built on
+ * them once for every kind.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+LFSHM__EXPORT int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len,
+				     void **buf)
+{
+	return r->ops->reserve(r, len, buf);
+}
+
+LFSHM__EXPORT int lfshm_ring_commit(struct lfshm_ring *r, void *buf)
+{
+	/* commit the whole reservation, type 0, publish now */
+	return r->ops->commit(r, buf, r->p_resv_on ? r->p_resv_len : 0, 0, 0);
+}
+
+LFSHM__EXPORT int lfshm_ring_commit_ex(struct lfshm_ring *r, void *buf,
+				       uint32_t len, uint32_t type,
+				       unsigned flags)
+{
+	return r->ops->commit(r, buf, len, type, flags);
+}
+
+LFSHM__EXPORT int lfshm_ring_abort(struct lfshm_ring *r, void *buf)
+{
+	return r->ops->abort(r, buf);
+}
+
+LFSHM__EXPORT int lfshm_ring_flush(struct lfshm_ring *r)
+{
+	return r->ops->flush(r);
+}
+
+LFSHM__EXPORT int lfshm_ring_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	return r->ops->peek(r, m);
+}
+
+LFSHM__EXPORT int lfshm_ring_release(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	return r->ops->release(r, m);
+}
+
+LFSHM__EXPORT int lfshm_ring_wait_data(struct lfshm_ring *r, int64_t timeout_ns)
+{
+	return r->ops->wait_data(r, lfshm__deadline(timeout_ns));
+}
+
+LFSHM__EXPORT int lfshm_ring_wait_space(struct lfshm_ring *r, uint32_t len,
+					int64_t timeout_ns)
+{
+	return r->ops->wait_space(r, len, lfshm__deadline(timeout_ns));
+}
+
+/* reserve, waiting for room up to timeout_ns; the deadline is computed
+ * only when the ring is actually full (no clock read on the fast path) */
+static int reserve_wait(struct lfshm_ring *r, uint32_t len, void **buf,
+			int64_t timeout_ns)
+{
+	int64_t deadline = 0;
+	int rc;
+
+	while ((rc = r->ops->reserve(r, len, buf)) == -EAGAIN && timeout_ns) {
+		if (!deadline)
+			deadline = lfshm__deadline(timeout_ns);
+		rc = r->ops->wait_space(r, len, deadline);
+		if (rc)
+			return rc;
+	}
+	return rc;
+}
+
+static int peek_wait(struct lfshm_ring *r, struct lfshm_msg *m,
+		     int64_t timeout_ns)
+{
+	int64_t deadline = 0;
+	int rc;
+
+	while ((rc = r->ops->peek(r, m)) == -EAGAIN && timeout_ns) {
+		if (!deadline)
+			deadline = lfshm__deadline(timeout_ns);
+		rc = r->ops->wait_data(r, deadline);
+		if (rc)
+			return rc;
+	}
+	return rc;
+}
+
+LFSHM__EXPORT int lfshm_ring_send(struct lfshm_ring *r, const void *data,
+				  uint32_t len, int64_t timeout_ns)
+{
+	void *buf;
+	int rc;
+
+	if (!data && len)
+		return -EINVAL;
+	rc = reserve_wait(r, len, &buf, timeout_ns);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(buf, data, len);
+	return r->ops->commit(r, buf, len, 0, 0);
+}
+
+LFSHM__EXPORT long lfshm_ring_recv(struct lfshm_ring *r, void *buf,
+				   uint32_t cap, int64_t timeout_ns)
+{
+	struct lfshm_msg m;
+	int rc;
+
+	if (!buf && cap)
+		return -EINVAL;
+	rc = peek_wait(r, &m, timeout_ns);
+	if (rc)
+		return rc;
+	if (m.len > cap) {
+		r->ops->unpeek(r, &m); /* leave it for a bigger buffer */
+		return -EMSGSIZE;
+	}
+	if (m.len)
+		memcpy(buf, m.data, m.len);
+	rc = r->ops->release(r, &m);
+	return rc ? rc : (long)m.len;
+}
+
+LFSHM__EXPORT int lfshm_ring_send_batch(struct lfshm_ring *r,
+					const struct lfshm_iov *msgs,
+					unsigned n, int64_t timeout_ns)
+{
+	unsigned i;
+	void *buf;
+	int rc = 0;
+
+	if (!msgs || n == 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!msgs[i].data && msgs[i].len) {
+			rc = -EINVAL;
+			break;
+		}
+		/* wait only for the first: burst semantics */
+		rc = i ? r->ops->reserve(r, msgs[i].len, &buf) :
+			 reserve_wait(r, msgs[i].len, &buf, timeout_ns);
+		if (rc)
+			break;
+		if (msgs[i].len)
+			memcpy(buf, msgs[i].data, msgs[i].len);
+		rc = r->ops->commit(r, buf, msgs[i].len, msgs[i].type,
+				    LFSHM_MORE);
+		if (rc) {
+			r->ops->abort(r, buf);
+			break;
+		}
+	}
+	if (i)
+		r->ops->flush(r); /* one publish for the whole burst */
+	return i ? (int)i : rc;
+}
+
+LFSHM__EXPORT int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn,
+				   void *arg, unsigned max)
+{
+	struct lfshm_msg m;
+	unsigned n = 0;
+	int rc = 0;
+
+	if (!fn)
+		return -EINVAL;
+	while (n < max) {
+		rc = r->ops->peek(r, &m);
+		if (rc)
+			break;
+		n++;
+		if (fn(&m, arg))
+			break;
+	}
+	if (n) {
+		r->ops->release(r, &m); /* one release for the batch */
+		return (int)n;
+	}
+	return rc == -EAGAIN ? 0 : rc;
+}
+
+LFSHM__EXPORT void lfshm_ring_set_spin(struct lfshm_ring *r, int64_t spin_ns)
+{
+	r->spin_ns = spin_ns;
+}
+
+LFSHM__EXPORT void lfshm_ring_stats(const struct lfshm_ring *r,
+				    struct lfshm_stats *st)
+{
+	*st = r->stats;
+}
+
+LFSHM__EXPORT const char *lfshm_strerror(int rc)
+{
+	switch (rc) {
+	case 0:
+		return "success";
+	case -EAGAIN:
+		return "ring full or empty";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -EMSGSIZE:
+		return "message too large";
+	case -EBADMSG:
+		return "shared region corrupt";
+	case -EPIPE:
+		return "peer closed or died";
+	case -EBUSY:
+		return "role held by another live handle";
+	case -EINVAL:
+		return "invalid argument";
+	case -EPERM:
+		return "region not sealed";
+	case -EPROTO:
+		return "region layout version mismatch";
+	case -EOPNOTSUPP:
+		return "ring kind not supported by this build";
+	default:
+		return "system error";
+	}
+}

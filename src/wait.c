@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sleeping and waking: event counts on 32-bit futex words in the region.
+ *
+ * Each direction of a ring has one event-count word (ctrl->data_ec: the
+ * consumer waits for data; ctrl->space_ec: producers wait for space).  Its
+ * low 30 bits count wake-ups, LFSHM__EC_WAITER says "a thread (or an
+ * io_uring FUTEX_WAIT) sleeps on this word", LFSHM__EC_EFD says "a bridge
+ * waits on the eventfd: write it".
+ *
+ * The handshake, for "consumer waits for data" (the space direction is the
+ * mirror image, with the consumer's head release as the publish):
+ *
+ *   waiter (lfshm__ec_wait)              waker (lfshm__ec_wake)
+ *   W1 v = fetch_or(ec, WAITER)          P1 store_release(tail)  [publish]
+ *   W2 fence(seq_cst)                    P2 fence(seq_cst)
+ *   W3 if ready(): return                P3 v = load_relaxed(ec)
+ *   W4 FUTEX_WAIT(ec, v | WAITER)        P4 if v & WAITER:
+ *                                           CAS ec -> (v + 1) & COUNT;
+ *                                           FUTEX_WAKE(ec)
+ *
+ * Lost wake-up this prevents: the waiter reads "not ready" at W3 while the
+ * waker reads "no waiter" at P3, and the waiter sleeps with data published.
+ * That is the store-buffering (store-load) pattern: W1/P1 are stores, W3/P3
+ * loads of the other location.  Acquire/release cannot order a store before
+ * a later load; the two seq_cst fences W2 and P2 can: in the single total
+ * order of seq_cst fences one comes first, so either P3 sees the WAITER bit
+ * of W1 (and wakes), or W3 sees the tail of P1 (and does not sleep).  On
+ * x86 the locked RMW at W1 already drains the store buffer, so W2 costs
+ * nothing there; P2 is the one mfence a publish pays, and only when the
+ * caller publishes (once per batch).
+ *
+ * Lost wake-up the kernel prevents: the waker's P4 may run between W3 and
+ * W4.  It changes the count bits, so FUTEX_WAIT's atomic compare of the
+ * word against v | WAITER fails with EAGAIN and the waiter loops.  The
+ * count makes the value differ even if the waiter re-arms in between
+ * (ABA on a lone bit).
+ *
+ * Words live in MAP_SHARED memory: only shared (non-private) futex ops.
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int64_t lfshm__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+int64_t lfshm__deadline(int64_t timeout_ns)
+{
+	int64_t now;
+
+	if (timeout_ns == 0)
+		return 0;
+	if (timeout_ns < 0)
+		return LFSHM__NO_DEADLINE;
+	now = lfshm__now_ns();
+	if (timeout_ns > LFSHM__NO_DEADLINE - now)
+		return LFSHM__NO_DEADLINE;
+	return now + timeout_ns;
+}
+
+/* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a wait
+ * interrupted and restarted does not stretch the timeout. */
+static int futex_wait_abs(_Atomic uint32_t *word, uint32_t expected,
+			  int64_t deadline)
+{
+	struct timespec ts, *tsp = NULL;
+	long rc;
+
+	if (deadline != LFSHM__NO_DEADLINE) {
+		ts.tv_sec = deadline / 1000000000ll;
+		ts.tv_nsec = deadline % 1000000000ll;
+		tsp = &ts;
+	}
+	rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, expected,
+		     tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+	return rc < 0 ? -errno : 0;
+}
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void efd_signal(struct lfshm_ring *r, int efd)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	if (efd < 0)
+		return;
+	/* An eventfd write fails only when the counter would overflow, which
+	 * means the reader has plenty pending already. */
+	n = write(efd, &one, sizeof(one));
+	(void)n;
+	r->stats.eventfd_writes++;
+}
+
+/* P4: bump the count and clear the waiter bits in one step, then wake
+ * whoever was announced in the old value (everyone when force). */
+static void ec_fire(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd,
+		    uint32_t v, bool force)
+{
+	/* relaxed: the futex syscall and the eventfd write order the rest */
+	while (!atomic_compare_exchange_weak_explicit(
+		ec, &v, (v + 1) & LFSHM__EC_COUNT, memory_order_relaxed,
+		memory_order_relaxed))
+		;
+	if (force || (v & LFSHM__EC_WAITER)) {
+		futex_wake(ec);
+		r->stats.futex_wakes++;
+	}
+	if (force || (v & LFSHM__EC_EFD))
+		efd_signal(r, efd);
+}
+
+void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
+{
+	uint32_t v;
+
+	/* P2: orders the caller's publish (P1) before the waiter check P3;
+	 * pairs with W2 in lfshm__ec_wait (see the comment at the top). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* P3: relaxed: the fence above supplies the ordering; the word is
+	 * only an announcement, no data is read through it. */
+	v = atomic_load_explicit(ec, memory_order_relaxed);
+	if (LFSHM__LIKELY(!(v & (LFSHM__EC_WAITER | LFSHM__EC_EFD))))
+		return;
+	ec_fire(r, ec, efd, v, false);
+}
+
+void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
+{
+	/* Unconditional (close, recovery): the fence orders the caller's
+	 * state change (role released, record repaired) before the wake,
+	 * as P2 does for a publish. */
+	atomic_thread_fence(memory_order_seq_cst);
+	ec_fire(r, ec, efd, atomic_load_explicit(ec, memory_order_relaxed),
+		true);
+}
+
+int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
+		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline)
+{
+	int64_t spin_end, now;
+	uint32_t v;
+	unsigned i;
+	int rc;
+
+	rc = ready(r, arg, false);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (deadline == 0)
+		return -EAGAIN;
+
+	/* Spin phase: re-check with a pause; look at the clock only every
+	 * 64 rounds (a vDSO call costs ~20 ns, a pause ~10-40 ns). */
+	if (r->spin_ns != 0) {
+		now = lfshm__now_ns();
+		spin_end = r->spin_ns < 0 ? deadline :
+			   (r->spin_ns > deadline - now ? deadline : now + r->spin_ns);
+		for (i = 1;; i++) {
+			lfshm__cpu_relax();
+			rc = ready(r, arg, false);
+			if (rc)
+				return rc < 0 ? rc : 0;
+			if ((i & 63) == 0) {
+				now = lfshm__now_ns();
+				if (now >= spin_end)
+					break;
+			}
+		}
+		if (deadline != LFSHM__NO_DEADLINE && now >= deadline)
+			return -ETIMEDOUT;
+	}
+
+	for (;;) {
+		int64_t slice_end;
+
+		/* W1: announce; relaxed RMW, ordered by the fence below. */
+		v = atomic_fetch_or_explicit(ec, LFSHM__EC_WAITER,
+					     memory_order_relaxed);
+		/* W2: pairs with P2 in lfshm__ec_wake: the announcement is
+		 * visible before we re-check, or we see the publish. */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* W3: re-check, including (slow) the peer's liveness */
+		rc = ready(r, arg, true);
+		if (rc)
+			return rc < 0 ? rc : 0;
+
+		now = lfshm__now_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		slice_end = deadline - now > LFSHM__SLICE_NS ?
+			    now + LFSHM__SLICE_NS : deadline;
+		/* W4: the kernel compares the word with what we announced */
+		r->stats.futex_waits++;
+		rc = futex_wait_abs(ec, v | LFSHM__EC_WAITER, slice_end);
+		if (rc && rc != -EAGAIN && rc != -EINTR && rc != -ETIMEDOUT)
+			return rc;
+	}
+}
