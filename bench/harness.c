@@ -1223,6 +1223,20 @@ static unsigned plan_rows(struct plan **p)
 	return n;
 }
 
+/* Skip notes: one line per (transport, workload, wait, reason), not per size. */
+static void note_skip(const struct row *r, const char *why)
+{
+	static char last[256];
+	char key[256];
+
+	snprintf(key, sizeof(key), "%s %s %s: %s", r->transport,
+		 workload_names[r->cfg.workload], wait_names[r->cfg.wait], why);
+	if (!strcmp(key, last))
+		return;
+	snprintf(last, sizeof(last), "%s", key);
+	fprintf(stderr, "# skip %s\n", key);
+}
+
 static const char *row_name(const struct row *r, char *buf, size_t n)
 {
 	snprintf(buf, n, "%s %s %s %llu", r->transport,
@@ -1238,7 +1252,6 @@ int bench_main(int argc, char **argv, const struct bench_transport *const *t,
 	struct plan *p;
 	int rctl = -1;
 	char name[128];
-	const char *last_skip = NULL;
 
 	O.prog = progname;
 	O.t = t;
@@ -1276,10 +1289,10 @@ int bench_main(int argc, char **argv, const struct bench_transport *const *t,
 		int rc;
 
 		row_name(r, name, sizeof(name));
-		if (!why && (skip_mask & kbit))
-			why = last_skip;
+		if (skip_mask & kbit)
+			continue; /* its kind is missing: said once already */
 		if (why) {
-			fprintf(stderr, "# skip %s: %s\n", name, why);
+			note_skip(r, why);
 			continue;
 		}
 		if (O.tty)
@@ -1288,12 +1301,10 @@ int bench_main(int argc, char **argv, const struct bench_transport *const *t,
 		if (O.tty)
 			fprintf(stderr, "\r\033[K");
 		if (rc == 1) {
-			fprintf(stderr, "# skip %s: %s\n", name, r->cl.note);
+			note_skip(r, r->cl.note);
 			/* a ring kind the library lacks: skip its other rows */
-			if (!strncmp(r->cl.note, "kind", 4)) {
+			if (!strncmp(r->cl.note, "kind", 4))
 				skip_mask |= kbit;
-				last_skip = "kind not supported (see above)";
-			}
 			continue;
 		}
 		if (rc) {

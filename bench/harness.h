@@ -81,7 +81,7 @@ struct bench_side {
 	uint64_t syscalls;  /* counted by the transport (0: not countable) */
 	uint64_t rss_kib;   /* resident set of the process at the end */
 	uint64_t shm_bytes; /* shared memory / kernel buffer per connection */
-	char note[64];      /* why a row was skipped, for the report */
+	char note[128];      /* why a row was skipped, for the report */
 };
 
 struct bench_hist;

@@ -1,0 +1,187 @@
+#!/bin/sh
+# bench/run.sh - the comparison matrix behind `make bench`.
+#
+#   sh bench/run.sh [BINDIR]           full matrix (a few minutes)
+#   sh bench/run.sh --smoke [BINDIR]   each program for a moment; checks
+#                                      that the CSV is well formed
+#
+# BINDIR defaults to build/release/bench.  Environment:
+#   BENCH_OUT      results directory (default bench/results)
+#   BENCH_SECONDS  time budget per row (default 0.25)
+#   BENCH_SIZES    message sizes (default 64,1k,4k,8k,64k,128k,1m)
+#
+# Writes $BENCH_OUT/{floor,uds,lfshm,mutex}.csv (raw rows), bench.csv (all
+# of them), summary.csv (plus ratio columns), cdf/*.dat (latency CDFs),
+# rtt.{png,svg}, cdf-4k.{png,svg}, stream.{png,svg}; prints the summary
+# table on stdout.  The run context of each program goes to stderr.
+set -eu
+
+smoke=0
+if [ "${1:-}" = "--smoke" ]; then
+	smoke=1
+	shift
+fi
+bin=${1:-build/release/bench}
+here=$(dirname "$0")
+need="transport,workload,wait,size,ops,p50_ns,p95_ns,p99_ns,p999_ns,max_ns"
+
+# check_csv FILE: header has the required columns, every row has as many
+# fields as the header, at least one row.
+check_csv() {
+	awk -F, -v need="$need" -v f="$1" '
+	NR == 1 {
+		nf = NF
+		for (i = 1; i <= NF; i++)
+			h[$i] = 1
+		n = split(need ",ops_per_s,mib_per_s,cpu_ns_per_msg", req, ",")
+		for (i = 1; i <= n; i++)
+			if (!(req[i] in h)) {
+				print f ": header lacks " req[i] > "/dev/stderr"
+				bad = 1
+			}
+		next
+	}
+	NF != nf { print f ":" NR ": " NF " fields, header has " nf > "/dev/stderr"; bad = 1 }
+	$4 !~ /^[0-9]+$/ || $12 !~ /^[0-9.]+$/ { print f ":" NR ": bad number" > "/dev/stderr"; bad = 1 }
+	END {
+		if (NR < 2) { print f ": no rows" > "/dev/stderr"; bad = 1 }
+		exit bad
+	}' "$1"
+}
+
+if [ "$smoke" = 1 ]; then
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	common="--sizes=64,4k --iters=200 --warmup=20 --seconds=0.05 --format=csv --quiet"
+	"$bin/floor" $common > "$tmp/floor.csv"
+	"$bin/uds" $common > "$tmp/uds.csv"
+	"$bin/lfshm" $common --kind=spsc,mpsc > "$tmp/lfshm.csv"
+	"$bin/lfshm" $common --sizes=64 --same-process > "$tmp/lfshm-threads.csv"
+	"$bin/mutex" $common > "$tmp/mutex.csv" 2> "$tmp/mutex.err" || {
+		cat "$tmp/mutex.err" >&2; exit 1; }
+	# two "terminals": a server on a socket, a client driving it
+	# (its first stderr line, read through a fifo, says it is listening)
+	mkfifo "$tmp/ready"
+	"$bin/lfshm" --server="$tmp/sock" --quiet 2> "$tmp/ready" &
+	spid=$!
+	read -r line < "$tmp/ready"
+	case "$line" in *serving*) ;; *) echo "server: $line" >&2; exit 1 ;; esac
+	"$bin/lfshm" --client="$tmp/sock" $common --sizes=64 --wait=block \
+		> "$tmp/lfshm-remote.csv"
+	kill "$spid"
+	wait "$spid" 2>/dev/null || true
+	for f in floor uds lfshm lfshm-threads lfshm-remote; do
+		check_csv "$tmp/$f.csv"
+	done
+	# the mutex kind may not exist yet: then it reports skips, no rows
+	if [ "$(wc -l < "$tmp/mutex.csv")" -gt 1 ]; then
+		check_csv "$tmp/mutex.csv"
+	else
+		grep -q "skip" "$tmp/mutex.err"
+	fi
+	rows=$(cat "$tmp"/*.csv | grep -vc '^transport,')
+	echo "bench-smoke: $rows rows, CSV well formed"
+	exit 0
+fi
+
+out=${BENCH_OUT:-bench/results}
+secs=${BENCH_SECONDS:-0.25}
+sizes=${BENCH_SIZES:-64,1k,4k,8k,64k,128k,1m}
+mkdir -p "$out/cdf"
+rm -f "$out"/cdf/*.dat
+opts="--sizes=$sizes --seconds=$secs --format=csv --cdf-dir=$out/cdf"
+start=$(date +%s)
+
+# Floors first, then the transports: one run, same pinning, same machine
+# state.  ck_ring only at small sizes (it is the 64 B streaming reference).
+"$bin/floor" $opts --transport=floor-spin,floor-futex,memcpy > "$out/floor.csv"
+"$bin/floor" $opts --quiet --transport=ck_ring --sizes=64,4k --no-header \
+	>> "$out/floor.csv"
+"$bin/uds" $opts --quiet > "$out/uds.csv"
+"$bin/lfshm" $opts --quiet --kind=spsc,mpsc > "$out/lfshm.csv"
+"$bin/mutex" $opts --quiet > "$out/mutex.csv"
+
+{
+	head -n 1 "$out/floor.csv"
+	for f in floor uds lfshm mutex; do
+		tail -n +2 "$out/$f.csv"
+	done
+} > "$out/bench.csv"
+for f in floor uds lfshm; do
+	check_csv "$out/$f.csv"
+done
+
+awk -f "$here/report.awk" -v csv="$out/summary.csv" "$out/bench.csv"
+
+# ---- plots ------------------------------------------------------------
+mkdir -p "$out/plot"
+rm -f "$out"/plot/*.dat
+awk -F, -v dir="$out/plot" '
+NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+$c["p50_ns"] != "" && $c["workload"] == "pingpong" {
+	f = dir "/rtt-" $c["transport"] "-" $c["wait"] ".dat"
+	print $c["size"], $c["p50_ns"] / 1000, $c["p99_ns"] / 1000 > f
+}
+$c["workload"] == "stream" {
+	f = dir "/stream-" $c["transport"] "-" $c["wait"] ".dat"
+	print $c["size"], $c["mib_per_s"] > f
+}' "$out/bench.csv"
+
+plot_list() { # prefix -> gnuplot plot clauses
+	first=1
+	for f in "$out"/plot/"$1"-*.dat; do
+		[ -e "$f" ] || continue
+		t=$(basename "$f" .dat)
+		t=${t#"$1"-}
+		[ $first = 1 ] || printf ', '
+		printf '"%s" using 1:2 with linespoints title "%s"' "$f" "$t"
+		first=0
+	done
+}
+cdf_list() {
+	first=1
+	for f in "$out"/cdf/cdf-*-pingpong-*-4096.dat; do
+		[ -e "$f" ] || continue
+		t=$(basename "$f" .dat)
+		t=${t#cdf-}
+		t=${t%-4096}
+		t=$(echo "$t" | sed 's/-pingpong//')
+		[ $first = 1 ] || printf ', '
+		printf '"%s" using 1:2 with steps title "%s"' "$f" "$t"
+		first=0
+	done
+}
+rtt=$(plot_list rtt)
+stream=$(plot_list stream)
+cdf=$(cdf_list)
+if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
+	for term in "pngcairo size 1100,700" "svg size 1100,700"; do
+		ext=${term%% *}
+		ext=${ext#png}
+		[ "$ext" = "cairo" ] && ext=png
+		gnuplot <<-EOF
+		set terminal $term
+		set key outside right
+		set grid
+		set logscale xy
+		set xlabel "message size (bytes)"
+		set output "$out/rtt.$ext"
+		set title "round trip p50 vs message size (two processes, pinned)"
+		set ylabel "round trip p50 (us)"
+		plot $rtt
+		set output "$out/stream.$ext"
+		set title "one-way streaming throughput"
+		set ylabel "MiB/s"
+		plot $stream
+		set output "$out/cdf-4k.$ext"
+		set title "round-trip latency CDF at 4 KiB"
+		unset logscale y
+		set xlabel "round trip (ns)"
+		set ylabel "fraction of round trips"
+		set yrange [0:1]
+		plot $cdf
+		EOF
+	done
+	echo "plots: $out/rtt.{png,svg} $out/stream.{png,svg} $out/cdf-4k.{png,svg}"
+fi
+echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
