@@ -19,11 +19,15 @@ BENCH_VERSIONS = liburing $(shell pkg-config --modversion liburing 2>/dev/null),
 BENCH_DEFS = -DBENCH_VERSIONS='"$(strip $(BENCH_VERSIONS))"' \
 	     -DBENCH_CFLAGS='"$(strip $(OPT) $(SANFL))"'
 
-# The io_uring wait of lfshm (issue 3): enabled when bench/lfshm.c compiles
-# against the header with it, so a missing or changed API skips the mode
-# instead of breaking the build.
-BENCH_RING_URING = $(shell $(CC) $(CFLAGS) -DBENCH_RING_URING -fsyntax-only \
-	bench/lfshm.c >/dev/null 2>&1 && echo -DBENCH_RING_URING)
+# The io_uring wait of lfshm (issue 3): enabled when the library defines
+# lfshm_ring_arm and lfshm_ring_prep_wait and bench/lfshm.c compiles against
+# the header with them, so a missing or changed API skips the mode instead
+# of breaking the build.  (Evaluated in the recipe, after $(LIB_A) is built.)
+BENCH_RING_URING = $(shell nm -g --defined-only $(LIB_A) 2>/dev/null | \
+	grep -q ' T lfshm_ring_prep_wait$$' && \
+	nm -g --defined-only $(LIB_A) | grep -q ' T lfshm_ring_arm$$' && \
+	$(CC) $(CFLAGS) -DBENCH_RING_URING -fsyntax-only bench/lfshm.c \
+	>/dev/null 2>&1 && echo -DBENCH_RING_URING)
 
 BENCH_HDRS := bench/harness.h include/lfshm.h
 
@@ -31,11 +35,11 @@ $(BENCH_DIR)/%.o: bench/%.c $(BENCH_HDRS) | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) -c $< -o $@
 
-$(BENCH_DIR)/lfshm.o: bench/lfshm.c $(BENCH_HDRS) | deps-quiet
+$(BENCH_DIR)/lfshm.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) $(BENCH_RING_URING) -c $< -o $@
 
-$(BENCH_DIR)/mutex.o: bench/lfshm.c $(BENCH_HDRS) | deps-quiet
+$(BENCH_DIR)/mutex.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) $(BENCH_RING_URING) \
 		-DBENCH_PROG_MUTEX -c $< -o $@

@@ -577,7 +577,7 @@ static void read_line(const char *path, const char *key, char *out, size_t n)
 static void print_context(void)
 {
 	struct utsname u;
-	char model[128], cs[64];
+	char model[128], cs[64], load[64];
 
 	if (O.quiet)
 		return;
@@ -585,9 +585,10 @@ static void print_context(void)
 	read_line("/proc/cpuinfo", "model name", model, sizeof(model));
 	read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource",
 		  NULL, cs, sizeof(cs));
-	fprintf(stderr, "# %s: %s %s %s, %ld online CPUs: %s, clocksource %s\n",
-		O.prog, u.sysname, u.release, u.machine,
-		sysconf(_SC_NPROCESSORS_ONLN), model, cs);
+	read_line("/proc/loadavg", NULL, load, sizeof(load));
+	fprintf(stderr, "# %s: %s %s %s, %ld online CPUs: %s, clocksource %s, "
+		"loadavg %s\n", O.prog, u.sysname, u.release, u.machine,
+		sysconf(_SC_NPROCESSORS_ONLN), model, cs, load);
 	if (O.pin)
 		fprintf(stderr, "# pinning: client CPU %d, server CPU %d (%s)\n",
 			O.cpus[0], O.cpus[1], mode_names[O.mode]);

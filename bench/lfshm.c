@@ -259,6 +259,7 @@ static int lf_uring_wait(struct lf_side *s)
 #else
 static int lf_uring_wait(struct lf_side *s)
 {
+	(void)s;
 	return -EOPNOTSUPP;
 }
 #endif

@@ -3,8 +3,10 @@
 #   awk -f bench/report.awk -v csv=OUT.csv bench.csv
 #
 # x_floor  how many times the floor of the same run this row costs:
-#          ping-pong: p50 / p50 of floor-spin (spin waits) or floor-futex
-#          (block, adaptive, uring) at the same size; stream: memcpy MiB/s
+#          ping-pong: p50 / p50 of floor-spin (spin and adaptive: the
+#          adaptive target is "within 2x of the spin floor" when the peer
+#          answers inside the spin window) or floor-futex (block, uring)
+#          at the same size; stream: memcpy MiB/s
 #          at the same size / this row's MiB/s.
 # uds_x    speed-up over bench/uds with the io_uring wait (the reference):
 #          ping-pong: uds p50 / this p50; stream: this ops/s / uds ops/s.
@@ -62,7 +64,7 @@ END {
 		t = v[i, "transport"]; w = v[i, "workload"]; wt = v[i, "wait"]
 		s = v[i, "size"]; key = w SUBSEP s
 		if (w == "pingpong") {
-			fl = wt == "spin" ? fspin[s] : ffutex[s]
+			fl = (wt == "spin" || wt == "adaptive") ? fspin[s] : ffutex[s]
 			xf = ratio(v[i, "p50_ns"], fl)
 			xu = ratio(uds_p50[key], v[i, "p50_ns"])
 		} else {
