@@ -162,9 +162,9 @@ static int io_all(struct uds_side *s, int out, unsigned char *p, size_t n,
 }
 
 /*
- * Send slen bytes and receive rlen bytes with both operations in flight,
- * resubmitting the rest after a partial transfer.  One io_uring_enter per
- * round.  Returns 0, 1 when the peer closed (end of stream on receive;
+ * Send slen bytes and receive rlen bytes with both operations in flight
+ * (MSG_WAITALL: the kernel retries short transfers itself), resubmitting
+ * the rest after a short completion anyway.  One io_uring_enter per round.  Returns 0, 1 when the peer closed (end of stream on receive;
  * the send, if any, has completed), or -errno.
  */
 static int ring_xfer(struct uds_side *s, const unsigned char *sbuf,
@@ -182,17 +182,21 @@ static int ring_xfer(struct uds_side *s, const unsigned char *sbuf,
 		if (!eof && !err && !sfly && sent < slen) {
 			sqe = io_uring_get_sqe(&s->ring);
 			io_uring_prep_send(sqe, s->fd, sbuf + sent, slen - sent,
-					   MSG_NOSIGNAL);
+					   MSG_NOSIGNAL | MSG_WAITALL);
 			sqe->user_data = 1;
 			sfly = 1;
 		}
 		if (!eof && !err && !rfly && got < rlen) {
 			sqe = io_uring_get_sqe(&s->ring);
-			io_uring_prep_recv(sqe, s->fd, rbuf + got, rlen - got, 0);
+			io_uring_prep_recv(sqe, s->fd, rbuf + got, rlen - got,
+					   MSG_WAITALL);
 			sqe->user_data = 2;
 			rfly = 1;
 		}
-		rc = io_uring_submit_and_wait(&s->ring, 1);
+		/* wait for both: with MSG_WAITALL each completes whole (the
+		 * loop still handles a short one), so a round is one enter */
+		rc = io_uring_submit_and_wait(&s->ring,
+					      (unsigned)(sfly + rfly));
 		s->sys++;
 		if (rc < 0 && rc != -EINTR)
 			return rc;
