@@ -247,6 +247,190 @@ int lfshm_recv_fds(int sock, int *fds, unsigned max_fds, void *buf,
 /* A string for a return code of this library ("ring full", ...). */
 const char *lfshm_strerror(int rc);
 
+/* ==== Event-loop bridge (src/bridge.c) ==================================
+ *
+ * A ring as one more source in a single-threaded event loop, next to
+ * sockets and timers, without a helper thread and without losing a
+ * wake-up.  The loop drains the ring until it is empty, then:
+ *
+ *   io_uring:  if (lfshm_ring_arm(r) == 0) {      // 1: data came, drain
+ *                      sqe = io_uring_get_sqe(ring);
+ *                      lfshm_ring_prep_wait(r, sqe);
+ *                      io_uring_sqe_set_data(sqe, ...); submit; }
+ *              ... on that CQE (any result): drain again.
+ *   epoll:     fd = lfshm_ring_eventfd(r), registered once for EPOLLIN;
+ *              before epoll_wait: if (lfshm_ring_arm(r) == 1) drain;
+ *              when fd is readable: read 8 bytes from it, drain.
+ *
+ * Two ways to sleep, chosen per handle at run time:
+ *   LFSHM_WAIT_FUTEX    io_uring's IORING_OP_FUTEX_WAIT (Linux 6.7+) on the
+ *                       ring's shared futex word: the producer only does its
+ *                       usual FUTEX_WAKE; no eventfd is written.  For epoll,
+ *                       lfshm_ring_eventfd() is then a process-local eventfd
+ *                       fed by a private io_uring holding that futex wait.
+ *   LFSHM_WAIT_EVENTFD  the ring's bridge eventfd, created with the ring and
+ *                       shared with the peer; the producer writes it once
+ *                       per sleep, only while a consumer is armed.  Every
+ *                       producer handle must then have the eventfds: attach
+ *                       with lfshm_ring_attach_fds() (a handle without them
+ *                       cannot wake an eventfd sleeper).
+ * LFSHM_WAIT_AUTO (default) is FUTEX where the kernel's io_uring probe has
+ * the futex opcodes, unless the ring was created with
+ * LFSHM_CFG_FORCE_EVENTFD; then EVENTFD.
+ *
+ * The arm/prep_wait/eventfd calls are for one thread of the handle's
+ * owner (same contract as the data path).  A producer waits for room the
+ * same way with lfshm_ring_arm_space() and the same prep_wait/eventfd.
+ * An armed sleep has no timeout and does not notice a peer that died
+ * without closing: link an IORING_OP_LINK_TIMEOUT, or use a channel, whose
+ * socket reports the peer's death (lfshm_chan_fd()).
+ */
+struct io_uring_sqe; /* <liburing.h>; not needed to use the rest */
+
+#define LFSHM_WAIT_AUTO    0u
+#define LFSHM_WAIT_FUTEX   1u
+#define LFSHM_WAIT_EVENTFD 2u
+
+/*
+ * lfshm_ring_attach_fds - lfshm_ring_attach() plus the ring's bridge
+ * eventfds (efds[0]: data, efds[1]: space, as lfshm_ring_bridge_fds()
+ * returns them), duplicated.  nefd 0 is lfshm_ring_attach().
+ * Returns as lfshm_ring_attach(), and -EINVAL when an fd is not an eventfd
+ * or nefd is not 0 or 2.
+ */
+int lfshm_ring_attach_fds(int fd, const int *efds, unsigned nefd,
+			  unsigned role, struct lfshm_ring **out);
+
+/* The handle's bridge eventfds (owned by the handle), to pass along with
+ * lfshm_ring_fd().  Returns 2, or 0 when the ring has none (created with
+ * LFSHM_CFG_NO_EVENTFD or attached without them). */
+int lfshm_ring_bridge_fds(const struct lfshm_ring *r, int efds[2]);
+
+/*
+ * lfshm_ring_set_wait_mode - choose LFSHM_WAIT_AUTO/FUTEX/EVENTFD for this
+ * handle's event-loop waits (not while a wait is in flight).
+ * Returns 0, -EOPNOTSUPP (FUTEX: the kernel lacks io_uring futex ops;
+ * EVENTFD: the handle has no bridge eventfds), -EINVAL.
+ */
+int lfshm_ring_set_wait_mode(struct lfshm_ring *r, unsigned mode);
+/* The mode AUTO resolves to for this handle (LFSHM_WAIT_FUTEX/EVENTFD), or
+ * -EOPNOTSUPP when neither is available. */
+int lfshm_ring_wait_mode(struct lfshm_ring *r);
+/* 1 when this kernel's io_uring has IORING_OP_FUTEX_WAIT, else 0 (probed
+ * once per process). */
+int lfshm_futex_uring_supported(void);
+
+/*
+ * lfshm_ring_arm - consumer: announce a sleep in the event loop, then
+ * re-check.  Returns 1 when a message (or the end: peek says -EPIPE) is
+ * already there: do not sleep, drain.  Returns 0 when armed: the next
+ * publish wakes the prepared SQE / makes lfshm_ring_eventfd() readable.
+ * -EBADMSG, -EINVAL (not the consumer), -EOPNOTSUPP (no wait mode), or
+ * -errno (private io_uring for lfshm_ring_eventfd()).  Cheap when it
+ * returns 1; a spurious wake-up afterwards is possible and harmless.
+ */
+int lfshm_ring_arm(struct lfshm_ring *r);
+/* lfshm_ring_arm for a producer waiting for room for a len-byte message:
+ * 1 when there is room (or the consumer is gone: reserve says -EPIPE),
+ * 0 armed, -EMSGSIZE, -EINVAL (not a producer), -EBADMSG, -EOPNOTSUPP. */
+int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len);
+
+/*
+ * lfshm_ring_prep_wait - fill sqe with the wait that completes when the
+ * ring armed by the last lfshm_ring_arm*() call returning 0 becomes ready:
+ * an IORING_OP_FUTEX_WAIT on the ring's futex word (FUTEX mode) or an
+ * 8-byte IORING_OP_READ of the bridge eventfd into the handle (EVENTFD
+ * mode).  Every field but user_data is set.  Any completion result
+ * (0, -EAGAIN: the word moved, -ECANCELED, ...) means "look again".
+ * The handle must stay open until that CQE arrived.
+ * Returns 0, -EINVAL (NULL, or not armed).
+ */
+int lfshm_ring_prep_wait(struct lfshm_ring *r, struct io_uring_sqe *sqe);
+
+/*
+ * lfshm_ring_eventfd - an fd for poll/epoll that turns readable when the
+ * handle's armed wait is satisfied (consumer: data; producer: room).  In
+ * EVENTFD mode it is the shared bridge eventfd; in FUTEX mode a
+ * process-local eventfd fed by a private io_uring (created on the first
+ * call; each lfshm_ring_arm() returning 0 then costs one io_uring_enter
+ * unless that ring's futex wait is still pending).  Read 8 bytes from it
+ * when it polls readable (it is non-blocking).  Owned by the handle.
+ * Returns the fd or -errno / -EOPNOTSUPP.
+ */
+int lfshm_ring_eventfd(struct lfshm_ring *r);
+
+/* ==== Channels and handshake (src/chan.c) ===============================
+ *
+ * A duplex channel: two SPSC rings in one region, one each way, set up over
+ * a Unix stream socket.  The server (lfshm_listen/lfshm_accept) creates
+ * the region and passes the memfd and bridge eventfds with SCM_RIGHTS; it
+ * checks the peer with SO_PEERCRED (same effective uid by default).  The
+ * connection socket stays open as the liveness signal: when the peer dies
+ * or closes, lfshm_chan_fd() polls POLLHUP/POLLIN (EOF) and
+ * lfshm_chan_check() returns -EPIPE; closing the channel frees the region.
+ * A channel is used by one thread at a time per side.
+ */
+struct lfshm_listener; /* opaque */
+struct lfshm_chan;     /* opaque */
+
+/* Peer check: return 0 to accept, non-zero to reject the peer. */
+typedef int (*lfshm_peer_fn)(pid_t pid, uid_t uid, gid_t gid, void *arg);
+
+struct lfshm_listen_config {
+	uint64_t capacity; /* each direction; 0: 64 KiB */
+	uint32_t max_msg;  /* 0: default of the ring */
+	uint32_t flags;    /* LFSHM_CFG_* for both rings */
+	unsigned mode;     /* socket file mode; 0: 0600 */
+	int backlog;       /* 0: 64 */
+	lfshm_peer_fn peer_ok; /* NULL: same effective uid as the server */
+	void *peer_arg;
+};
+
+/*
+ * lfshm_listen - bind and listen on a Unix socket at path (an existing
+ * socket file there is replaced), created with cfg->mode.  cfg may be NULL.
+ * Returns 0, -EINVAL, -ENAMETOOLONG, or -errno.
+ */
+int lfshm_listen(const char *path, const struct lfshm_listen_config *cfg,
+		 struct lfshm_listener **out);
+/* The listening socket (non-blocking), readable when a client waits. */
+int lfshm_listener_fd(const struct lfshm_listener *l);
+/* Close the socket and unlink the path.  NULL is accepted. */
+void lfshm_listener_close(struct lfshm_listener *l);
+
+/*
+ * lfshm_accept - take one waiting connection and set up its channel.
+ * Never blocks on the client (a client that connects and then hangs cannot
+ * stall the server).  Returns 0, -EAGAIN (nobody waiting), -EACCES (peer
+ * rejected: the connection was refused and closed), -ECONNABORTED (the
+ * client left during the handshake), or -errno.
+ */
+int lfshm_accept(struct lfshm_listener *l, struct lfshm_chan **out);
+
+/*
+ * lfshm_connect - connect to a listener and attach the channel it offers.
+ * timeout_ns < 0 waits forever for the server's answer.  Returns 0,
+ * -EACCES (the server rejected us), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
+ * (not an lfshm server), an attach error (-EBADMSG, -EPERM, ...), -errno.
+ */
+int lfshm_connect(const char *path, int64_t timeout_ns,
+		  struct lfshm_chan **out);
+
+/* The rings of a channel: tx (this side produces) and rx (consumes). */
+struct lfshm_ring *lfshm_chan_tx(const struct lfshm_chan *c);
+struct lfshm_ring *lfshm_chan_rx(const struct lfshm_chan *c);
+/* The connection socket (liveness only; do not read or write it). */
+int lfshm_chan_fd(const struct lfshm_chan *c);
+/* Credentials of the peer as seen at connect/accept. */
+void lfshm_chan_peer(const struct lfshm_chan *c, pid_t *pid, uid_t *uid,
+		     gid_t *gid);
+/* 0 while the peer is connected, -EPIPE once it closed or died (one
+ * non-blocking poll of the socket). */
+int lfshm_chan_check(struct lfshm_chan *c);
+/* Close both rings and the socket; the region is freed when the peer has
+ * closed too.  NULL is accepted. */
+void lfshm_chan_close(struct lfshm_chan *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -174,6 +174,7 @@ struct lfshm_ring {
 	uint64_t self_id; /* this process's owner word at claim time */
 	int pid;          /* process that opened the handle (fork check) */
 	void *kind_priv;  /* per-kind process-local extras */
+	struct lfshm__bridge *bridge; /* event-loop state (bridge.c), lazy */
 
 	struct lfshm_stats stats;
 };
@@ -202,7 +203,37 @@ struct lfshm__ops {
 	int (*unpeek)(struct lfshm_ring *r, const struct lfshm_msg *m);
 	int (*wait_data)(struct lfshm_ring *r, int64_t deadline);
 	int (*wait_space)(struct lfshm_ring *r, uint32_t len, int64_t deadline);
+
+	/*
+	 * Event-loop bridge hooks (src/bridge.c), optional.  A kind whose
+	 * sleepers use the event-count words data_ec / space_ec (SPSC, MPSC)
+	 * leaves them NULL and gets the generic bridge: arm sets
+	 * LFSHM__EC_WAITER (io_uring futex wait) or LFSHM__EC_EFD (producer
+	 * writes r->efd_data / r->efd_space) on the word, fences, re-checks
+	 * with peek+unpeek (data) or wait_space(r, len, 0) (space).
+	 * A kind that sleeps elsewhere (LFSHM_MUTEX: condvars) implements
+	 * both, e.g. with a helper thread that waits on the condvar and
+	 * writes an eventfd of its own:
+	 *   bridge_fd(r, dir): the fd (owned by the handle or the kind) that
+	 *     bridge_arm makes readable; stable for the handle's life.
+	 *     Returns the fd or -errno.
+	 *   bridge_arm(r, dir, len): the caller is about to sleep in its
+	 *     loop (dir LFSHM__DIR_DATA: consumer; LFSHM__DIR_SPACE: producer
+	 *     waiting for room for a len-byte message).  Return 1 when ready
+	 *     now (or the peer is gone, so that the next peek/reserve reports
+	 *     it), 0 when armed: bridge_fd(r, dir) is then written (counter
+	 *     made > 0) at least once after the handle becomes ready, or
+	 *     -errno.  The event loop reads (clears) the fd itself; spurious
+	 *     readiness is allowed.  Must not block for long.
+	 * Whatever they start is stopped by the kind's close().
+	 */
+	int (*bridge_fd)(struct lfshm_ring *r, unsigned dir);
+	int (*bridge_arm)(struct lfshm_ring *r, unsigned dir, uint32_t len);
 };
+
+/* Directions of a bridge wait (struct lfshm__ops bridge hooks). */
+#define LFSHM__DIR_DATA  0u /* consumer waits for a message */
+#define LFSHM__DIR_SPACE 1u /* producer waits for room */
 
 extern const struct lfshm__ops lfshm__spsc_ops;
 /* Provided by src/mpsc.c and src/mutex_ring.c when those kinds land;
@@ -256,6 +287,17 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
 /* Unconditional wake-up of everyone on ec (close, recovery). */
 void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
+
+/* ---- bridge.c ------------------------------------------------------- */
+
+/* Create the two bridge eventfds of a new ring (non-blocking, close-on-
+ * exec) into efds[0] (data) and efds[1] (space).  0 or -errno. */
+int lfshm__bridge_make_efds(int efds[2]);
+/* Validate and duplicate a peer's bridge eventfds into r->efd_data/space.
+ * 0, -EINVAL (not eventfds), or -errno. */
+int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2]);
+/* Free r->bridge (private io_uring, local eventfd); lfshm_ring_close. */
+void lfshm__bridge_free(struct lfshm_ring *r);
 
 #define LFSHM__SLICE_NS 1000000000ll /* peer liveness re-check while asleep */
 #define LFSHM__DEFAULT_SPIN_NS 20000

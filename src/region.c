@@ -294,6 +294,19 @@ LFSHM__EXPORT int lfshm_ring_create(const struct lfshm_ring_config *cfg,
 	munmap(map, size);
 	rc = lfshm__ring_open(fd, 0, role, out);
 	close(fd);
+	if (rc == 0 && !(cfg->flags & LFSHM_CFG_NO_EVENTFD)) {
+		int efds[2];
+
+		/* the event-loop bridge's eventfds travel with the memfd */
+		rc = lfshm__bridge_make_efds(efds);
+		if (rc) {
+			lfshm_ring_close(*out);
+			*out = NULL;
+			return rc;
+		}
+		(*out)->efd_data = efds[0];
+		(*out)->efd_space = efds[1];
+	}
 	return rc;
 }
 
@@ -312,6 +325,7 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 {
 	if (!r)
 		return;
+	lfshm__bridge_free(r); /* cancels a private io_uring futex wait */
 	/* A copy inherited across fork() only unmaps: flushing or releasing
 	 * from the child would publish the parent's private positions. */
 	if (r->pid == (int)getpid())

@@ -1,0 +1,492 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Event-loop bridge: a ring as one more source of an io_uring or epoll
+ * loop, without a helper thread and without losing a wake-up.
+ *
+ * The sleeper side of the event-count handshake of wait.c (W1-W4) is split
+ * between the library and the caller's loop:
+ *
+ *   lfshm_ring_arm()                     producer (lfshm__ec_wake)
+ *   W1 v = fetch_or(ec, bit)             P1 store_release(tail)
+ *   W2 fence(seq_cst)                    P2 fence(seq_cst)
+ *   W3 re-check (peek + unpeek)          P3 v = load_relaxed(ec)
+ *   -> 1: ready, do not sleep            P4 if v & WAITER: FUTEX_WAKE
+ *   -> 0: armed with val = v | bit          if v & EFD: write(eventfd)
+ *   W4 in the caller's loop: the SQE of lfshm_ring_prep_wait(), or
+ *      epoll on lfshm_ring_eventfd()
+ *
+ * bit is LFSHM__EC_WAITER in FUTEX mode: W4 is an IORING_OP_FUTEX_WAIT on
+ * (ec, val), which the kernel compares atomically with the word, exactly as
+ * the FUTEX_WAIT of a thread (a wake between W3 and W4 changed the count
+ * bits: the SQE completes at once with -EAGAIN).  In EVENTFD mode bit is
+ * LFSHM__EC_EFD and W4 is a read of the bridge eventfd; a write that
+ * happens between W3 and W4 stays in the eventfd's counter, so it is not
+ * lost either.  The W2/P2 fence pair is the one of wait.c: either P3 sees
+ * the bit of W1 or W3 sees the tail of P1.
+ *
+ * For epoll in FUTEX mode the wait is handed to a private io_uring with a
+ * process-local eventfd registered (io_uring_register_eventfd): every CQE
+ * of that ring makes the eventfd readable.  At most one futex wait is in
+ * flight there: while it has not completed no FUTEX_WAKE has reached it,
+ * so the word still holds its count and our WAITER bit, which is what a
+ * new arm would wait for too (a wake racing with the arm completes the old
+ * SQE, whose CQE then signals the eventfd).
+ *
+ * Kinds that do not sleep on the event-count words (LFSHM_MUTEX) provide
+ * the bridge_fd / bridge_arm hooks of struct lfshm__ops instead; the wait
+ * is then always an eventfd read.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "internal.h"
+
+/* io_uring futex ops (Linux 6.7); liburing 2.3's headers stop before. */
+#define LFSHM__IORING_OP_FUTEX_WAIT 51
+#define LFSHM__FUTEX2_SIZE_U32 0x02u /* no FUTEX2_PRIVATE (0x80): shared */
+
+struct lfshm__bridge {
+	unsigned mode;       /* LFSHM_WAIT_* asked for */
+	int armed;           /* the last arm returned 0 */
+	unsigned how;        /* mode of that arm: FUTEX or EVENTFD */
+	_Atomic uint32_t *word; /* FUTEX: the event-count word ... */
+	uint32_t val;        /* ... and the value announced at W1 */
+	int efd;             /* EVENTFD: the fd the SQE reads */
+	uint64_t efd_buf;    /* target of that read (kernel writes it) */
+	/* epoll feed in FUTEX mode */
+	int have_priv;
+	int local_efd;
+	unsigned pending;    /* futex waits in flight in priv */
+	struct io_uring priv;
+};
+
+/* ---- eventfds ------------------------------------------------------- */
+
+int lfshm__bridge_make_efds(int efds[2])
+{
+	/* non-blocking: a producer's write never blocks, an epoll reader
+	 * can drain it; io_uring's READ still waits for a count */
+	efds[0] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efds[0] < 0)
+		return -errno;
+	efds[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efds[1] < 0) {
+		int rc = -errno;
+
+		close(efds[0]);
+		return rc;
+	}
+	return 0;
+}
+
+/* An fd received from a peer must really be an eventfd: a pipe or socket
+ * could block the producer's write or take it somewhere else. */
+static int is_eventfd(int fd)
+{
+	char path[64], buf[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return errno == ENOENT && fcntl(fd, F_GETFD) >= 0 ? 1 : 0;
+	buf[n] = '\0';
+	return strcmp(buf, "anon_inode:[eventfd]") == 0;
+}
+
+int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2])
+{
+	int d0, d1, fl, rc;
+
+	if (!is_eventfd(efds[0]) || !is_eventfd(efds[1]))
+		return -EINVAL;
+	/* the file status flags are shared with the peer's copy: our writes
+	 * must not block, whatever the peer set */
+	fl = fcntl(efds[0], F_GETFL);
+	if (fl < 0 || !(fl & O_NONBLOCK) ||
+	    (fl = fcntl(efds[1], F_GETFL)) < 0 || !(fl & O_NONBLOCK))
+		return -EINVAL;
+	d0 = fcntl(efds[0], F_DUPFD_CLOEXEC, 3);
+	if (d0 < 0)
+		return -errno;
+	d1 = fcntl(efds[1], F_DUPFD_CLOEXEC, 3);
+	if (d1 < 0) {
+		rc = -errno;
+		close(d0);
+		return rc;
+	}
+	if (r->efd_data >= 0)
+		close(r->efd_data);
+	if (r->efd_space >= 0)
+		close(r->efd_space);
+	r->efd_data = d0;
+	r->efd_space = d1;
+	return 0;
+}
+
+LFSHM__EXPORT int lfshm_ring_attach_fds(int fd, const int *efds, unsigned nefd,
+					unsigned role, struct lfshm_ring **out)
+{
+	int rc;
+
+	if (!out || (nefd != 0 && nefd != 2) || (nefd && !efds))
+		return -EINVAL;
+	rc = lfshm__ring_open(fd, 0, role, out);
+	if (rc || !nefd)
+		return rc;
+	rc = lfshm__bridge_adopt_efds(*out, efds);
+	if (rc) {
+		lfshm_ring_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+LFSHM__EXPORT int lfshm_ring_bridge_fds(const struct lfshm_ring *r,
+					int efds[2])
+{
+	if (!r || !efds)
+		return -EINVAL;
+	if (r->efd_data < 0 || r->efd_space < 0)
+		return 0;
+	efds[0] = r->efd_data;
+	efds[1] = r->efd_space;
+	return 2;
+}
+
+/* ---- modes ---------------------------------------------------------- */
+
+LFSHM__EXPORT int lfshm_futex_uring_supported(void)
+{
+	/* 0 unknown, 1 yes, 2 no; relaxed: a benign race probes twice */
+	static _Atomic int cached;
+	struct io_uring_probe *p;
+	int v = atomic_load_explicit(&cached, memory_order_relaxed);
+
+	if (v)
+		return v == 1;
+	p = io_uring_get_probe();
+	v = p && io_uring_opcode_supported(p, LFSHM__IORING_OP_FUTEX_WAIT) ?
+		    1 : 2;
+	if (p)
+		io_uring_free_probe(p);
+	atomic_store_explicit(&cached, v, memory_order_relaxed);
+	return v == 1;
+}
+
+static struct lfshm__bridge *get_bridge(struct lfshm_ring *r)
+{
+	if (!r->bridge) {
+		r->bridge = calloc(1, sizeof(*r->bridge));
+		if (r->bridge)
+			r->bridge->local_efd = -1;
+	}
+	return r->bridge;
+}
+
+static int role_dir(const struct lfshm_ring *r)
+{
+	if (r->role == LFSHM_CONSUMER)
+		return LFSHM__DIR_DATA;
+	if (r->role == LFSHM_PRODUCER)
+		return LFSHM__DIR_SPACE;
+	return -EINVAL;
+}
+
+static int dir_efd(const struct lfshm_ring *r, unsigned dir)
+{
+	return dir == LFSHM__DIR_DATA ? r->efd_data : r->efd_space;
+}
+
+/* The mode a wait in direction dir uses now: FUTEX, EVENTFD or -errno. */
+static int resolve(struct lfshm_ring *r, unsigned mode, unsigned dir)
+{
+	if (r->ops->bridge_arm)
+		return mode == LFSHM_WAIT_FUTEX ? -EOPNOTSUPP :
+						  (int)LFSHM_WAIT_EVENTFD;
+	if (r->kind == LFSHM_MUTEX)
+		return -EOPNOTSUPP; /* no hooks (yet): nobody would wake us */
+	switch (mode) {
+	case LFSHM_WAIT_FUTEX:
+		return lfshm_futex_uring_supported() ? (int)LFSHM_WAIT_FUTEX :
+						       -EOPNOTSUPP;
+	case LFSHM_WAIT_EVENTFD:
+		return dir_efd(r, dir) >= 0 ? (int)LFSHM_WAIT_EVENTFD :
+					      -EOPNOTSUPP;
+	default:
+		if (!(r->cfg_flags & LFSHM_CFG_FORCE_EVENTFD) &&
+		    lfshm_futex_uring_supported())
+			return LFSHM_WAIT_FUTEX;
+		return dir_efd(r, dir) >= 0 ? (int)LFSHM_WAIT_EVENTFD :
+					      -EOPNOTSUPP;
+	}
+}
+
+LFSHM__EXPORT int lfshm_ring_set_wait_mode(struct lfshm_ring *r, unsigned mode)
+{
+	struct lfshm__bridge *b;
+	int dir, rc;
+
+	if (!r || mode > LFSHM_WAIT_EVENTFD)
+		return -EINVAL;
+	dir = role_dir(r);
+	if (dir < 0)
+		return dir;
+	rc = resolve(r, mode, (unsigned)dir);
+	if (rc < 0)
+		return rc;
+	b = get_bridge(r);
+	if (!b)
+		return -ENOMEM;
+	b->mode = mode;
+	b->armed = 0;
+	return 0;
+}
+
+LFSHM__EXPORT int lfshm_ring_wait_mode(struct lfshm_ring *r)
+{
+	int dir;
+
+	if (!r)
+		return -EINVAL;
+	dir = role_dir(r);
+	if (dir < 0)
+		return dir;
+	return resolve(r, r->bridge ? r->bridge->mode : LFSHM_WAIT_AUTO,
+		       (unsigned)dir);
+}
+
+/* ---- arming --------------------------------------------------------- */
+
+/* W3 for the data direction: is there a next message (or the end)?  A
+ * peek that succeeds is undone, so the caller's next peek returns it. */
+static int data_check(struct lfshm_ring *r)
+{
+	struct lfshm_msg m;
+	int rc = r->ops->peek(r, &m);
+
+	if (rc == 0) {
+		rc = r->ops->unpeek(r, &m);
+		return rc ? rc : 1;
+	}
+	if (rc == -EAGAIN)
+		return 0;
+	return rc == -EPIPE ? 1 : rc;
+}
+
+static int space_check(struct lfshm_ring *r, uint32_t len)
+{
+	int rc = r->ops->wait_space(r, len, 0);
+
+	if (rc == 0 || rc == -EPIPE)
+		return 1;
+	return rc == -EAGAIN ? 0 : rc;
+}
+
+static void prep_futex_wait(struct io_uring_sqe *sqe, _Atomic uint32_t *word,
+			    uint32_t val)
+{
+	uint64_t ud = sqe->user_data;
+
+	/* as io_uring_prep_futex_wait() of liburing 2.5 (see PLATFORM.md) */
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = LFSHM__IORING_OP_FUTEX_WAIT;
+	sqe->fd = (int)LFSHM__FUTEX2_SIZE_U32;
+	sqe->addr = (uint64_t)(uintptr_t)word;
+	sqe->off = val;
+	sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+	sqe->user_data = ud;
+}
+
+/* Keep one futex wait in flight in the private ring of the epoll feed. */
+static int feed_priv(struct lfshm__bridge *b)
+{
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	int rc;
+
+	while (b->pending && io_uring_peek_cqe(&b->priv, &cqe) == 0) {
+		io_uring_cqe_seen(&b->priv, cqe);
+		b->pending--;
+	}
+	if (b->pending)
+		return 0;
+	sqe = io_uring_get_sqe(&b->priv);
+	if (!sqe)
+		return -EBUSY; /* cannot happen: one SQE in a ring of 4 */
+	sqe->user_data = 0;
+	prep_futex_wait(sqe, b->word, b->val);
+	rc = io_uring_submit(&b->priv);
+	if (rc < 0)
+		return rc;
+	b->pending++;
+	return 0;
+}
+
+static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
+{
+	struct lfshm__bridge *b;
+	_Atomic uint32_t *ec;
+	uint32_t bit, v;
+	int how, rc;
+
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	b = get_bridge(r);
+	if (!b)
+		return -ENOMEM;
+	b->armed = 0;
+	how = resolve(r, b->mode, dir);
+	if (how < 0)
+		return how;
+	if (r->ops->bridge_arm) {
+		rc = r->ops->bridge_arm(r, dir, len);
+		if (rc)
+			return rc;
+		rc = r->ops->bridge_fd(r, dir);
+		if (rc < 0)
+			return rc;
+		b->efd = rc;
+		b->how = LFSHM_WAIT_EVENTFD;
+		b->armed = 1;
+		return 0;
+	}
+
+	ec = dir == LFSHM__DIR_DATA ? &r->ctrl->data_ec : &r->ctrl->space_ec;
+	bit = how == LFSHM_WAIT_FUTEX ? LFSHM__EC_WAITER : LFSHM__EC_EFD;
+	/* W1: announce; relaxed RMW, ordered by the fence below.  If we end
+	 * up not sleeping, the bit stays: the next publish clears it with
+	 * one spurious wake-up, cheaper than a second RMW here. */
+	v = atomic_fetch_or_explicit(ec, bit, memory_order_relaxed);
+	/* W2: pairs with P2 in lfshm__ec_wake (wait.c): our announcement is
+	 * visible to the producer's P3, or our W3 sees its publish. */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* W3 */
+	rc = dir == LFSHM__DIR_DATA ? data_check(r) : space_check(r, len);
+	if (rc)
+		return rc;
+	b->how = (unsigned)how;
+	b->word = ec;
+	b->val = v | bit;
+	b->efd = dir_efd(r, dir);
+	b->armed = 1;
+	if (how == LFSHM_WAIT_FUTEX && b->have_priv) {
+		rc = feed_priv(b);
+		if (rc) {
+			b->armed = 0;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+LFSHM__EXPORT int lfshm_ring_arm(struct lfshm_ring *r)
+{
+	if (!r || r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	return arm(r, LFSHM__DIR_DATA, 0);
+}
+
+LFSHM__EXPORT int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len)
+{
+	if (!r || r->role != LFSHM_PRODUCER)
+		return -EINVAL;
+	if (len > r->max_msg)
+		return -EMSGSIZE;
+	return arm(r, LFSHM__DIR_SPACE, len);
+}
+
+LFSHM__EXPORT int lfshm_ring_prep_wait(struct lfshm_ring *r,
+				       struct io_uring_sqe *sqe)
+{
+	struct lfshm__bridge *b;
+	uint64_t ud;
+
+	if (!r || !sqe || !r->bridge || !r->bridge->armed)
+		return -EINVAL;
+	b = r->bridge;
+	if (b->how == LFSHM_WAIT_FUTEX) {
+		prep_futex_wait(sqe, b->word, b->val);
+		return 0;
+	}
+	ud = sqe->user_data;
+	io_uring_prep_read(sqe, b->efd, &b->efd_buf, sizeof(b->efd_buf), 0);
+	sqe->user_data = ud;
+	return 0;
+}
+
+/* ---- epoll ---------------------------------------------------------- */
+
+static int make_priv(struct lfshm__bridge *b)
+{
+	int rc;
+
+	b->local_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (b->local_efd < 0)
+		return -errno;
+	rc = io_uring_queue_init(4, &b->priv, 0);
+	if (rc < 0)
+		goto err_efd;
+	rc = io_uring_register_eventfd(&b->priv, b->local_efd);
+	if (rc < 0)
+		goto err_ring;
+	b->have_priv = 1;
+	b->pending = 0;
+	return 0;
+err_ring:
+	io_uring_queue_exit(&b->priv);
+err_efd:
+	close(b->local_efd);
+	b->local_efd = -1;
+	return rc;
+}
+
+LFSHM__EXPORT int lfshm_ring_eventfd(struct lfshm_ring *r)
+{
+	struct lfshm__bridge *b;
+	int dir, how, rc;
+
+	if (!r)
+		return -EINVAL;
+	dir = role_dir(r);
+	if (dir < 0)
+		return dir;
+	b = get_bridge(r);
+	if (!b)
+		return -ENOMEM;
+	how = resolve(r, b->mode, (unsigned)dir);
+	if (how < 0)
+		return how;
+	if (r->ops->bridge_fd)
+		return r->ops->bridge_fd(r, (unsigned)dir);
+	if (how == LFSHM_WAIT_EVENTFD)
+		return dir_efd(r, (unsigned)dir);
+	if (!b->have_priv) {
+		rc = make_priv(b);
+		if (rc)
+			return rc;
+	}
+	return b->local_efd;
+}
+
+void lfshm__bridge_free(struct lfshm_ring *r)
+{
+	struct lfshm__bridge *b = r->bridge;
+
+	if (!b)
+		return;
+	if (b->have_priv)
+		io_uring_queue_exit(&b->priv); /* cancels the futex wait */
+	if (b->local_efd >= 0)
+		close(b->local_efd);
+	free(b);
+	r->bridge = NULL;
+}
