@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SPSC-specific behaviour: exclusive roles and take-over of dead ones,
+ * exact space accounting, -EPIPE on close and on death, no syscalls on a
+ * busy ring, and a hostile peer corrupting the shared region.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "internal.h"
+
+static struct lfshm_ring *mk(uint64_t cap, unsigned role)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = cap };
+	struct lfshm_ring *r = NULL;
+
+	cr_assert_eq(lfshm_ring_create(&cfg, role, &r), 0);
+	return r;
+}
+
+static struct lfshm_ring *att(struct lfshm_ring *r, unsigned role)
+{
+	struct lfshm_ring *h = NULL;
+	int rc = lfshm_ring_attach(lfshm_ring_fd(r), role, &h);
+
+	cr_assert_eq(rc, 0, "attach: %d", rc);
+	return h;
+}
+
+Test(spsc, second_live_producer_is_refused)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_ring *p2 = NULL;
+
+	cr_expect_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p2),
+		     -EBUSY);
+	lfshm_ring_close(p);
+	p2 = att(c, LFSHM_PRODUCER); /* released by close: free again */
+	lfshm_ring_close(p2);
+	lfshm_ring_close(c);
+}
+
+static int die_holding_producer(void *arg)
+{
+	struct lfshm_ring *p;
+	int i, fd = *(int *)arg;
+
+	if (lfshm_ring_attach(fd, LFSHM_PRODUCER, &p))
+		return 1;
+	for (i = 0; i < 3; i++)
+		if (lfshm_ring_send(p, &i, sizeof(i), 0))
+			return 2;
+	return 0; /* exits without close: the role stays claimed */
+}
+
+Test(spsc, dead_producer_role_is_taken_over_even_before_reaping)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p;
+	int fd = lfshm_ring_fd(c), i, v, st;
+	siginfo_t si;
+	pid_t pid = lfshm_test_spawn(die_holding_producer, &fd);
+
+	/* wait for the exit but leave a zombie: it is dead all the same */
+	cr_assert_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+	cr_assert_eq(si.si_status, 0);
+	cr_assert_eq(lfshm_ring_attach(fd, LFSHM_PRODUCER, &p), 0);
+	for (i = 0; i < 3; i++) {
+		cr_assert_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+		cr_expect_eq(v, i);
+	}
+	v = 99;
+	cr_assert_eq(lfshm_ring_send(p, &v, sizeof(v), 0), 0);
+	cr_assert_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+	cr_expect_eq(v, 99);
+	waitpid(pid, &st, 0);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(spsc, closed_producer_gives_epipe_after_the_last_message)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_msg m;
+	void *w;
+	int v = 5;
+
+	cr_assert_eq(lfshm_ring_send(p, &v, sizeof(v), 0), 0);
+	/* LFSHM_MORE records are flushed by close, never lost */
+	cr_assert_eq(lfshm_ring_reserve(p, 4, &w), 0);
+	memcpy(w, &v, 4);
+	cr_assert_eq(lfshm_ring_commit_ex(p, w, 4, 0, LFSHM_MORE), 0);
+	lfshm_ring_close(p);
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), -1), sizeof(v));
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EPIPE);
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), -1), -EPIPE);
+	cr_expect_eq(lfshm_ring_wait_data(c, -1), -EPIPE);
+	lfshm_ring_close(c);
+}
+
+static int attach_then_die(void *arg)
+{
+	struct lfshm_ring *h;
+	int *a = arg; /* fd, role, pipe write end */
+	char x = 1;
+
+	if (lfshm_ring_attach(a[0], (unsigned)a[1], &h))
+		return 1;
+	if (write(a[2], &x, 1) != 1)
+		return 2;
+	return 0; /* dies holding the role */
+}
+
+Test(spsc, sleeping_consumer_sees_epipe_when_producer_dies, .timeout = 30)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER);
+	int pfd[2], a[3], v;
+	char x;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	a[0] = lfshm_ring_fd(c);
+	a[1] = LFSHM_PRODUCER;
+	a[2] = pfd[1];
+	pid = lfshm_test_spawn(attach_then_die, a);
+	cr_assert_eq(read(pfd[0], &x, 1), 1);
+	/* asleep when the producer dies: noticed within a liveness slice */
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 10ll * 1000000000),
+		     -EPIPE);
+	cr_expect_eq(lfshm_test_wait(pid, 5000), 0);
+	lfshm_ring_close(c);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+Test(spsc, blocked_producer_sees_epipe_when_consumer_dies, .timeout = 30)
+{
+	struct lfshm_ring *p = mk(4096, LFSHM_PRODUCER);
+	char buf[1000] = { 0 };
+	int pfd[2], a[3];
+	char x;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	a[0] = lfshm_ring_fd(p);
+	a[1] = LFSHM_CONSUMER;
+	a[2] = pfd[1];
+	pid = lfshm_test_spawn(attach_then_die, a);
+	cr_assert_eq(read(pfd[0], &x, 1), 1);
+	while (lfshm_ring_send(p, buf, sizeof(buf), 0) == 0)
+		;
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 10ll * 1000000000),
+		     -EPIPE);
+	cr_expect_eq(lfshm_test_wait(pid, 5000), 0);
+	lfshm_ring_close(p);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+Test(spsc, accounts_space_exactly)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	char buf[56] = { 0 };
+	int n = 0;
+
+	/* 56-byte payload + 8-byte header = 64 bytes: exactly 64 fit */
+	while (lfshm_ring_send(p, buf, sizeof(buf), 0) == 0)
+		n++;
+	cr_expect_eq(n, 4096 / 64);
+	cr_expect_eq(lfshm_ring_region_size(c), 4096 + 4096,
+		     "overhead beyond the data is one header page");
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(spsc, busy_ring_makes_no_syscalls)
+{
+	struct lfshm_ring *c = mk(1 << 16, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_stats sp, sc;
+	char buf[64] = { 0 };
+	int i;
+
+	for (i = 0; i < 100000; i++) {
+		cr_assert_eq(lfshm_ring_send(p, buf, sizeof(buf), -1), 0);
+		if (i % 7 == 6)
+			while (lfshm_ring_recv(c, buf, sizeof(buf), 0) > 0)
+				;
+	}
+	lfshm_ring_stats(p, &sp);
+	lfshm_ring_stats(c, &sc);
+	cr_expect_eq(sp.futex_wakes + sp.futex_waits, 0);
+	cr_expect_eq(sc.futex_wakes + sc.futex_waits, 0);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+static int close_inherited(void *arg)
+{
+	lfshm_ring_close(arg); /* the parent's handle, inherited */
+	return 0;
+}
+
+Test(spsc, child_closing_an_inherited_handle_leaves_the_parent_alone)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_ring *p2 = NULL;
+	int v = 1;
+
+	cr_assert_eq(lfshm_ring_send(p, &v, sizeof(v), 0), 0);
+	cr_assert_eq(lfshm_test_wait(lfshm_test_spawn(close_inherited, p), 5000), 0);
+	cr_expect_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p2),
+		     -EBUSY, "the child released the parent's role");
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+	cr_expect_eq(lfshm_ring_send(p, &v, sizeof(v), 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/* ---- hostile peer ---------------------------------------------------- */
+
+struct evil {
+	struct lfshm_ring *c, *p;
+	unsigned char *map; /* a second mapping of the region: the "peer" */
+	struct lfshm__ctrl *ctrl;
+	unsigned char *data;
+};
+
+static struct evil evil_open(void)
+{
+	struct evil e;
+
+	e.c = mk(4096, LFSHM_CONSUMER);
+	e.p = att(e.c, LFSHM_PRODUCER);
+	e.map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     lfshm_ring_fd(e.c), 0);
+	cr_assert_neq(e.map, MAP_FAILED);
+	e.ctrl = (struct lfshm__ctrl *)(e.map + LFSHM__CTRL_OFF(0));
+	e.data = e.map + LFSHM__HDR_SIZE;
+	return e;
+}
+
+static void evil_close(struct evil *e)
+{
+	munmap(e->map, 8192);
+	lfshm_ring_close(e->p);
+	lfshm_ring_close(e->c);
+}
+
+static void expect_poisoned(struct lfshm_ring *c)
+{
+	struct lfshm_msg m;
+	char b[64];
+
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EBADMSG);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EBADMSG, "poison sticks");
+	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), -1), -EBADMSG);
+	cr_expect_eq(lfshm_ring_wait_data(c, -1), -EBADMSG);
+}
+
+static void put_rec(struct evil *e, uint64_t off, uint32_t len, uint32_t type)
+{
+	memcpy(e->data + off, &len, 4);
+	memcpy(e->data + off + 4, &type, 4);
+}
+
+Test(spsc_hostile, tail_beyond_capacity_is_rejected)
+{
+	struct evil e = evil_open();
+
+	atomic_store(&e.ctrl->tail, 4096 + 8);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, misaligned_tail_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 1, 0);
+	atomic_store(&e.ctrl->tail, 12);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, tail_moving_backwards_is_rejected)
+{
+	struct evil e = evil_open();
+	char b[16] = { 0 };
+
+	cr_assert_eq(lfshm_ring_send(e.p, b, 8, 0), 0);
+	cr_assert_eq(lfshm_ring_send(e.p, b, 8, 0), 0);
+	cr_assert_eq(lfshm_ring_recv(e.c, b, sizeof(b), 0), 8);
+	cr_assert_eq(lfshm_ring_recv(e.c, b, sizeof(b), 0), 8);
+	atomic_store(&e.ctrl->tail, 8); /* behind what we consumed */
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, record_longer_than_max_msg_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 0x7ffffff0u, 0);
+	atomic_store(&e.ctrl->tail, 64);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, record_past_the_published_tail_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 100, 0); /* claims 112 bytes, only 64 published */
+	atomic_store(&e.ctrl->tail, 64);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, record_crossing_the_end_is_rejected)
+{
+	struct evil e = evil_open();
+
+	/* positions near the end: a record that would run past the data
+	 * area must not be handed out */
+	atomic_store(&e.ctrl->head, 4096 - 64);
+	atomic_store(&e.ctrl->tail, 4096 + 1024);
+	lfshm_ring_close(e.c);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(e.p), LFSHM_CONSUMER, &e.c), 0);
+	put_rec(&e, 4096 - 64, 200, 0);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, bad_padding_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 16, LFSHM__TYPE_PAD); /* a pad must reach the end */
+	atomic_store(&e.ctrl->tail, 64);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, reserved_record_type_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 8, 0x80000001u);
+	atomic_store(&e.ctrl->tail, 16);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, head_beyond_tail_poisons_the_producer)
+{
+	struct evil e = evil_open();
+	char b[1000] = { 0 };
+	void *w;
+
+	while (lfshm_ring_send(e.p, b, sizeof(b), 0) == 0)
+		;
+	atomic_store(&e.ctrl->head, 1ull << 40); /* beyond anything published */
+	cr_expect_eq(lfshm_ring_reserve(e.p, 1000, &w), -EBADMSG);
+	cr_expect_eq(lfshm_ring_send(e.p, b, 8, 0), -EBADMSG, "poison sticks");
+	evil_close(&e);
+}
+
+Test(spsc_hostile, corrupt_positions_fail_attach)
+{
+	struct evil e = evil_open();
+	struct lfshm_ring *h = NULL;
+
+	lfshm_ring_close(e.p);
+	e.p = NULL;
+	atomic_store(&e.ctrl->tail, 4096 * 3); /* more than a ring ahead */
+	cr_expect_eq(lfshm_ring_attach(lfshm_ring_fd(e.c), LFSHM_PRODUCER, &h),
+		     -EBADMSG);
+	cr_expect_null(h);
+	atomic_store(&e.ctrl->tail, 4);
+	cr_expect_eq(lfshm_ring_attach(lfshm_ring_fd(e.c), LFSHM_PRODUCER, &h),
+		     -EBADMSG);
+	atomic_store(&e.ctrl->tail, 0);
+	cr_expect_eq(lfshm_ring_attach(lfshm_ring_fd(e.c), LFSHM_PRODUCER, &h), 0,
+		     "the role was not left claimed by the failed attaches");
+	lfshm_ring_close(h);
+	evil_close(&e);
+}
+
+/* Random garbage over the control block and data, many rounds: every call
+ * returns a message inside the data area or an error (ASan watches). */
+Test(spsc_hostile, random_garbage_never_escapes_the_mapping)
+{
+	uint64_t rng = 42;
+	int round;
+
+	for (round = 0; round < 2000; round++) {
+		struct evil e = evil_open();
+		struct lfshm_msg m;
+		unsigned i;
+		int rc, n = 0;
+
+		for (i = 0; i < 4096 / 8; i++) {
+			uint64_t v = lfshm_test_rand(&rng);
+
+			if (v & 1) /* keep some plausible small values */
+				v = (v >> 1) % 4200;
+			memcpy(e.data + 8 * i, &v, 8);
+		}
+		atomic_store(&e.ctrl->tail,
+			     (lfshm_test_rand(&rng) % 6000) & ~7ull);
+		while ((rc = lfshm_ring_peek(e.c, &m)) == 0 && n++ < 600) {
+			/* inside the consumer's own data area */
+			cr_assert((unsigned char *)m.data >= e.c->data + 8);
+			cr_assert(m.len <= lfshm_ring_max_msg(e.c));
+			cr_assert((unsigned char *)m.data + m.len <=
+				  e.c->data + e.c->cap);
+		}
+		cr_assert(rc == 0 || rc == -EAGAIN || rc == -EBADMSG,
+			  "rc %d", rc);
+		evil_close(&e);
+	}
+}
