@@ -165,9 +165,14 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		return -EAGAIN;
 
 	/* Spin phase: re-check with a pause; look at the clock only every
-	 * 64 rounds (a vDSO call costs ~20 ns, a pause ~10-40 ns). */
+	 * 64 rounds (a vDSO call costs ~20 ns, a pause ~10-40 ns), and at
+	 * the peer's liveness once a slice, so that spinning forever still
+	 * notices a peer that died. */
 	if (r->spin_ns != 0) {
+		int64_t next_slow;
+
 		now = lfshm__now_ns();
+		next_slow = now + LFSHM__SLICE_NS;
 		spin_end = r->spin_ns < 0 ? deadline :
 			   (r->spin_ns > deadline - now ? deadline : now + r->spin_ns);
 		for (i = 1;; i++) {
@@ -179,6 +184,12 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 				now = lfshm__now_ns();
 				if (now >= spin_end)
 					break;
+				if (now >= next_slow) {
+					rc = ready(r, arg, true);
+					if (rc)
+						return rc < 0 ? rc : 0;
+					next_slow = now + LFSHM__SLICE_NS;
+				}
 			}
 		}
 		if (deadline != LFSHM__NO_DEADLINE && now >= deadline)
