@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,96 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
 	return 0;
 }
 
+/*
+ * Process-local mapping cache: every handle of this process on the same
+ * memfd (same inode) shares one mapping.  It saves address space and VMAs
+ * when a process holds both ends or many rings of one region, and it lets
+ * ThreadSanitizer see producer and consumer threads touch the same
+ * addresses (with two mappings it would see two unrelated objects).
+ */
+struct mapping {
+	dev_t dev;
+	ino_t ino;
+	void *addr;
+	size_t size;
+	unsigned refs;
+	struct mapping *next;
+};
+
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mapping *maps;
+static pthread_once_t maps_once = PTHREAD_ONCE_INIT;
+
+/* a child forked while another thread held the lock must not inherit it
+ * locked; the list itself is valid in the child (mappings are inherited) */
+static void maps_child(void)
+{
+	pthread_mutex_init(&maps_lock, NULL);
+}
+
+static void maps_init(void)
+{
+	pthread_atfork(NULL, NULL, maps_child);
+}
+
+static void *map_get(int fd, const struct stat *st, int *err)
+{
+	struct mapping *m;
+	void *addr = NULL;
+
+	pthread_once(&maps_once, maps_init);
+	pthread_mutex_lock(&maps_lock);
+	for (m = maps; m; m = m->next) {
+		if (m->dev == st->st_dev && m->ino == st->st_ino &&
+		    m->size == (size_t)st->st_size) {
+			m->refs++;
+			addr = m->addr;
+			goto out;
+		}
+	}
+	m = malloc(sizeof(*m));
+	if (!m) {
+		*err = -ENOMEM;
+		goto out;
+	}
+	addr = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, fd, 0);
+	if (addr == MAP_FAILED) {
+		*err = -errno;
+		free(m);
+		addr = NULL;
+		goto out;
+	}
+	m->dev = st->st_dev;
+	m->ino = st->st_ino;
+	m->addr = addr;
+	m->size = (size_t)st->st_size;
+	m->refs = 1;
+	m->next = maps;
+	maps = m;
+out:
+	pthread_mutex_unlock(&maps_lock);
+	return addr;
+}
+
+static void map_put(void *addr)
+{
+	struct mapping **pp, *m;
+
+	pthread_mutex_lock(&maps_lock);
+	for (pp = &maps; (m = *pp); pp = &m->next) {
+		if (m->addr != addr)
+			continue;
+		if (--m->refs == 0) {
+			*pp = m->next;
+			munmap(m->addr, m->size);
+			free(m);
+		}
+		break;
+	}
+	pthread_mutex_unlock(&maps_lock);
+}
+
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out)
 {
@@ -205,7 +296,7 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	struct lfshm__ring_desc d;
 	struct lfshm_ring *r;
 	struct stat st;
-	int seals, rc, nfd;
+	int seals, rc = -ENOMEM, nfd;
 	void *map;
 
 	if (!out || role > LFSHM_CONSUMER)
@@ -224,10 +315,9 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;
 
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-		   fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
+	map = map_get(fd, &st, &rc);
+	if (!map)
+		return rc;
 	copy_once(&h, map, sizeof(h));
 	rc = validate(&h, (uint64_t)st.st_size, idx, &d);
 	if (rc)
@@ -271,7 +361,7 @@ err_r:
 err_fd:
 	close(nfd);
 err_map:
-	munmap(map, (size_t)st.st_size);
+	map_put(map);
 	return rc;
 }
 
@@ -330,7 +420,7 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 	 * from the child would publish the parent's private positions. */
 	if (r->pid == (int)getpid())
 		r->ops->close(r);
-	munmap(r->map, r->map_size);
+	map_put(r->map);
 	close(r->fd);
 	if (r->efd_data >= 0)
 		close(r->efd_data);
