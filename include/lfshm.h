@@ -425,7 +425,8 @@ int lfshm_chan_fd(const struct lfshm_chan *c);
 void lfshm_chan_peer(const struct lfshm_chan *c, pid_t *pid, uid_t *uid,
 		     gid_t *gid);
 /* 0 while the peer is connected, -EPIPE once it closed or died (one
- * non-blocking poll of the socket). */
+ * non-blocking poll of the socket), -EPROTO when the peer wrote on the
+ * socket (it carries no data after the handshake: close the channel). */
 int lfshm_chan_check(struct lfshm_chan *c);
 /* Close both rings and the socket; the region is freed when the peer has
  * closed too.  NULL is accepted. */
