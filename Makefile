@@ -56,7 +56,7 @@ TEST_COMMON := $(wildcard tests/common.c)
 TEST_EXTRA :=
 PROGRAMS   :=
 
-.PHONY: all lib deps test check install uninstall clean warn-clang
+.PHONY: all lib deps test check install uninstall clean warn-clang install-check
 all: lib programs
 
 lib: $(LIB_A) $(LIB_SO)
@@ -152,6 +152,22 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR)/liblfshm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(SOMAJOR) \
 	      $(DESTDIR)$(LIBDIR)/liblfshm.so $(DESTDIR)$(PKGDIR)/lfshm.pc
 	for m in $(notdir $(wildcard man/*.3)); do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+
+# Install into a scratch DESTDIR and build examples/hello.c against the
+# installed copy through pkg-config, as a user would (make test runs it).
+INSTALL_CHECK_DIR := $(CURDIR)/build/install-check
+install-check:
+	rm -rf $(INSTALL_CHECK_DIR)
+	$(MAKE) install DESTDIR=$(INSTALL_CHECK_DIR) PREFIX=/usr/local
+	PKG_CONFIG_SYSROOT_DIR=$(INSTALL_CHECK_DIR) \
+	PKG_CONFIG_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib/pkgconfig \
+		sh -c '$(CC) -Wall -Werror examples/hello.c $$(pkg-config --cflags --libs lfshm) -o $(INSTALL_CHECK_DIR)/hello'
+	LD_LIBRARY_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib $(INSTALL_CHECK_DIR)/hello
+	readelf -d $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | grep -q 'SONAME.*liblfshm.so.$(SOMAJOR)'
+	! nm -D --defined-only $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | \
+		awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | grep -v '^lfshm_' | grep -v '^LFSHM_'
+	@echo "install-check: installed copy builds and runs through pkg-config"
+TEST_EXTRA += install-check
 
 clean:
 	rm -rf build lfshm.pc
