@@ -1,0 +1,1083 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LFSHM_MUTEX: the same messages over a ring guarded by one robust,
+ * process-shared pthread mutex and two process-shared condition variables
+ * (not_empty, not_full).  Many producers, one consumer.  It is the honest
+ * lock-based baseline the lock-free kinds are measured against.
+ *
+ * Layout: the same records as SPSC (8-byte header, 8-byte aligned, padding
+ * record at the wrap) in the same data area; the published positions are
+ * ctrl->tail and ctrl->head.  The mutex, the condvars and the little state
+ * below live in ctrl->kind_area (struct mx_shared).
+ *
+ * Locking protocol
+ *   Every read or write of ctrl->tail, ctrl->head and struct mx_shared is
+ *   done holding the mutex (the unlocked "hint" loads in the spin phases
+ *   excepted: they only decide when to take the lock, no data is read
+ *   through them).  The mutex is the only synchronisation: its unlock /
+ *   lock pair orders the payload writes of a producer before the
+ *   consumer's reads (L1), and the consumer's reads before a producer's
+ *   reuse of the space (L2).  The positions are C11 atomics only because
+ *   the shared struct declares them so; relaxed is enough under the lock.
+ *
+ *   A producer takes the lock in reserve() and keeps it until the record
+ *   is committed (or aborted), and across a LFSHM_MORE batch until the
+ *   publishing commit / flush: the reservation is exclusive, exactly as
+ *   "lock; copy; unlock" would be, and it must be finished by the thread
+ *   that made it (a robust mutex can only be unlocked by its owner;
+ *   commit/abort/flush from another thread return -EINVAL).  The consumer
+ *   takes the lock only to read the tail when its cached copy says empty,
+ *   and to publish its head in release().
+ *
+ *   Two handles used by the same thread: while one holds the lock (an
+ *   outstanding reservation or batch), calls of the other find the lock
+ *   already owned (the mutex is ERRORCHECK: EDEADLK, not a self-deadlock).
+ *   A consumer then proceeds under the borrowed lock (the reservation is
+ *   not visible, as for the lock-free kinds); a producer or any wait that
+ *   would have to sleep returns -EDEADLK.
+ *
+ * Process death (EOWNERDEAD)
+ *   The single commit point of a record is the store of ctrl->tail in
+ *   publish(); the record header and payload are written before it, under
+ *   the lock.  A process that dies holding the lock (between reserve and
+ *   commit, in the middle of a batch, anywhere) has therefore published
+ *   only whole records: whatever it wrote beyond ctrl->tail is ignored and
+ *   overwritten later.  The next locker gets EOWNERDEAD, validates the
+ *   positions and the state (mx_repair), and calls pthread_mutex_consistent.
+ *   If the state is not valid, or the dead process was inside a condvar
+ *   call (whose internal state is then unknown), the mutex is left
+ *   inconsistent: every later call on the ring returns -ENOTRECOVERABLE
+ *   (or -EBADMSG for the handle that found corrupt positions).
+ *
+ * Dead waiters (glibc 2.36, checked on this machine)
+ *   A process killed while blocked in pthread_cond_(timed)wait leaves a
+ *   group reference in the condvar that is never dropped; the next signal
+ *   or broadcast that has to switch groups then waits for it forever.  So:
+ *   - not_empty has waiters from the consumer's process only.  A new
+ *     consumer re-initialises it when it claims the role (the previous
+ *     one closed or died, so nobody live is inside), and producers only
+ *     broadcast it when ne_waiting was set, clearing the flag: after a
+ *     dead consumer's last broadcast no group switch can be needed.
+ *   - not_full has waiters from many producers.  Each attached producer
+ *     handle owns a slot (its owner word in slot[]); nf_waiting has the
+ *     bits of producers asleep in not_full, nf_signalled those a broadcast
+ *     reached that have not yet left it.  The consumer broadcasts only
+ *     when nf_waiting != 0 and moves those bits to nf_signalled.  A
+ *     producer may only start to wait when nf_signalled is 0 (otherwise it
+ *     backs off): then every waiter of the previous broadcast has left the
+ *     condvar and the group switch of the next broadcast cannot block.
+ *     If the producers left in nf_signalled are all dead, nobody live is
+ *     inside not_full, so it is re-initialised and the dead bits cleared.
+ *   Residual hazard: a process killed inside pthread_cond_broadcast itself
+ *   (tens of ns holding the condvar's internal lock) breaks that condvar;
+ *   the next locker sees in_cv set and the ring becomes -ENOTRECOVERABLE,
+ *   but a thread already asleep in that condvar may then block in glibc
+ *   when its timeout fires.
+ *
+ * Validation: positions and every field of struct mx_shared are read under
+ * the lock and checked before use, record headers as in SPSC; a violation
+ * poisons the handle (-EBADMSG).  The contents of the pthread objects
+ * cannot be validated: a hostile peer that scribbles over the mutex can
+ * make lockers wait (a dead owner is still detected by the kernel's robust
+ * list), which is inherent to a lock shared with an untrusted process.
+ *
+ * Sleeping: pthread_cond_timedwait on CLOCK_MONOTONIC, in slices of
+ * LFSHM__SLICE_NS so that a peer that died without closing is noticed
+ * (owner words checked after a slice ran out).  The spin phase
+ * (lfshm_ring_set_spin) polls the peer's position without the lock.
+ *
+ * Event-loop bridge: a helper thread per handle (started by the first
+ * lfshm_ring_arm*, stopped by close) waits on the condvar on the loop's
+ * behalf and writes a process-local eventfd (bridge_fd).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MX_SLOTS 24u
+#define MX_MAGIC 0x3152584du /* "MXR1" */
+#define MX_IN_NOT_EMPTY 1u
+#define MX_IN_NOT_FULL 2u
+#define MX_BORROWED 1 /* mx_lock: this thread already owns the lock */
+
+/* Shared state, in ctrl->kind_area; every field guarded by lock. */
+struct mx_shared {
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty; /* the consumer (or its bridge) waits */
+	pthread_cond_t not_full;  /* producers wait */
+	uint32_t magic;
+	uint32_t ne_waiting;   /* 1: someone sleeps in not_empty */
+	uint32_t nf_waiting;   /* slot bits: asleep in not_full */
+	uint32_t nf_signalled; /* slot bits: broadcast, not yet left */
+	uint32_t in_cv;        /* lock holder is in a broadcast (MX_IN_*) */
+	uint32_t prod_ever;    /* a producer attached once */
+	uint32_t nprod;        /* slots in use */
+	uint32_t repairs;      /* EOWNERDEAD repairs (diagnostics) */
+	uint64_t slot[MX_SLOTS]; /* owner words of attached producers */
+};
+
+_Static_assert(sizeof(struct mx_shared) <=
+		       sizeof(((struct lfshm__ctrl *)0)->kind_area),
+	       "mutex kind state fits kind_area");
+_Static_assert(offsetof(struct lfshm__ctrl, kind_area) % 16 == 0,
+	       "kind_area alignment");
+_Static_assert(MX_SLOTS <= 32, "slot bits fit a uint32_t");
+
+/* Bridge helper thread of one handle (process-local). */
+struct mx_bridge {
+	pthread_t thr;
+	pthread_mutex_t mu; /* guards the fields below (process-private) */
+	pthread_cond_t cv;
+	int running;
+	int stop;
+	int armed;
+	unsigned dir;
+	uint32_t len;
+	int efd;
+};
+
+/* Process-local extras (r->kind_priv). */
+struct mx_priv {
+	int locked;          /* this handle holds the lock */
+	pthread_t holder;    /* the thread that took it */
+	uint64_t resv_from;  /* tail before the reservation (and its pad) */
+	int slot;            /* producer slot, -1 none */
+	struct mx_bridge br;
+};
+
+static inline struct mx_shared *MX(const struct lfshm_ring *r)
+{
+	return (struct mx_shared *)(void *)r->ctrl->kind_area;
+}
+
+static inline struct mx_priv *PRIV(const struct lfshm_ring *r)
+{
+	return r->kind_priv;
+}
+
+static int cond_attr_init(pthread_condattr_t *ca)
+{
+	int rc = pthread_condattr_init(ca);
+
+	if (rc)
+		return -rc;
+	rc = pthread_condattr_setpshared(ca, PTHREAD_PROCESS_SHARED);
+	if (!rc)
+		rc = pthread_condattr_setclock(ca, CLOCK_MONOTONIC);
+	if (rc) {
+		pthread_condattr_destroy(ca);
+		return -rc;
+	}
+	return 0;
+}
+
+/* (Re-)initialise a shared condvar nobody live is waiting in. */
+static int cond_reinit(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+	int rc = cond_attr_init(&ca);
+
+	if (rc)
+		return rc;
+	/* no pthread_cond_destroy: it would wait for the dead waiters */
+	rc = pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+	return -rc;
+}
+
+static int mx_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
+{
+	struct mx_shared *k = (struct mx_shared *)(void *)c->kind_area;
+	pthread_mutexattr_t ma;
+	int rc;
+
+	(void)d;
+	memset(c, 0, sizeof(*c));
+	rc = pthread_mutexattr_init(&ma);
+	if (rc)
+		return -rc;
+	rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	if (!rc)
+		rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	if (!rc)
+		rc = pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ERRORCHECK);
+	if (!rc)
+		rc = pthread_mutex_init(&k->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (rc)
+		return -rc;
+	rc = cond_reinit(&k->not_empty);
+	if (!rc)
+		rc = cond_reinit(&k->not_full);
+	if (rc)
+		return rc;
+	k->magic = MX_MAGIC;
+	return 0;
+}
+
+/* ---- locking and repair --------------------------------------------- */
+
+static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
+{
+	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+}
+
+/* The shared state outside the pthread objects is self-consistent. */
+static bool state_ok(const struct lfshm_ring *r, const struct mx_shared *k)
+{
+	uint32_t all = MX_SLOTS == 32 ? UINT32_MAX : (1u << MX_SLOTS) - 1;
+	uint64_t head = atomic_load_explicit(&r->ctrl->head,
+					     memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
+					     memory_order_relaxed);
+
+	return k->magic == MX_MAGIC && positions_ok(head, tail, r->cap) &&
+	       k->nprod <= MX_SLOTS && !(k->nf_waiting & ~all) &&
+	       !(k->nf_signalled & ~all) && k->ne_waiting <= 1;
+}
+
+/* EOWNERDEAD: we own the lock, its previous owner died in its critical
+ * section.  Records are published by one store (see the top), so the ring
+ * needs no undo; check that the state is sane and mark the lock usable.
+ * Returns 0 holding the lock, or an error with the lock released and left
+ * inconsistent (every later locker gets ENOTRECOVERABLE). */
+static int mx_repair(struct lfshm_ring *r)
+{
+	struct mx_shared *k = MX(r);
+	int rc;
+
+	k->repairs++;
+	if (k->in_cv) {
+		/* died inside pthread_cond_broadcast: that condvar's internal
+		 * lock may be held by a dead process; no way back */
+		pthread_mutex_unlock(&k->lock);
+		return -ENOTRECOVERABLE;
+	}
+	if (!state_ok(r, k)) {
+		pthread_mutex_unlock(&k->lock);
+		return lfshm__poison(r);
+	}
+	rc = pthread_mutex_consistent(&k->lock);
+	if (rc) {
+		pthread_mutex_unlock(&k->lock);
+		return -ENOTRECOVERABLE;
+	}
+	return 0;
+}
+
+/* Take the lock: 0, MX_BORROWED (this thread owns it already, through
+ * another handle: do not unlock), or -errno (lock not held). */
+static int mx_lock(struct lfshm_ring *r)
+{
+	int rc = pthread_mutex_lock(&MX(r)->lock);
+
+	switch (rc) {
+	case 0:
+		return 0;
+	case EDEADLK:
+		return MX_BORROWED;
+	case EOWNERDEAD:
+		return mx_repair(r);
+	default:
+		return -rc;
+	}
+}
+
+static void mx_unlock(struct lfshm_ring *r, int how)
+{
+	if (how == 0)
+		pthread_mutex_unlock(&MX(r)->lock);
+}
+
+/* pthread_cond_timedwait on CLOCK_MONOTONIC ns; 0 (woken, maybe
+ * spuriously), -ETIMEDOUT (lock held), or an error with the lock released
+ * (failed repair). */
+static int mx_cond_wait(struct lfshm_ring *r, pthread_cond_t *cv,
+			int64_t until)
+{
+	struct timespec ts = { .tv_sec = until / 1000000000ll,
+			       .tv_nsec = until % 1000000000ll };
+	int rc = pthread_cond_timedwait(cv, &MX(r)->lock, &ts);
+
+	switch (rc) {
+	case 0:
+	case EINTR:
+		return 0;
+	case ETIMEDOUT:
+		return -ETIMEDOUT;
+	case EOWNERDEAD:
+		return mx_repair(r);
+	default:
+		/* ENOTRECOVERABLE and friends: the lock is not ours */
+		return -rc;
+	}
+}
+
+/* Wake the consumer side if it sleeps (lock held). */
+static void wake_not_empty(struct mx_shared *k)
+{
+	if (!k->ne_waiting)
+		return;
+	k->ne_waiting = 0;
+	k->in_cv = MX_IN_NOT_EMPTY;
+	pthread_cond_broadcast(&k->not_empty);
+	k->in_cv = 0;
+}
+
+/* Wake the producers asleep in not_full (lock held): they move from
+ * nf_waiting to nf_signalled until each has left the condvar. */
+static void wake_not_full(struct mx_shared *k)
+{
+	if (!k->nf_waiting)
+		return;
+	k->nf_signalled |= k->nf_waiting;
+	k->nf_waiting = 0;
+	k->in_cv = MX_IN_NOT_FULL;
+	pthread_cond_broadcast(&k->not_full);
+	k->in_cv = 0;
+}
+
+/* Slots of dead producers that are in no condvar are freed; returns the
+ * number of slots of live producers (lock held; reads /proc: slow path). */
+static unsigned reap_producers(struct mx_shared *k)
+{
+	unsigned i, live = 0;
+
+	for (i = 0; i < MX_SLOTS; i++) {
+		uint32_t bit = 1u << i;
+
+		if (!k->slot[i])
+			continue;
+		if (lfshm__owner_alive(k->slot[i])) {
+			live++;
+			continue;
+		}
+		if ((k->nf_waiting | k->nf_signalled) & bit)
+			continue; /* freed by the not_full rebuild */
+		k->slot[i] = 0;
+		if (k->nprod)
+			k->nprod--;
+	}
+	return live;
+}
+
+/* All producers in nf_signalled (other than mine) are dead: nobody live is
+ * inside not_full, re-initialise it and free their slots.  Returns 1 when
+ * rebuilt, 0 when a live one is still leaving. */
+static int nf_rebuild_if_dead(struct mx_shared *k, uint32_t mine)
+{
+	uint32_t sig = k->nf_signalled & ~mine;
+	unsigned i;
+
+	for (i = 0; i < MX_SLOTS; i++)
+		if ((sig & (1u << i)) && lfshm__owner_alive(k->slot[i]))
+			return 0;
+	if (k->nf_waiting & ~mine)
+		return 0; /* cannot happen (no joins while signalled) */
+	if (cond_reinit(&k->not_full))
+		return 0;
+	for (i = 0; i < MX_SLOTS; i++) {
+		if (!(sig & (1u << i)))
+			continue;
+		k->slot[i] = 0;
+		if (k->nprod)
+			k->nprod--;
+	}
+	k->nf_signalled &= mine;
+	return 1;
+}
+
+/* ---- open / close --------------------------------------------------- */
+
+static int claim_slot(struct lfshm_ring *r, struct mx_priv *x)
+{
+	struct mx_shared *k = MX(r);
+	int lk, i, pick = -1;
+
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	if (!state_ok(r, k)) {
+		mx_unlock(r, lk);
+		return -EBADMSG;
+	}
+	for (i = 0; i < (int)MX_SLOTS && pick < 0; i++)
+		if (!k->slot[i])
+			pick = i;
+	if (pick < 0) {
+		reap_producers(k); /* slow: only when all slots look taken */
+		for (i = 0; i < (int)MX_SLOTS && pick < 0; i++)
+			if (!k->slot[i])
+				pick = i;
+	}
+	if (pick < 0) {
+		mx_unlock(r, lk);
+		return -EBUSY;
+	}
+	k->slot[pick] = r->self_id;
+	k->nprod++;
+	k->prod_ever = 1;
+	mx_unlock(r, lk);
+	x->slot = pick;
+	return 0;
+}
+
+static int mx_open(struct lfshm_ring *r)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	struct mx_shared *k = MX(r);
+	struct mx_priv *x;
+	uint64_t head, tail;
+	int rc, lk;
+
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->slot = -1;
+	x->br.efd = -1;
+	r->kind_priv = x;
+	/* the one field of the kind area checked before the first lock: a
+	 * region whose kind state was never set up */
+	if (k->magic != MX_MAGIC) {
+		rc = -EBADMSG;
+		goto err;
+	}
+	if (r->role == LFSHM_ROLE_NONE)
+		return 0;
+	if (r->role == LFSHM_PRODUCER) {
+		rc = claim_slot(r, x);
+		if (rc)
+			goto err;
+		return 0;
+	}
+	rc = lfshm__claim(&c->cons_owner, r->self_id);
+	if (rc)
+		goto err;
+	lk = mx_lock(r);
+	if (lk < 0) {
+		rc = lk;
+		goto err_unclaim;
+	}
+	if (!state_ok(r, k)) {
+		mx_unlock(r, lk);
+		rc = -EBADMSG;
+		goto err_unclaim;
+	}
+	/* a previous consumer closed or died: nobody live is in not_empty
+	 * (see "Dead waiters" at the top) */
+	rc = cond_reinit(&k->not_empty);
+	k->ne_waiting = 0;
+	head = atomic_load_explicit(&c->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	mx_unlock(r, lk);
+	if (rc)
+		goto err_unclaim;
+	r->c_head = r->c_rel = head;
+	r->c_tail_cache = tail;
+	return 0;
+err_unclaim:
+	lfshm__unclaim(&c->cons_owner, r->self_id);
+err:
+	free(x);
+	r->kind_priv = NULL;
+	return rc;
+}
+
+static void bridge_stop(struct lfshm_ring *r);
+
+/* Publish the records committed since the last publish (lock held).
+ * L1: the payloads written above are ordered before the consumer's reads
+ * by our unlock and its lock; ctrl->tail is the single commit point. */
+static void publish(struct lfshm_ring *r)
+{
+	if (r->p_tail == r->p_pub)
+		return;
+	/* relaxed: the mutex orders it (L1) */
+	atomic_store_explicit(&r->ctrl->tail, r->p_tail, memory_order_relaxed);
+	r->p_pub = r->p_tail;
+	wake_not_empty(MX(r));
+}
+
+static void drop_lock(struct lfshm_ring *r)
+{
+	struct mx_priv *x = PRIV(r);
+
+	x->locked = 0;
+	pthread_mutex_unlock(&MX(r)->lock);
+}
+
+static bool is_holder(const struct mx_priv *x)
+{
+	return x->locked && pthread_equal(x->holder, pthread_self());
+}
+
+static void mx_close(struct lfshm_ring *r)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	struct mx_shared *k = MX(r);
+	struct mx_priv *x = PRIV(r);
+	int lk;
+
+	if (!x)
+		return;
+	bridge_stop(r);
+	if (r->role == LFSHM_PRODUCER) {
+		if (is_holder(x)) {
+			if (r->p_resv_on) {
+				r->p_resv_on = 0;
+				r->p_tail = x->resv_from;
+			}
+			if (!r->poisoned)
+				publish(r);
+			drop_lock(r);
+		}
+		lk = mx_lock(r);
+		if (lk >= 0) {
+			if (x->slot >= 0 && (unsigned)x->slot < MX_SLOTS &&
+			    k->slot[x->slot] == r->self_id) {
+				k->slot[x->slot] = 0;
+				k->nf_waiting &= ~(1u << x->slot);
+				k->nf_signalled &= ~(1u << x->slot);
+				if (k->nprod)
+					k->nprod--;
+			}
+			/* a sleeping consumer must re-check: maybe -EPIPE */
+			wake_not_empty(k);
+			mx_unlock(r, lk);
+		}
+	} else if (r->role == LFSHM_CONSUMER) {
+		/* peeked but unreleased messages stay for the next consumer */
+		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lk = mx_lock(r);
+		if (lk >= 0) {
+			wake_not_full(k); /* they see -EPIPE */
+			mx_unlock(r, lk);
+		}
+	}
+	if (x->br.efd >= 0)
+		close(x->br.efd);
+	free(x);
+	r->kind_priv = NULL;
+}
+
+/* ---- producer ------------------------------------------------------- */
+
+static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t size)
+{
+	uint64_t off = r->p_tail & r->mask;
+
+	return off + size > r->cap ? r->cap - off + size : size;
+}
+
+static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+{
+	struct mx_priv *x = PRIV(r);
+	uint64_t size, off, need, head, tail;
+	struct lfshm__rec *pad;
+	int lk;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	if (LFSHM__UNLIKELY(len > r->max_msg))
+		return -EMSGSIZE;
+	if (!x->locked) {
+		lk = mx_lock(r);
+		if (lk < 0)
+			return lk;
+		if (lk == MX_BORROWED)
+			return -EDEADLK; /* another handle of this thread */
+		x->locked = 1;
+		x->holder = pthread_self();
+		head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+		if (!positions_ok(head, tail, r->cap)) {
+			drop_lock(r);
+			return lfshm__poison(r);
+		}
+		r->p_tail = r->p_pub = tail;
+	} else {
+		if (!pthread_equal(x->holder, pthread_self()))
+			return -EINVAL; /* the batch belongs to another thread */
+		/* L2: relaxed under the lock */
+		head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+		if (!positions_ok(head, r->p_pub, r->cap) ||
+		    r->p_tail - head > r->cap) {
+			drop_lock(r);
+			return lfshm__poison(r);
+		}
+	}
+	r->p_head_cache = head;
+	size = lfshm__rec_size(len);
+	need = need_bytes(r, size);
+	if (r->cap - (r->p_tail - head) < need) {
+		r->stats.full_events++;
+		/* never sleep or return holding the lock: publish the batch
+		 * so far (the consumer can then make room) */
+		publish(r);
+		drop_lock(r);
+		return -EAGAIN;
+	}
+	x->resv_from = r->p_tail;
+	off = r->p_tail & r->mask;
+	if (need != size) {
+		/* pad to the end; published with the record, dropped with an
+		 * abort */
+		pad = (struct lfshm__rec *)(r->data + off);
+		atomic_store_explicit(&pad->len,
+				      (uint32_t)(r->cap - off - LFSHM__REC_HDR),
+				      memory_order_relaxed);
+		atomic_store_explicit(&pad->type, LFSHM__TYPE_PAD,
+				      memory_order_relaxed);
+		r->p_tail += r->cap - off;
+		off = 0;
+	}
+	r->p_resv = r->p_tail;
+	r->p_resv_len = len;
+	r->p_resv_on = 1;
+	*buf = r->data + off + LFSHM__REC_HDR;
+	return 0;
+}
+
+static bool is_resv(const struct lfshm_ring *r, const void *buf)
+{
+	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
+	       is_holder(PRIV(r)) &&
+	       buf == r->data + (r->p_resv & r->mask) + LFSHM__REC_HDR;
+}
+
+static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
+		     uint32_t type, unsigned flags)
+{
+	struct lfshm__rec *rec;
+
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
+			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+		return -EINVAL;
+	rec = (struct lfshm__rec *)(r->data + (r->p_resv & r->mask));
+	/* relaxed: published by the tail store in publish(), under the lock */
+	atomic_store_explicit(&rec->len, len, memory_order_relaxed);
+	atomic_store_explicit(&rec->type, type, memory_order_relaxed);
+	r->p_tail = r->p_resv + lfshm__rec_size(len);
+	r->p_resv_on = 0;
+	if (!(flags & LFSHM_MORE)) {
+		publish(r);
+		drop_lock(r);
+	}
+	return 0;
+}
+
+static int mx_abort(struct lfshm_ring *r, void *buf)
+{
+	if (!is_resv(r, buf))
+		return -EINVAL;
+	r->p_resv_on = 0;
+	r->p_tail = PRIV(r)->resv_from;
+	if (r->p_tail == r->p_pub)
+		drop_lock(r); /* no batch pending */
+	return 0;
+}
+
+static int mx_flush(struct lfshm_ring *r)
+{
+	struct mx_priv *x = PRIV(r);
+
+	if (r->role != LFSHM_PRODUCER)
+		return -EINVAL;
+	if (!x->locked)
+		return 0;
+	if (!pthread_equal(x->holder, pthread_self()))
+		return -EINVAL;
+	publish(r);
+	if (!r->p_resv_on)
+		drop_lock(r);
+	return 0;
+}
+
+/* ---- consumer ------------------------------------------------------- */
+
+/* Producers attached once and all closed (lock held). */
+static bool producers_closed(const struct mx_shared *k)
+{
+	return k->prod_ever && k->nprod == 0;
+}
+
+/* Read the tail (lock held); it may only grow, and never more than a ring
+ * ahead of what we released. */
+static int load_tail(struct lfshm_ring *r)
+{
+	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+
+	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
+			    t - r->c_rel > r->cap || (t & 7)))
+		return lfshm__poison(r);
+	r->c_tail_cache = t;
+	return 0;
+}
+
+/* Refresh the cached tail under the lock; *closed: no producer left. */
+static int refresh_tail(struct lfshm_ring *r, bool *closed)
+{
+	struct mx_shared *k = MX(r);
+	int lk, rc;
+
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	rc = load_tail(r);
+	if (k->nprod > MX_SLOTS)
+		rc = lfshm__poison(r);
+	*closed = producers_closed(k);
+	mx_unlock(r, lk);
+	return rc;
+}
+
+static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t off, avail, size;
+	struct lfshm__rec *rec;
+	uint32_t len, type;
+	bool closed;
+	int rc;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	for (;;) {
+		avail = r->c_tail_cache - r->c_head;
+		if (avail == 0) {
+			rc = refresh_tail(r, &closed);
+			if (rc)
+				return rc;
+			avail = r->c_tail_cache - r->c_head;
+			if (avail == 0) {
+				r->stats.empty_events++;
+				return closed ? -EPIPE : -EAGAIN;
+			}
+		}
+		off = r->c_head & r->mask;
+		rec = (struct lfshm__rec *)(r->data + off);
+		/* relaxed: ordered by the lock (L1); read once into locals */
+		len = atomic_load_explicit(&rec->len, memory_order_relaxed);
+		type = atomic_load_explicit(&rec->type, memory_order_relaxed);
+		if (type == LFSHM__TYPE_PAD) {
+			if ((uint64_t)len + LFSHM__REC_HDR != r->cap - off ||
+			    r->cap - off > avail)
+				return lfshm__poison(r);
+			r->c_head += r->cap - off;
+			continue;
+		}
+		if (LFSHM__UNLIKELY(type > LFSHM_TYPE_MAX || len > r->max_msg))
+			return lfshm__poison(r);
+		size = lfshm__rec_size(len);
+		if (LFSHM__UNLIKELY(size > avail || off + size > r->cap))
+			return lfshm__poison(r);
+		m->data = rec + 1;
+		m->len = len;
+		m->type = type;
+		r->c_head += size;
+		m->_end = r->c_head;
+		return 0;
+	}
+}
+
+static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t end;
+	int lk;
+
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	end = m ? m->_end : r->c_head;
+	/* end must lie in (c_rel, c_head]; NULL may release nothing */
+	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
+		return -EINVAL;
+	if (end == r->c_rel)
+		return 0;
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	r->c_rel = end;
+	/* L2: relaxed, ordered by the lock: our reads of the released
+	 * payloads happen before a producer reuses the space */
+	atomic_store_explicit(&r->ctrl->head, end, memory_order_relaxed);
+	wake_not_full(MX(r));
+	mx_unlock(r, lk);
+	return 0;
+}
+
+static int mx_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
+{
+	if (r->role != LFSHM_CONSUMER || m->_end != r->c_head)
+		return -EINVAL;
+	r->c_head = m->_end - lfshm__rec_size(m->len);
+	return 0;
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+/* Is there data (or the end)?  Lock held.  1 ready, 0 not, -errno.
+ * slow: also look for producers that died without closing. */
+static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
+{
+	struct mx_shared *k = MX(r);
+	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+
+	if (t != head)
+		return 1; /* peek validates it */
+	if (k->nprod > MX_SLOTS)
+		return lfshm__poison(r);
+	if (producers_closed(k))
+		return -EPIPE;
+	if (slow && k->prod_ever && reap_producers(k) == 0)
+		return -EPIPE;
+	return 0;
+}
+
+/* Room for a len-byte record at the current tail?  Lock held. */
+static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
+{
+	uint64_t head = atomic_load_explicit(&r->ctrl->head,
+					     memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
+					     memory_order_relaxed);
+	uint64_t owner;
+
+	if (!positions_ok(head, tail, r->cap))
+		return lfshm__poison(r);
+	r->p_tail = r->p_pub = tail;
+	r->p_head_cache = head;
+	if (r->cap - (tail - head) >= need_bytes(r, lfshm__rec_size(len)))
+		return 1;
+	owner = atomic_load_explicit(&r->ctrl->cons_owner,
+				     memory_order_acquire);
+	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(owner)))
+		return -EPIPE;
+	return 0;
+}
+
+/* Spin without the lock until the peer's position moves (a hint only) or
+ * the spin time is over. */
+static void spin_hint(struct lfshm_ring *r, _Atomic uint64_t *pos,
+		      uint64_t seen, int64_t deadline)
+{
+	int64_t now, end;
+	unsigned i;
+
+	if (r->spin_ns == 0 || deadline == 0)
+		return;
+	now = lfshm__now_ns();
+	end = r->spin_ns < 0 ? deadline :
+	      (r->spin_ns > deadline - now ? deadline : now + r->spin_ns);
+	for (i = 1;; i++) {
+		lfshm__cpu_relax();
+		/* relaxed: a hint; the real read is under the lock */
+		if (atomic_load_explicit(pos, memory_order_relaxed) != seen)
+			return;
+		if ((i & 63) == 0 && lfshm__now_ns() >= end)
+			return;
+	}
+}
+
+static int64_t slice_end(int64_t now, int64_t deadline)
+{
+	return deadline - now > LFSHM__SLICE_NS ? now + LFSHM__SLICE_NS :
+						  deadline;
+}
+
+/* Sleep in not_empty until data is past head (or the end); lock held on
+ * entry (lk as mx_lock returned) and released on return.  stop, when
+ * non-NULL, ends the wait with 1 when set (bridge thread). */
+static int wait_data_locked(struct lfshm_ring *r, int lk, uint64_t head,
+			    int64_t deadline, const _Atomic int *stop)
+{
+	struct mx_shared *k = MX(r);
+	bool slow = false;
+	int64_t now;
+	int rc;
+
+	for (;;) {
+		rc = data_check(r, head, slow);
+		if (rc)
+			break;
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
+			rc = 1;
+			break;
+		}
+		if (deadline == 0) {
+			rc = -EAGAIN;
+			break;
+		}
+		now = lfshm__now_ns();
+		if (now >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (lk == MX_BORROWED) {
+			rc = -EDEADLK; /* cannot sleep on a lock we hold */
+			break;
+		}
+		k->ne_waiting = 1;
+		r->stats.futex_waits++;
+		rc = mx_cond_wait(r, &k->not_empty, slice_end(now, deadline));
+		if (rc == -ETIMEDOUT)
+			slow = true;
+		else if (rc)
+			return rc; /* lock lost */
+	}
+	mx_unlock(r, lk);
+	return rc < 0 ? rc : 0;
+}
+
+static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
+{
+	int lk;
+
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	if (r->poisoned)
+		return -EBADMSG;
+	if (r->c_tail_cache != r->c_head)
+		return 0;
+	spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	return wait_data_locked(r, lk, r->c_head, deadline, NULL);
+}
+
+/* Back off while producers of the last broadcast are still leaving
+ * not_full (lock released meanwhile); rebuilds it when they are all dead.
+ * Returns the mx_lock result (lock held again) or an error. */
+static int join_backoff(struct lfshm_ring *r, int lk, uint32_t mine,
+			unsigned *rounds)
+{
+	struct mx_shared *k = MX(r);
+
+	if (++*rounds % 64 == 0 && nf_rebuild_if_dead(k, mine))
+		return lk;
+	mx_unlock(r, lk);
+	if (*rounds < 16) {
+		sched_yield();
+	} else {
+		struct timespec ts = { 0, 50000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return mx_lock(r);
+}
+
+/* Sleep in not_full until a len-byte record fits; lock held on entry and
+ * released on return. */
+static int wait_space_locked(struct lfshm_ring *r, int lk, uint32_t len,
+			     int64_t deadline, const _Atomic int *stop)
+{
+	struct mx_shared *k = MX(r);
+	struct mx_priv *x = PRIV(r);
+	uint32_t mine = 1u << x->slot;
+	unsigned rounds = 0;
+	bool slow = false;
+	int64_t now;
+	int rc;
+
+	for (;;) {
+		rc = space_check(r, len, slow);
+		if (rc)
+			break;
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
+			rc = 1;
+			break;
+		}
+		if (deadline == 0) {
+			rc = -EAGAIN;
+			break;
+		}
+		now = lfshm__now_ns();
+		if (now >= deadline) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		if (lk == MX_BORROWED) {
+			rc = -EDEADLK;
+			break;
+		}
+		if (k->nf_signalled & ~mine) {
+			lk = join_backoff(r, lk, mine, &rounds);
+			if (lk < 0)
+				return lk;
+			continue;
+		}
+		k->nf_waiting |= mine;
+		r->stats.futex_waits++;
+		rc = mx_cond_wait(r, &k->not_full, slice_end(now, deadline));
+		if (rc && rc != -ETIMEDOUT)
+			return rc; /* lock lost */
+		/* we left not_full (see "Dead waiters") */
+		k->nf_waiting &= ~mine;
+		k->nf_signalled &= ~mine;
+		if (rc == -ETIMEDOUT)
+			slow = true;
+	}
+	mx_unlock(r, lk);
+	return rc < 0 ? rc : 0;
+}
+
+static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
+{
+	struct mx_priv *x = PRIV(r);
+	int lk;
+
+	if (r->role != LFSHM_PRODUCER)
+		return -EINVAL;
+	if (len > r->max_msg)
+		return -EMSGSIZE;
+	if (r->poisoned)
+		return -EBADMSG;
+	if (x->locked) {
+		if (r->p_resv_on || !pthread_equal(x->holder, pthread_self()))
+			return -EINVAL;
+		/* published-but-unflushed records would never drain */
+		publish(r);
+		drop_lock(r);
+	}
+	if (x->slot < 0 || (unsigned)x->slot >= MX_SLOTS)
+		return -EINVAL;
+	spin_hint(r, &r->ctrl->head,
+		  atomic_load_explicit(&r->ctrl->head, memory_order_relaxed),
+		  deadline);
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	return wait_space_locked(r, lk, len, deadline, NULL);
+}
+
+/* ---- event-loop bridge ---------------------------------------------- */
+
+static void bridge_stop(struct lfshm_ring *r)
+{
+	(void)r;
+}
+
+const struct lfshm__ops lfshm__mutex_ops = {
+	.init = mx_init,
+	.open = mx_open,
+	.close = mx_close,
+	.reserve = mx_reserve,
+	.commit = mx_commit,
+	.abort = mx_abort,
+	.flush = mx_flush,
+	.peek = mx_peek,
+	.release = mx_release,
+	.unpeek = mx_unpeek,
+	.wait_data = mx_wait_data,
+	.wait_space = mx_wait_space,
+};
