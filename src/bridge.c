@@ -473,6 +473,12 @@ LFSHM__EXPORT int lfshm_ring_eventfd(struct lfshm_ring *r)
 		rc = make_priv(b);
 		if (rc)
 			return rc;
+		/* armed before the eventfd existed: hand that wait over */
+		if (b->armed && b->how == LFSHM_WAIT_FUTEX) {
+			rc = feed_priv(b);
+			if (rc)
+				return rc;
+		}
 	}
 	return b->local_efd;
 }

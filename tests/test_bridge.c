@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <liburing.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -300,6 +301,23 @@ Test(bridge, epoll_futex_feed_makes_eventfd_readable_on_publish)
 Test(bridge, epoll_shared_eventfd_becomes_readable_on_publish)
 {
 	one_epoll_sleep(LFSHM_WAIT_EVENTFD);
+}
+
+Test(bridge, eventfd_asked_for_after_arm_still_fires)
+{
+	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
+	struct pollfd pf;
+
+	need_mode(c, LFSHM_WAIT_FUTEX);
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	pf = (struct pollfd){ .fd = lfshm_ring_eventfd(c), .events = POLLIN };
+	cr_assert_geq(pf.fd, 0);
+	cr_assert_eq(poll(&pf, 1, 0), 0);
+	cr_assert_eq(lfshm_ring_send(p, "w", 1, 0), 0);
+	cr_assert_eq(poll(&pf, 1, WATCHDOG_MS), 1);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
 }
 
 static void one_space_sleep(unsigned mode)

@@ -1,0 +1,490 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels and handshake: socket file mode, SO_PEERCRED checks (callback,
+ * other uid), echo across fork, peer death seen on the socket, the region
+ * freed after it; and one server loop that survives clients that crash,
+ * hang, corrupt their ring or write on the socket while a good client goes
+ * on.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "internal.h"
+
+#define WATCHDOG_MS 30000
+
+static char path[108];
+
+static void mkpath(void)
+{
+	static int n;
+
+	snprintf(path, sizeof(path), "/tmp/lfshm-chan-%d-%d.sock",
+		 (int)getpid(), n++);
+}
+
+static struct lfshm_listener *listen_on(const struct lfshm_listen_config *cfg)
+{
+	struct lfshm_listener *l = NULL;
+	int rc;
+
+	mkpath();
+	rc = lfshm_listen(path, cfg, &l);
+	cr_assert_eq(rc, 0, "listen: %d", rc);
+	return l;
+}
+
+/* Accept one connection, waiting for it up to the watchdog. */
+static int accept_wait(struct lfshm_listener *l, struct lfshm_chan **c)
+{
+	struct pollfd p = { .fd = lfshm_listener_fd(l), .events = POLLIN };
+	int rc;
+
+	while ((rc = lfshm_accept(l, c)) == -EAGAIN)
+		if (poll(&p, 1, WATCHDOG_MS) == 0)
+			return -ETIMEDOUT;
+	return rc;
+}
+
+/* Child side: wait until the server closed its end of the socket. */
+static int wait_eof(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, WATCHDOG_MS) == 1 ? 0 : 1;
+}
+
+Test(chan, socket_file_has_mode_0600_and_goes_with_the_listener)
+{
+	struct lfshm_listen_config cfg = { .mode = 0660 };
+	struct lfshm_listener *l = listen_on(NULL);
+	struct stat st;
+	mode_t old = umask(0);
+
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_assert(S_ISSOCK(st.st_mode));
+	cr_assert_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+	lfshm_listener_close(l);
+	cr_assert_eq(lstat(path, &st), -1, "unlinked at close");
+	l = listen_on(&cfg);
+	cr_assert_eq(lstat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0660, "mode %o", st.st_mode & 07777);
+	lfshm_listener_close(l);
+	umask(old);
+}
+
+Test(chan, listen_replaces_a_stale_socket_but_no_other_file)
+{
+	struct lfshm_listener *l = listen_on(NULL), *l2 = NULL;
+	int fd;
+
+	/* stale socket file of a dead server: replaced */
+	cr_assert_eq(lfshm_listen(path, NULL, &l2), 0);
+	lfshm_listener_close(l2);
+	lfshm_listener_close(l); /* not ours any more: leaves the path */
+	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	cr_assert_eq(lfshm_listen(path, NULL, &l2), -EEXIST);
+	unlink(path);
+	cr_assert_eq(lfshm_listen("", NULL, &l2), -EINVAL);
+	cr_assert_eq(lfshm_connect(path, 0, NULL), -EINVAL);
+}
+
+static int echo_client(void *arg)
+{
+	uint64_t n = *(uint64_t *)arg, i, v;
+	struct lfshm_chan *c = NULL;
+
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	for (i = 0; i < n; i++) {
+		if (lfshm_ring_send(lfshm_chan_tx(c), &i, 8, -1))
+			return 11;
+		if (lfshm_ring_recv(lfshm_chan_rx(c), &v, 8, -1) != 8)
+			return 12;
+		if (v != i + 1)
+			return 13;
+	}
+	lfshm_chan_close(c);
+	return 0;
+}
+
+Test(chan, echo_across_fork_and_region_freed_after_close, .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	uint64_t n = lfshm_test_scaled(20000, 1000), v, k = 0;
+	int before = lfshm_test_count_fds();
+	pid_t pid, ppid;
+	uid_t uid;
+	long rc;
+
+	pid = lfshm_test_spawn(echo_client, &n);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	lfshm_chan_peer(c, &ppid, &uid, NULL);
+	cr_assert_eq(ppid, pid, "SO_PEERCRED: the real peer");
+	cr_assert_eq(uid, geteuid());
+	cr_assert_eq(lfshm_chan_check(c), 0);
+	while ((rc = lfshm_ring_recv(lfshm_chan_rx(c), &v, 8, -1)) == 8) {
+		cr_assert_eq(v, k++);
+		v++;
+		cr_assert_eq(lfshm_ring_send(lfshm_chan_tx(c), &v, 8, -1), 0);
+	}
+	cr_assert_eq(rc, -EPIPE, "client closed: %ld", rc);
+	cr_assert_eq(k, n);
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 0);
+	cr_assert_eq(lfshm_chan_check(c), -EPIPE);
+	lfshm_chan_close(c);
+	cr_assert_eq(lfshm_test_count_fds(), before, "memfd, eventfds, socket");
+	lfshm_listener_close(l);
+}
+
+static int die_client(void *arg)
+{
+	struct lfshm_chan *c = NULL;
+	uint64_t v = 7;
+
+	(void)arg;
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	lfshm_ring_send(lfshm_chan_tx(c), &v, 8, -1);
+	raise(SIGKILL); /* no close: roles stay claimed by a dead pid */
+	return 11;
+}
+
+Test(chan, peer_death_shows_as_pollhup_and_epipe, .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	int before = lfshm_test_count_fds();
+	struct pollfd p;
+	uint64_t v;
+	pid_t pid;
+
+	pid = lfshm_test_spawn(die_client, NULL);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 128 + SIGKILL);
+	p = (struct pollfd){ .fd = lfshm_chan_fd(c), .events = POLLIN };
+	cr_assert_eq(poll(&p, 1, WATCHDOG_MS), 1);
+	cr_assert(p.revents & (POLLHUP | POLLIN), "revents %x", p.revents);
+	cr_assert_eq(lfshm_chan_check(c), -EPIPE);
+	cr_assert_eq(lfshm_ring_recv(lfshm_chan_rx(c), &v, 8, 0), 8,
+		     "what it sent before dying is there");
+	cr_assert_eq(v, 7);
+	lfshm_chan_close(c);
+	cr_assert_eq(lfshm_test_count_fds(), before, "region freed");
+	lfshm_listener_close(l);
+}
+
+static int peer_seen[3];
+
+static int reject_all(pid_t pid, uid_t uid, gid_t gid, void *arg)
+{
+	peer_seen[0] = (int)pid;
+	peer_seen[1] = (int)uid;
+	peer_seen[2] = (int)gid;
+	(void)arg;
+	return 1;
+}
+
+static int expect_eacces(void *arg)
+{
+	struct lfshm_chan *c = NULL;
+	int rc = lfshm_connect(path, 30000000000ll, &c);
+
+	(void)arg;
+	return rc == -EACCES ? 0 : 100 + (-rc & 0x3f);
+}
+
+Test(chan, peer_callback_can_reject, .timeout = 60)
+{
+	struct lfshm_listen_config cfg = { .peer_ok = reject_all };
+	struct lfshm_listener *l = listen_on(&cfg);
+	struct lfshm_chan *c = NULL;
+	int before = lfshm_test_count_fds();
+	pid_t pid = lfshm_test_spawn(expect_eacces, NULL);
+
+	cr_assert_eq(accept_wait(l, &c), -EACCES);
+	cr_assert_null(c);
+	cr_assert_eq(peer_seen[0], pid);
+	cr_assert_eq(peer_seen[1], (int)geteuid());
+	cr_assert_eq(peer_seen[2], (int)getegid());
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 0, "client: -EACCES");
+	cr_assert_eq(lfshm_test_count_fds(), before);
+	lfshm_listener_close(l);
+}
+
+static int as_nobody_expect(void *arg)
+{
+	if (setgid(65534) || setuid(65534))
+		return 50;
+	return expect_eacces(arg);
+}
+
+Test(chan, other_uid_is_rejected_by_default, .timeout = 60)
+{
+	struct lfshm_listen_config cfg = { .mode = 0666 };
+	struct lfshm_listener *l;
+	struct lfshm_chan *c = NULL;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a client as another uid");
+	l = listen_on(&cfg);
+	pid = lfshm_test_spawn(as_nobody_expect, NULL);
+	cr_assert_eq(accept_wait(l, &c), -EACCES, "SO_PEERCRED uid 65534");
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 0, "client: -EACCES");
+	lfshm_listener_close(l);
+}
+
+Test(chan, mode_0600_keeps_other_users_from_connecting, .timeout = 60)
+{
+	struct lfshm_listener *l;
+	struct lfshm_chan *c = NULL;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to run a client as another uid");
+	l = listen_on(NULL);
+	pid = lfshm_test_spawn(as_nobody_expect, NULL);
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 0,
+		     "connect fails with EACCES on the file");
+	cr_assert_eq(lfshm_accept(l, &c), -EAGAIN, "nobody got through");
+	lfshm_listener_close(l);
+}
+
+/* ---- a server that survives bad clients ----------------------------- */
+
+enum { C_GOOD, C_CRASH, C_HANG, C_CORRUPT, C_SOCKJUNK, NCLI };
+
+struct role_arg {
+	int kind;
+	int hang_fd; /* C_HANG: read end of a pipe closed by the parent */
+	int hang_wfd; /* its write end: every child closes it */
+	uint64_t n;
+};
+
+static int bad_client(void *arg)
+{
+	struct role_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	struct lfshm_ring *tx, *rx;
+	char buf[1024] = { 0 };
+	uint64_t i, v;
+
+	close(a->hang_wfd);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	tx = lfshm_chan_tx(c);
+	rx = lfshm_chan_rx(c);
+	switch (a->kind) {
+	case C_GOOD:
+		for (i = 0; i < a->n; i++) {
+			if (lfshm_ring_send(tx, &i, 8, -1))
+				return 11;
+			if (lfshm_ring_recv(rx, &v, 8, -1) != 8 || v != i)
+				return 12;
+		}
+		lfshm_chan_close(c);
+		return 0;
+	case C_CRASH:
+		for (i = 0; i < 100; i++) {
+			lfshm_ring_send(tx, &i, 8, -1);
+			lfshm_ring_recv(rx, &v, 8, -1);
+		}
+		lfshm_ring_send(tx, &i, 8, -1); /* killed mid-request */
+		raise(SIGKILL);
+		return 13;
+	case C_HANG:
+		/* requests until our ring is full, never reads a reply */
+		while (lfshm_ring_send(tx, buf, sizeof(buf), 0) == 0)
+			;
+		if (read(a->hang_fd, buf, 1) != 0)
+			return 14;
+		return 0; /* exits without closing anything */
+	case C_CORRUPT:
+		/* a misaligned tail, and a wake-up so the server looks */
+		atomic_store_explicit(&tx->ctrl->tail, 12345,
+				      memory_order_release);
+		lfshm__ec_wake_all(tx, &tx->ctrl->data_ec, tx->efd_data);
+		return wait_eof(lfshm_chan_fd(c)) ? 15 : 0;
+	case C_SOCKJUNK:
+		if (write(lfshm_chan_fd(c), "garbage", 7) != 7)
+			return 16;
+		return wait_eof(lfshm_chan_fd(c)) ? 17 : 0;
+	}
+	return 99;
+}
+
+struct cli {
+	struct lfshm_chan *c;
+	int want_space; /* a reply waits for room in tx */
+	uint32_t len;
+	char buf[2048];
+};
+
+/* Echo what can be echoed now; returns 1 to keep waiting (armed), 0 when
+ * the client is to be dropped. */
+static int serve(struct cli *k, unsigned *drops)
+{
+	struct lfshm_ring *rx = lfshm_chan_rx(k->c), *tx = lfshm_chan_tx(k->c);
+	long n;
+	int rc;
+
+	for (;;) {
+		if (k->want_space) {
+			rc = lfshm_ring_send(tx, k->buf, k->len, 0);
+			if (rc == -EAGAIN) {
+				rc = lfshm_ring_arm_space(tx, k->len);
+				if (rc == 0)
+					return 1;
+				if (rc == 1)
+					continue;
+			}
+			if (rc)
+				break;
+			k->want_space = 0;
+		}
+		n = lfshm_ring_recv(rx, k->buf, sizeof(k->buf), 0);
+		if (n == -EAGAIN) {
+			rc = lfshm_ring_arm(rx);
+			if (rc == 0)
+				return 1;
+			if (rc == 1)
+				continue;
+			break;
+		}
+		if (n < 0)
+			break;
+		k->len = (uint32_t)n;
+		k->want_space = 1;
+	}
+	(*drops)++;
+	return 0;
+}
+
+Test(chan, server_survives_clients_that_crash_hang_or_send_garbage,
+     .timeout = 120)
+{
+	struct lfshm_listen_config cfg = { .capacity = 16384 };
+	struct lfshm_listener *l = listen_on(&cfg);
+	struct role_arg args[NCLI];
+	struct cli cl[NCLI] = { { 0 } };
+	struct pollfd pf[2 + 2 * NCLI];
+	pid_t pid[NCLI];
+	int hang_pipe[2], good_pidfd, before, st;
+	unsigned accepted = 0, open_cli = 0, drops = 0, i, np;
+
+	cr_assert_eq(pipe2(hang_pipe, O_CLOEXEC), 0);
+	before = lfshm_test_count_fds();
+	for (i = 0; i < NCLI; i++) {
+		args[i] = (struct role_arg){ .kind = (int)i,
+					     .hang_fd = hang_pipe[0],
+					     .hang_wfd = hang_pipe[1],
+					     .n = lfshm_test_scaled(20000, 500) };
+		pid[i] = lfshm_test_spawn(bad_client, &args[i]);
+		cr_assert_gt(pid[i], 0);
+	}
+	close(hang_pipe[0]);
+	good_pidfd = (int)syscall(SYS_pidfd_open, pid[C_GOOD], 0);
+	cr_assert_geq(good_pidfd, 0);
+
+	while (accepted < NCLI || open_cli) {
+		struct cli *idx[2 + 2 * NCLI];
+
+		np = 0;
+		pf[np++] = (struct pollfd){ .fd = lfshm_listener_fd(l),
+					    .events = POLLIN };
+		pf[np++] = (struct pollfd){ .fd = hang_pipe[1] >= 0 ?
+							  good_pidfd : -1,
+					    .events = POLLIN };
+		for (i = 0; i < NCLI; i++) {
+			struct lfshm_ring *w;
+
+			if (!cl[i].c)
+				continue;
+			w = cl[i].want_space ? lfshm_chan_tx(cl[i].c) :
+					       lfshm_chan_rx(cl[i].c);
+			idx[np] = &cl[i];
+			pf[np++] = (struct pollfd){
+				.fd = lfshm_chan_fd(cl[i].c),
+				.events = POLLIN | POLLRDHUP };
+			idx[np] = &cl[i];
+			pf[np++] = (struct pollfd){ .fd = lfshm_ring_eventfd(w),
+						    .events = POLLIN };
+		}
+		cr_assert_gt(poll(pf, np, WATCHDOG_MS), 0,
+			     "server stalled: %u accepted, %u open, %u dropped",
+			     accepted, open_cli, drops);
+		if (pf[0].revents) {
+			struct lfshm_chan *c = NULL;
+
+			while (lfshm_accept(l, &c) == 0) {
+				cl[accepted].c = c;
+				accepted++;
+				open_cli++;
+				/* first look: may be armed, may be dropped */
+				if (!serve(&cl[accepted - 1], &drops)) {
+					lfshm_chan_close(c);
+					cl[accepted - 1].c = NULL;
+					open_cli--;
+				}
+			}
+		}
+		if (pf[1].revents && hang_pipe[1] >= 0) {
+			/* the good client is done: release the hanging one */
+			close(hang_pipe[1]);
+			hang_pipe[1] = -1;
+		}
+		for (i = 2; i < np; i++) {
+			struct cli *k = idx[i];
+			uint64_t cnt;
+			int drop = 0;
+
+			if (!pf[i].revents || !k->c)
+				continue;
+			if (pf[i].fd == lfshm_chan_fd(k->c)) {
+				if (lfshm_chan_check(k->c))
+					drop = 1;
+			} else {
+				if (read(pf[i].fd, &cnt, 8) < 0 &&
+				    errno != EAGAIN)
+					drop = 1;
+				if (!drop && !serve(k, &drops))
+					drop = 2;
+			}
+			if (drop) {
+				if (drop == 1)
+					drops++;
+				lfshm_chan_close(k->c);
+				k->c = NULL;
+				open_cli--;
+			}
+		}
+	}
+	cr_assert_eq(drops, NCLI, "every client dropped exactly once");
+	close(good_pidfd);
+	cr_assert_eq(lfshm_test_wait(pid[C_GOOD], WATCHDOG_MS), 0);
+	cr_assert_eq(lfshm_test_wait(pid[C_CRASH], WATCHDOG_MS), 128 + SIGKILL);
+	cr_assert_eq(lfshm_test_wait(pid[C_HANG], WATCHDOG_MS), 0);
+	st = lfshm_test_wait(pid[C_CORRUPT], WATCHDOG_MS);
+	cr_assert_eq(st, 0, "corrupting client: %d", st);
+	st = lfshm_test_wait(pid[C_SOCKJUNK], WATCHDOG_MS);
+	cr_assert_eq(st, 0, "socket garbage client: %d", st);
+	cr_assert_eq(lfshm_test_count_fds(), before - 2 /* the pipe */,
+		     "every region freed");
+	lfshm_listener_close(l);
+}
