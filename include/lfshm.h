@@ -26,7 +26,8 @@
  *
  * Concurrency contract: a struct lfshm_ring handle is used by one thread at
  * a time.  On an SPSC ring one producer handle and one consumer handle may
- * run concurrently (in any processes).  A handle belongs to the process
+ * run concurrently (in any processes); on an MPSC ring any number of
+ * producer handles and one consumer handle.  A handle belongs to the process
  * that created or attached it: after fork() the child must not use an
  * inherited handle except to lfshm_ring_close() it (which then does not
  * release the parent's role) and should lfshm_ring_attach() its own.
@@ -71,7 +72,8 @@ struct lfshm_ring_config {
 	uint32_t kind;     /* LFSHM_SPSC, LFSHM_MPSC or LFSHM_MUTEX */
 	uint32_t flags;    /* LFSHM_CFG_* */
 	uint64_t capacity; /* data bytes, a power of two, >= 256 */
-	uint32_t max_msg;  /* largest payload; 0 = capacity / 2 - 8 */
+	uint32_t max_msg;  /* largest payload; 0 = capacity / 2 - 8
+			    * (capacity / 2 - 16 for LFSHM_MPSC) */
 };
 
 /* A message handed out by lfshm_ring_peek(); data stays valid until the
@@ -139,8 +141,9 @@ uint64_t lfshm_ring_region_size(const struct lfshm_ring *r);
  * One reservation may be outstanding at a time.
  * reserve returns 0, -EAGAIN (full: wait with lfshm_ring_wait_space()),
  * -EMSGSIZE (len > max_msg), -EINVAL (not the producer, or a reservation
- * is already outstanding), -EBADMSG (corrupt region), -EPIPE (no consumer
- * will ever drain: it closed or died).
+ * is already outstanding), -EBADMSG (corrupt region).  Reserve never
+ * waits; the waiting calls (send, wait_space) return -EPIPE when the
+ * consumer closed or died and the ring is full.
  * commit/abort return 0 or -EINVAL (buf is not the outstanding reservation).
  */
 int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len, void **buf);
@@ -230,6 +233,44 @@ void lfshm_ring_set_spin(struct lfshm_ring *r, int64_t spin_ns);
 
 /* Copy the handle's counters. */
 void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
+
+/*
+ * LFSHM_MPSC rings.  Any number of producer handles (processes, and
+ * threads with a handle each) attach with LFSHM_PRODUCER; the consumer
+ * role is exclusive.  Guarantees: each producer's messages arrive in the
+ * order it committed them; nothing is lost or duplicated; a full ring
+ * makes a producer fail fast (timeout_ns == 0, -EAGAIN) or sleep until
+ * the consumer frees space, and a busy ring makes no system calls.
+ * Records have a 16-byte header (max_msg default capacity / 2 - 16).
+ * LFSHM_MORE holds back at most 32 records; the 33rd publishes them all.
+ * -EPIPE for the consumer: empty, and every producer that attached has
+ * closed (a producer that crashed never closes: watch it yourself, e.g.
+ * with a pidfd); not sticky, a new producer makes the ring live again.
+ * -EPIPE for a producer: the consumer closed or died.
+ *
+ * A producer that dies between reserve and commit leaves its record "in
+ * progress" at some point of the ring; the consumer cannot get past it
+ * until it is unblocked: then the record becomes padding (it is never
+ * delivered) and the consumer goes on.  The record carries its owner
+ * (pid and process start time): a dead, zombie or recycled-pid owner is
+ * dead, a live one is never skipped, however slow.  A claim whose header
+ * was not written at all (the producer stopped right after taking the
+ * space) is revoked: if its producer is in fact alive, its reserve claims
+ * new space instead, so nothing it sends is lost.
+ *
+ * lfshm_ring_unblock - consumer: unblock the record at the read position
+ * now.  Returns 1 if it unblocked something, 0 if there was nothing to
+ * unblock (ring empty, record ready, or its producer alive), -EINVAL (not
+ * the consumer), -EBADMSG, -EOPNOTSUPP (not an MPSC ring).
+ *
+ * lfshm_ring_set_stall_ns - consumer: unblock automatically once the read
+ * position has been stuck on an unfinished record for stall_ns (checked
+ * by peek/recv/drain/wait_data; the owner's liveness is then re-checked
+ * every stall_ns).  Default 100 ms; 0: at once; < 0: only through
+ * lfshm_ring_unblock().  No effect on other kinds or roles.
+ */
+int lfshm_ring_unblock(struct lfshm_ring *r);
+void lfshm_ring_set_stall_ns(struct lfshm_ring *r, int64_t stall_ns);
 
 /*
  * Passing fds over a Unix socket with SCM_RIGHTS.

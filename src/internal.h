@@ -123,6 +123,9 @@ struct lfshm__rec {
 };
 #define LFSHM__REC_HDR 8u
 #define LFSHM__TYPE_PAD 0xffffffffu
+/* MPSC records have a 16-byte header (src/mpsc.c): the record size limit
+ * capacity / 2 leaves max_msg 8 bytes less */
+#define LFSHM__MPSC_HDR_EXTRA 8u
 _Static_assert(sizeof(struct lfshm__rec) == LFSHM__REC_HDR, "record header");
 
 static inline uint64_t lfshm__rec_size(uint64_t len)
@@ -133,6 +136,9 @@ static inline uint64_t lfshm__rec_size(uint64_t len)
 /* ---- Process-local handle ------------------------------------------- */
 
 struct lfshm__ops;
+
+#define LFSHM__MPSC_PEND 32 /* LFSHM_MORE records an MPSC producer holds */
+#define LFSHM__DEFAULT_STALL_NS 100000000ll /* MPSC auto-unblock: 100 ms */
 
 struct lfshm_ring {
 	/* producer-private state (first line of the handle) */
@@ -175,6 +181,20 @@ struct lfshm_ring {
 	int pid;          /* process that opened the handle (fork check) */
 	void *kind_priv;  /* per-kind process-local extras */
 	struct lfshm__bridge *bridge; /* event-loop state (bridge.c), lazy */
+
+	/* MPSC (src/mpsc.c), process-local */
+	unsigned m_shift;      /* log2(cap): lap of a position */
+	unsigned m_npend;      /* records committed with LFSHM_MORE */
+	uint64_t m_busy;       /* producer: our in-progress header word */
+	uint64_t m_resv_size;  /* producer: bytes of the outstanding claim */
+	uint64_t m_pend_pos[LFSHM__MPSC_PEND];  /* their positions ... */
+	uint64_t m_pend_word[LFSHM__MPSC_PEND]; /* ... and READY words */
+	uint64_t m_revoked;    /* producer: claims the consumer revoked */
+	uint64_t m_unblocked;  /* consumer: dead producers' records padded */
+	int64_t m_stall_ns;    /* consumer: auto-unblock after (< 0: never) */
+	int64_t m_stall_since; /* consumer: when the head got stuck ... */
+	uint64_t m_stall_pos;  /* ... at this position */
+	int m_stall_on;
 
 	struct lfshm_stats stats;
 };
@@ -236,9 +256,7 @@ struct lfshm__ops {
 #define LFSHM__DIR_SPACE 1u /* producer waits for room */
 
 extern const struct lfshm__ops lfshm__spsc_ops;
-/* Provided by src/mpsc.c when that kind lands; weak so that the core
- * links without it. */
-extern const struct lfshm__ops lfshm__mpsc_ops __attribute__((weak));
+extern const struct lfshm__ops lfshm__mpsc_ops;
 extern const struct lfshm__ops lfshm__mutex_ops;
 
 /* ---- region.c ------------------------------------------------------- */

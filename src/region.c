@@ -79,6 +79,8 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
 	 * the head at capacity/2 the worst case is a pad of capacity/2 plus
 	 * the record, so records are at most capacity/2 bytes. */
 	max_rec = cfg->capacity / 2;
+	if (cfg->kind == LFSHM_MPSC)
+		max_rec -= LFSHM__MPSC_HDR_EXTRA;
 	memset(d, 0, sizeof(*d));
 	d->kind = cfg->kind;
 	d->flags = cfg->flags;
@@ -187,6 +189,8 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
 	    d->capacity > LFSHM__MAX_CAP)
 		return -EBADMSG;
 	max_rec = d->capacity / 2;
+	if (d->kind == LFSHM_MPSC)
+		max_rec -= LFSHM__MPSC_HDR_EXTRA;
 	if (d->max_msg == 0 || lfshm__rec_size(d->max_msg) > max_rec)
 		return -EBADMSG;
 	if (d->ctrl_off != LFSHM__CTRL_OFF(idx))

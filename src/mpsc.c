@@ -1,0 +1,792 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * MPSC ring: any number of producer handles (processes and threads), one
+ * consumer, variable-length records, and a consumer that is not wedged by
+ * a producer dying in the middle of a record.
+ *
+ * Claim protocol: CAS on the shared tail with a cached head (the scheme
+ * of Agrona's many-to-one ring buffer), chosen over fetch-add with term
+ * rotation (Aeron's appender) because a CAS can check for room *before*
+ * it moves the tail: the tail never runs past head + capacity, a full
+ * ring costs a failed check instead of a claim that has to be undone, and
+ * the padding at the wrap is claimed in the same CAS as the record that
+ * needs it.  Contention is one cache line per claim; with the handful of
+ * producers a host runs, the CAS retry rate is low (each retry means some
+ * other producer made progress).
+ *
+ * Record layout (16-byte header, 8-byte aligned, never wraps):
+ *   word0  state word, the only word that publishes anything:
+ *     FREE(lap)  top 3 bits 000: never written in this lap; the value is
+ *                pos >> log2(capacity) (the consumer stamps consumed words
+ *                with their next lap's value, so 0 in a fresh region)
+ *     BUSY       bit 62: claimed by a producer that is writing it; holds
+ *                the owner (pid in bits 0-21, low 32 bits of its start
+ *                time in bits 22-53: a recycled pid does not match)
+ *     PAD        bit 61: padding, bits 0-31 = bytes after this word
+ *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
+ *     READY      bit 63: a message: type in bits 32-62, length in 0-31
+ *   word1  the claim's size in bytes (recovery needs it), then payload.
+ * The data area is a sequence of 8-byte words; every word of a claim
+ * that has not been written yet holds FREE(lap of its position).
+ *
+ * Producer (reserve/commit):
+ *   1. CAS tail t -> t + need (need includes the wrap pad, if any) when
+ *      t + need <= head + capacity (cached head; reloaded (A1) on "full").
+ *   2. CAS word0 FREE(lap) -> BUSY|owner (the wrap pad: FREE -> PAD).  If
+ *      this fails the consumer revoked the claim (below): forget it and
+ *      claim again.  The lap in the expected value means a producer that
+ *      was stopped for a whole lap cannot take a word of a later lap.
+ *   3. word1 = size (relaxed), payload, then commit: a pad after the
+ *      record if the final length is shorter, then store_release word0 =
+ *      READY|type|len (R1).  LFSHM_MORE defers step 3's store (up to
+ *      LFSHM__MPSC_PEND records) to the flush: one wake-up per batch.
+ *   Abort turns word0 into a PAD over the whole claim.
+ *
+ * Consumer (peek/release): reads word0 at its head with acquire (A2):
+ * READY -> message; PAD/REVOKED -> skip; BUSY/FREE -> not ready yet.
+ * release() stamps every consumed word with FREE(next lap) and then
+ * store_release(head) (R2), so the space comes back "never written".
+ *
+ * Dead producers.  A record stuck at the head is unblocked by the
+ * consumer (lfshm_ring_unblock(), or automatically once the head has not
+ * moved for the stall time, lfshm_ring_set_stall_ns()):
+ *   - BUSY, owner dead (exited, a zombie, or a pid now someone else's):
+ *     word0 becomes a PAD over word1's size; if word1 was never written
+ *     (death right after step 2), word0 becomes REVOKED and the claim's
+ *     words are revoked as below.  A live owner is never skipped.
+ *   - FREE at the head although the tail is past it: a claim whose word0
+ *     was never written (step 1 done, step 2 not).  Its owner is unknown,
+ *     so the consumer revokes: CAS FREE(lap) -> REVOKED on each word from
+ *     the head up to the first word that is not FREE (the next header
+ *     somebody wrote) or the tail.  The CAS makes this safe even if the
+ *     producer is alive: its own CAS in step 2 then fails and it claims
+ *     again, so no message of a live producer is ever lost or skipped.
+ *     Words after a revoked header were never written (a producer writes
+ *     nothing before step 2 succeeds), so the scan cannot cut through a
+ *     record anybody is writing.
+ * A producer dying anywhere else leaves the ring consistent: before step
+ * 1 it owns nothing; after step 3 its record is complete.
+ *
+ * Synchronising edges:
+ *   R1 producer: store_release(word0 = READY) in publish_one(): word1,
+ *      payload and any trailing pad are visible to whoever acquires it.
+ *                                                         pairs with A2
+ *   A2 consumer: load_acquire(word0) in peek / data_ready.  pairs with R1
+ *   R2 consumer: store_release(ctrl->head) in mpsc_release(): the reads
+ *      of the released records and the FREE stamps are complete before a
+ *      producer may claim the space.                      pairs with A1
+ *   A1 producer: load_acquire(ctrl->head) in refresh_head(). pairs with R2
+ *   R3 producer: fetch_sub_release(prod_attached) in close: its records
+ *      are published before the count drops.              pairs with A3
+ *   A3 consumer: load_acquire(prod_attached) in no_producers(). R3
+ * The tail CAS and the word0 CASes are relaxed: they transfer ownership
+ * of space, not data; the data those words guard is ordered by A1/R2
+ * (space) and R1/A2 (records).  Sleep/wake on data_ec / space_ec is the
+ * event-count handshake of wait.c: producers call lfshm__ec_wake after R1
+ * (once per batch), the consumer after R2.
+ *
+ * -EPIPE for the consumer: the ring is empty, at least one producer has
+ * attached, and every producer handle has been closed (prod_attached is
+ * back to 0).  A producer that crashes never closes, so the count stays
+ * up: the consumer learns of crashed producers from its own supervision
+ * (waitpid, pidfd, the channel socket), not from the ring.  It is not
+ * sticky: a producer attaching later makes the ring live again.
+ * For producers -EPIPE means the consumer closed or died.
+ *
+ * Hostile peers: every word read from the region is classified and
+ * checked (tags, lengths, sizes against the tail and the end of the data
+ * area, positions against private state) before it is used; anything
+ * else poisons the handle (-EBADMSG).
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define W_READY   (1ull << 63)
+#define W_BUSY    (1ull << 62)
+#define W_PAD     (1ull << 61)
+#define W_REVOKED (W_PAD | 1ull << 60)
+#define W_PAD_MBZ 0x1fffffff00000000ull /* bits 32-60: zero in a PAD */
+#define W_BUSY_MBZ 0x3fc0000000000000ull /* bits 54-61: zero in a BUSY */
+#define W_TAGS    (W_READY | W_BUSY | W_PAD)
+#define PID_BITS  22u
+#define PID_MASK  ((1ull << PID_BITS) - 1)
+#define HDR       16u
+
+/* Shared MPSC state in ctrl->kind_area. */
+struct mpsc_shared {
+	_Atomic uint32_t ever; /* some producer attached at least once */
+};
+_Static_assert(sizeof(struct mpsc_shared) <=
+	       sizeof(((struct lfshm__ctrl *)0)->kind_area), "kind_area");
+_Static_assert(LFSHM__DEFAULT_STALL_NS > 0, "stall default");
+
+static inline struct mpsc_shared *shared(const struct lfshm_ring *r)
+{
+	return (struct mpsc_shared *)r->ctrl->kind_area;
+}
+
+static inline _Atomic uint64_t *word_at(const struct lfshm_ring *r,
+					uint64_t pos)
+{
+	return (_Atomic uint64_t *)(r->data + (pos & r->mask));
+}
+
+/* What an unwritten word at pos holds in pos's lap. */
+static inline uint64_t free_word(const struct lfshm_ring *r, uint64_t pos)
+{
+	return pos >> r->m_shift;
+}
+
+static inline uint64_t mrec_size(uint64_t len)
+{
+	return (HDR + len + 7u) & ~7ull;
+}
+
+static uint64_t busy_word(uint64_t owner)
+{
+	return W_BUSY | (owner >> 32) << PID_BITS | (owner & PID_MASK);
+}
+
+static uint64_t busy_owner(uint64_t w)
+{
+	return ((w >> PID_BITS) & 0xffffffffull) << 32 | (w & PID_MASK);
+}
+
+static bool busy_ok(uint64_t w)
+{
+	return (w & (W_READY | W_BUSY_MBZ)) == 0 && (w & PID_MASK) != 0;
+}
+
+static int mpsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
+{
+	(void)d;
+	memset(c, 0, sizeof(*c));
+	return 0;
+}
+
+static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
+{
+	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+}
+
+static int mpsc_open(struct lfshm_ring *r)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	uint64_t head, tail;
+	int rc;
+
+	r->m_shift = (unsigned)__builtin_ctzll(r->cap);
+	r->m_stall_ns = LFSHM__DEFAULT_STALL_NS;
+	if (r->role == LFSHM_ROLE_NONE)
+		return 0;
+	if (r->role == LFSHM_PRODUCER) {
+		if ((uint32_t)r->self_id == 0 ||
+		    (uint32_t)r->self_id > PID_MASK)
+			return -EOVERFLOW; /* pid does not fit a BUSY word */
+		r->m_busy = busy_word(r->self_id);
+		/* relaxed: a counter; ordering comes from A3/R3 at close */
+		atomic_fetch_add_explicit(&c->prod_attached, 1,
+					  memory_order_relaxed);
+		atomic_store_explicit(&shared(r)->ever, 1,
+				      memory_order_relaxed);
+		/* A1: the consumer's released space and its FREE stamps */
+		head = atomic_load_explicit(&c->head, memory_order_acquire);
+		tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+		if (head & 7 || tail & 7 || head > tail) {
+			atomic_fetch_sub_explicit(&c->prod_attached, 1,
+						  memory_order_relaxed);
+			return -EBADMSG;
+		}
+		r->p_head_cache = head;
+		return 0;
+	}
+	rc = lfshm__claim(&c->cons_owner, r->self_id);
+	if (rc)
+		return rc;
+	/* acquire: a previous consumer's stamps and head (see lfshm__claim) */
+	head = atomic_load_explicit(&c->head, memory_order_acquire);
+	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+	if (!positions_ok(head, tail, r->cap)) {
+		lfshm__unclaim(&c->cons_owner, r->self_id);
+		return -EBADMSG;
+	}
+	r->c_head = r->c_rel = head;
+	r->c_tail_cache = tail;
+	return 0;
+}
+
+/* ---- producer ------------------------------------------------------- */
+
+/* A1: reload the consumer's head, then the tail (in that order the head
+ * is never past the tail: the consumer released it after seeing a tail
+ * at least that far).  Checks: cache <= head <= tail, alignment. */
+static int refresh_head(struct lfshm_ring *r, uint64_t *tail)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	uint64_t h, t;
+
+	h = atomic_load_explicit(&c->head, memory_order_acquire);
+	/* relaxed: only a position to try the CAS with */
+	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	if (LFSHM__UNLIKELY((h & 7) || (t & 7) ||
+			    h - r->p_head_cache > t - r->p_head_cache))
+		return lfshm__poison(r);
+	r->p_head_cache = h;
+	*tail = t;
+	return 0;
+}
+
+/* Bytes a claim of size bytes needs at position t (wrap pad included). */
+static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t t,
+			   uint64_t size)
+{
+	uint64_t off = t & r->mask;
+
+	return off + size > r->cap ? r->cap - off + size : size;
+}
+
+/* R1 for one record, then nothing else: the caller wakes. */
+static void publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	/* R1: word1, payload and trailing pad happen-before the READY */
+	atomic_store_explicit(word_at(r, pos), w, memory_order_release);
+}
+
+static bool publish_pending(struct lfshm_ring *r)
+{
+	unsigned i, n = r->m_npend;
+
+	for (i = 0; i < n; i++)
+		publish_one(r, r->m_pend_pos[i], r->m_pend_word[i]);
+	r->m_npend = 0;
+	return n != 0;
+}
+
+static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	uint64_t size, t, need, off, exp;
+	int rc;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	if (LFSHM__UNLIKELY(len > r->max_msg))
+		return -EMSGSIZE;
+	size = mrec_size(len);
+	/* relaxed: a guess for the CAS, which re-reads it on failure */
+	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	for (;;) {
+		if (LFSHM__UNLIKELY(t & 7))
+			return lfshm__poison(r);
+		need = need_bytes(r, t, size);
+		if (t + need - r->p_head_cache > r->cap) {
+			rc = refresh_head(r, &t);
+			if (rc)
+				return rc;
+			need = need_bytes(r, t, size);
+			if (t + need - r->p_head_cache > r->cap) {
+				r->stats.full_events++;
+				return -EAGAIN; /* wait_space reports -EPIPE */
+			}
+		}
+		/* the claim; relaxed: see the top comment */
+		if (!atomic_compare_exchange_weak_explicit(
+			    &c->tail, &t, t + need, memory_order_relaxed,
+			    memory_order_relaxed))
+			continue;
+		off = t & r->mask;
+		if (need != size) {
+			/* the wrap pad, final at once */
+			exp = free_word(r, t);
+			if (!atomic_compare_exchange_strong_explicit(
+				    word_at(r, t), &exp,
+				    W_PAD | (r->cap - off - 8),
+				    memory_order_relaxed, memory_order_relaxed))
+				goto revoked;
+			t += r->cap - off;
+		}
+		exp = free_word(r, t);
+		if (!atomic_compare_exchange_strong_explicit(
+			    word_at(r, t), &exp, r->m_busy,
+			    memory_order_relaxed, memory_order_relaxed))
+			goto revoked;
+		/* relaxed: read by the consumer only after our death (or
+		 * after R1) */
+		atomic_store_explicit(word_at(r, t + 8), size,
+				      memory_order_relaxed);
+		r->p_resv = t;
+		r->p_resv_len = len;
+		r->m_resv_size = size;
+		r->p_resv_on = 1;
+		*buf = r->data + (t & r->mask) + HDR;
+		return 0;
+revoked:
+		/* the consumer gave up on this claim (we were stalled):
+		 * it owns those words now; claim again */
+		r->m_revoked++;
+		t = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	}
+}
+
+static bool is_resv(const struct lfshm_ring *r, const void *buf)
+{
+	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
+	       buf == r->data + (r->p_resv & r->mask) + HDR;
+}
+
+static void wake_consumer(struct lfshm_ring *r)
+{
+	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+}
+
+static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
+		       uint32_t type, unsigned flags)
+{
+	uint64_t size, pos, w;
+
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
+			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+		return -EINVAL;
+	pos = r->p_resv;
+	size = mrec_size(len);
+	if (size < r->m_resv_size)
+		/* relaxed: published by R1 with the record */
+		atomic_store_explicit(word_at(r, pos + size),
+				      W_PAD | (r->m_resv_size - size - 8),
+				      memory_order_relaxed);
+	w = W_READY | (uint64_t)type << 32 | len;
+	r->p_resv_on = 0;
+	if ((flags & LFSHM_MORE) && r->m_npend < LFSHM__MPSC_PEND) {
+		r->m_pend_pos[r->m_npend] = pos;
+		r->m_pend_word[r->m_npend] = w;
+		r->m_npend++;
+		return 0;
+	}
+	/* per-producer order: the earlier records of the batch first */
+	publish_pending(r);
+	publish_one(r, pos, w);
+	wake_consumer(r);
+	return 0;
+}
+
+static int mpsc_abort(struct lfshm_ring *r, void *buf)
+{
+	if (!is_resv(r, buf))
+		return -EINVAL;
+	/* release: as R1 (a PAD carries no data, but it is the record's
+	 * last word for the consumer either way) */
+	atomic_store_explicit(word_at(r, r->p_resv),
+			      W_PAD | (r->m_resv_size - 8),
+			      memory_order_release);
+	r->p_resv_on = 0;
+	/* the consumer may be waiting at this very record */
+	wake_consumer(r);
+	return 0;
+}
+
+static int mpsc_flush(struct lfshm_ring *r)
+{
+	if (r->role != LFSHM_PRODUCER)
+		return -EINVAL;
+	if (publish_pending(r))
+		wake_consumer(r);
+	return 0;
+}
+
+/* ---- consumer ------------------------------------------------------- */
+
+/* A2 on the tail too (cheap, and the tail is validated here): it may only
+ * grow, never more than a ring ahead of what we released. */
+static int refresh_tail(struct lfshm_ring *r)
+{
+	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
+
+	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
+			    t - r->c_rel > r->cap || (t & 7)))
+		return lfshm__poison(r);
+	r->c_tail_cache = t;
+	return 0;
+}
+
+/* A3: every producer that attached has closed. */
+static bool no_producers(const struct lfshm_ring *r)
+{
+	return atomic_load_explicit(&shared(r)->ever, memory_order_relaxed) &&
+	       atomic_load_explicit(&r->ctrl->prod_attached,
+				    memory_order_acquire) == 0;
+}
+
+/*
+ * Revoke the never-written words from pos up (see the top comment): CAS
+ * FREE(lap) -> REVOKED until a word is not FREE or the tail is reached.
+ * Returns the number of words revoked.
+ */
+static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
+{
+	uint64_t n = 0, exp;
+
+	while (pos < r->c_tail_cache) {
+		exp = free_word(r, pos);
+		/* relaxed: the CAS decides who owns the word; nothing is
+		 * published through it */
+		if (!atomic_compare_exchange_strong_explicit(
+			    word_at(r, pos), &exp, W_REVOKED,
+			    memory_order_relaxed, memory_order_relaxed))
+			break;
+		pos += 8;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Unblock the record at the consumer's head if its producer is dead (or
+ * it is a claim nobody started writing).  1: unblocked, 0: nothing to do
+ * (ready, or a live producer's record), < 0: error.
+ */
+static int unblock_head(struct lfshm_ring *r)
+{
+	uint64_t pos = r->c_head, off = pos & r->mask, w, sz, avail;
+	int rc;
+
+	rc = refresh_tail(r);
+	if (rc)
+		return rc;
+	avail = r->c_tail_cache - pos;
+	if (avail == 0)
+		return 0;
+	w = atomic_load_explicit(word_at(r, pos), memory_order_acquire);
+	if (w == free_word(r, pos))
+		return revoke_gap(r, pos) ? 1 : 0;
+	if ((w & W_TAGS) != W_BUSY)
+		return 0;
+	if (!busy_ok(w) || avail < HDR || off + HDR > r->cap)
+		return lfshm__poison(r);
+	if (lfshm__owner_alive(busy_owner(w)))
+		return 0;
+	r->m_unblocked++;
+	/* relaxed: the owner is dead, nobody else writes these words */
+	sz = atomic_load_explicit(word_at(r, pos + 8), memory_order_relaxed);
+	if (sz == free_word(r, pos + 8)) {
+		/* died before writing the size: nothing of the claim past
+		 * word0 was written either */
+		atomic_store_explicit(word_at(r, pos), W_REVOKED,
+				      memory_order_relaxed);
+		revoke_gap(r, pos + 8);
+		return 1;
+	}
+	if ((sz & 7) || sz < HDR || sz > mrec_size(r->max_msg) || sz > avail ||
+	    off + sz > r->cap)
+		return lfshm__poison(r);
+	atomic_store_explicit(word_at(r, pos), W_PAD | (sz - 8),
+			      memory_order_relaxed);
+	return 1;
+}
+
+/* Automatic unblock: the head has been stuck for the stall time.
+ * Returns 1 when something was unblocked. */
+static int check_stall(struct lfshm_ring *r)
+{
+	int64_t now;
+	int rc;
+
+	if (r->m_stall_ns < 0)
+		return 0;
+	now = lfshm__now_ns();
+	if (!r->m_stall_on || r->m_stall_pos != r->c_head) {
+		r->m_stall_on = 1;
+		r->m_stall_pos = r->c_head;
+		r->m_stall_since = now;
+		if (r->m_stall_ns > 0)
+			return 0;
+	}
+	if (now - r->m_stall_since < r->m_stall_ns)
+		return 0;
+	rc = unblock_head(r);
+	/* a live producer: look again after another stall time */
+	r->m_stall_since = now;
+	return rc;
+}
+
+static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t off, avail, size, w;
+	uint32_t len;
+	int rc;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	for (;;) {
+		avail = r->c_tail_cache - r->c_head;
+		if (avail == 0) {
+			rc = refresh_tail(r);
+			if (rc)
+				return rc;
+			avail = r->c_tail_cache - r->c_head;
+			if (avail == 0) {
+				r->stats.empty_events++;
+				if (!no_producers(r))
+					return -EAGAIN;
+				/* A3 then the tail: records published before
+				 * the last close are seen */
+				rc = refresh_tail(r);
+				if (rc)
+					return rc;
+				if (r->c_tail_cache == r->c_head)
+					return -EPIPE;
+				continue;
+			}
+		}
+		off = r->c_head & r->mask;
+		/* A2: pairs with R1; read once, then classified */
+		w = atomic_load_explicit(word_at(r, r->c_head),
+					 memory_order_acquire);
+		if (LFSHM__LIKELY(w & W_READY)) {
+			len = (uint32_t)w;
+			size = mrec_size(len);
+			if (LFSHM__UNLIKELY(len > r->max_msg || size > avail ||
+					    off + size > r->cap))
+				return lfshm__poison(r);
+			m->data = r->data + off + HDR;
+			m->len = len;
+			m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
+			r->c_head += size;
+			m->_end = r->c_head;
+			return 0;
+		}
+		if (w == W_REVOKED) {
+			r->c_head += 8;
+			continue;
+		}
+		if (w & W_PAD) {
+			size = 8 + (uint32_t)w;
+			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||
+					    size > avail || off + size > r->cap))
+				return lfshm__poison(r);
+			r->c_head += size;
+			continue;
+		}
+		if (w & W_BUSY) {
+			if (LFSHM__UNLIKELY(!busy_ok(w)))
+				return lfshm__poison(r);
+		} else if (LFSHM__UNLIKELY(w != free_word(r, r->c_head))) {
+			return lfshm__poison(r);
+		}
+		/* claimed, not written yet */
+		rc = check_stall(r);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			continue;
+		r->stats.empty_events++;
+		return -EAGAIN;
+	}
+}
+
+/* Stamp [from, to) with each word's next-lap FREE value. */
+static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
+{
+	while (from < to) {
+		uint64_t seg_end = (from | r->mask) + 1; /* end of this lap */
+		uint64_t end = to < seg_end ? to : seg_end;
+		uint64_t v = free_word(r, from) + 1;
+		_Atomic uint64_t *p = word_at(r, from);
+		uint64_t n = (end - from) / 8, i;
+
+		/* relaxed: published by R2 */
+		for (i = 0; i < n; i++)
+			atomic_store_explicit(&p[i], v, memory_order_relaxed);
+		from = end;
+	}
+}
+
+static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t end;
+
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	end = m ? m->_end : r->c_head;
+	/* end must lie in (c_rel, c_head]; NULL may release nothing */
+	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
+		return -EINVAL;
+	if (end == r->c_rel)
+		return 0;
+	stamp_free(r, r->c_rel, end);
+	r->c_rel = end;
+	/* R2: our reads and the stamps are complete before the space is
+	 * claimed again */
+	atomic_store_explicit(&r->ctrl->head, end, memory_order_release);
+	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+	return 0;
+}
+
+static int mpsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
+{
+	if (r->role != LFSHM_CONSUMER || !m || m->_end != r->c_head)
+		return -EINVAL;
+	r->c_head = m->_end - mrec_size(m->len);
+	return 0;
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+/* 1 when peek would not return -EAGAIN right now (including: the head
+ * is stuck and its stall time is up, so peek should try to unblock). */
+static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
+{
+	uint64_t t, w;
+
+	(void)arg;
+	if (r->poisoned)
+		return -EBADMSG;
+	if (r->c_tail_cache == r->c_head) {
+		/* A2 (peek validates the value) */
+		t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
+		if (t == r->c_head) {
+			if (slow && no_producers(r) &&
+			    atomic_load_explicit(&r->ctrl->tail,
+						 memory_order_acquire) ==
+				    r->c_head)
+				return -EPIPE;
+			return 0;
+		}
+	}
+	/* A2 */
+	w = atomic_load_explicit(word_at(r, r->c_head), memory_order_acquire);
+	if ((w & W_TAGS) != W_BUSY && w != free_word(r, r->c_head))
+		return 1;
+	if (r->m_stall_ns >= 0 && r->m_stall_on &&
+	    r->m_stall_pos == r->c_head &&
+	    lfshm__now_ns() - r->m_stall_since >= r->m_stall_ns)
+		return 1;
+	return 0;
+}
+
+static int mpsc_wait_data(struct lfshm_ring *r, int64_t deadline)
+{
+	int64_t d;
+	int rc;
+
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	/* sleep no longer than the stall time of a stuck head, so that a
+	 * dead producer's record is unblocked by the next peek */
+	d = deadline;
+	if (r->m_stall_ns >= 0 && r->m_stall_on &&
+	    r->m_stall_pos == r->c_head &&
+	    r->m_stall_since + r->m_stall_ns < d)
+		d = r->m_stall_since + r->m_stall_ns;
+	if (d == 0 && deadline != 0)
+		d = 1;
+	rc = lfshm__ec_wait(r, &r->ctrl->data_ec, data_ready, 0, d);
+	if (rc == -ETIMEDOUT && d != deadline)
+		return 0; /* time to look at the stuck head again */
+	return rc;
+}
+
+static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
+{
+	uint64_t size = mrec_size(len), t;
+	int rc;
+
+	if (r->poisoned)
+		return -EBADMSG;
+	/* relaxed: a hint; reserve re-checks */
+	t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+	if (t + need_bytes(r, t, size) - r->p_head_cache <= r->cap)
+		return 1;
+	rc = refresh_head(r, &t);
+	if (rc)
+		return rc;
+	if (t + need_bytes(r, t, size) - r->p_head_cache <= r->cap)
+		return 1;
+	if (!slow)
+		return 0;
+	return lfshm__owner_gone(atomic_load_explicit(
+		       &r->ctrl->cons_owner, memory_order_acquire)) ?
+		       -EPIPE :
+		       0;
+}
+
+static int mpsc_wait_space(struct lfshm_ring *r, uint32_t len,
+			   int64_t deadline)
+{
+	if (r->role != LFSHM_PRODUCER)
+		return -EINVAL;
+	if (len > r->max_msg)
+		return -EMSGSIZE;
+	/* our own unpublished records would hold the consumer up */
+	mpsc_flush(r);
+	return lfshm__ec_wait(r, &r->ctrl->space_ec, space_ready, len,
+			      deadline);
+}
+
+static void mpsc_close(struct lfshm_ring *r)
+{
+	struct lfshm__ctrl *c = r->ctrl;
+	uint32_t n;
+
+	if (r->role == LFSHM_PRODUCER) {
+		if (r->p_resv_on)
+			mpsc_abort(r, r->data + (r->p_resv & r->mask) + HDR);
+		mpsc_flush(r);
+		/* R3: decrement without going below zero (hostile peer) */
+		n = atomic_load_explicit(&c->prod_attached,
+					 memory_order_relaxed);
+		while (n && !atomic_compare_exchange_weak_explicit(
+				    &c->prod_attached, &n, n - 1,
+				    memory_order_release, memory_order_relaxed))
+			;
+		/* a sleeping consumer must re-check and may see -EPIPE */
+		lfshm__ec_wake_all(r, &c->data_ec, r->efd_data);
+	} else if (r->role == LFSHM_CONSUMER) {
+		/* peeked but unreleased messages stay for the next consumer */
+		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lfshm__ec_wake_all(r, &c->space_ec, r->efd_space);
+	}
+}
+
+const struct lfshm__ops lfshm__mpsc_ops = {
+	.init = mpsc_init,
+	.open = mpsc_open,
+	.close = mpsc_close,
+	.reserve = mpsc_reserve,
+	.commit = mpsc_commit,
+	.abort = mpsc_abort,
+	.flush = mpsc_flush,
+	.peek = mpsc_peek,
+	.release = mpsc_release,
+	.unpeek = mpsc_unpeek,
+	.wait_data = mpsc_wait_data,
+	.wait_space = mpsc_wait_space,
+};
+
+/* ---- public, MPSC only ---------------------------------------------- */
+
+LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
+{
+	if (!r)
+		return -EINVAL;
+	if (r->kind != LFSHM_MPSC)
+		return -EOPNOTSUPP;
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	if (r->poisoned)
+		return -EBADMSG;
+	return unblock_head(r);
+}
+
+LFSHM__EXPORT void lfshm_ring_set_stall_ns(struct lfshm_ring *r,
+					   int64_t stall_ns)
+{
+	if (r && r->kind == LFSHM_MPSC)
+		r->m_stall_ns = stall_ns;
+}
