@@ -1,0 +1,25 @@
+# examples/examples.mk - the event-loop examples (included by the Makefile).
+#
+#   make examples          build $(B)/examples/{uring_server,client}
+#   make examples-smoke    server + clients, one killed mid-stream, both
+#                          wait paths (make test runs it)
+#   make examples-latency  round-trip latency, 1 and 16 clients, io_uring
+#                          futex path vs eventfd path, in one run
+
+EX_DIR   := $(B)/examples
+EX_PROGS := $(EX_DIR)/uring_server $(EX_DIR)/client
+PROGRAMS   += $(EX_PROGS)
+TEST_EXTRA += examples-smoke
+
+$(EX_DIR)/%: examples/%.c examples/echo.h include/lfshm.h $(LIB_A) | deps-quiet
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iexamples $< -o $@ $(LDFLAGS) $(LIB_A) $(LIBS)
+
+.PHONY: examples examples-smoke examples-latency
+examples: $(EX_PROGS)
+
+examples-smoke: $(EX_PROGS)
+	sh examples/smoke.sh $(EX_DIR)
+
+examples-latency: $(EX_PROGS)
+	sh examples/latency.sh $(EX_DIR)

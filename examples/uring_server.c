@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uring_server - an echo server with one io_uring loop and no threads: the
+ * listening socket, a one-second timer, a signalfd and up to 16 clients
+ * over lfshm channels all complete on the same ring.
+ *
+ * Per client two requests are in flight at most:
+ *   WAIT  the ring wait from lfshm_ring_prep_wait(): rx armed for data or,
+ *         when the reply ring is full, tx armed for room;
+ *   SOCK  a POLL_ADD on the channel's socket: the client's death or close
+ *         (POLLHUP/POLLRDHUP) or junk on it ends the client.
+ * A client is dropped when it dies, closes, corrupts its ring (-EBADMSG)
+ * or breaks the echo protocol; its requests are cancelled and the channel
+ * (and so the region) is freed once both have completed: a WAIT in flight
+ * still points into the handle.
+ *
+ *   uring_server [-p path] [-n max_clients] [-e] [-x exit_after] [-v]
+ *     -e  force the eventfd path (default: io_uring futex wait when the
+ *         kernel has it)
+ *     -x  exit after that many clients have come and gone
+ *     -v  a line of statistics per second on stderr
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "echo.h"
+#include "lfshm.h"
+
+#define MAX_CLIENTS 64
+#define BATCH 64
+
+enum op { OP_LISTEN = 1, OP_TIMER, OP_SIGNAL, OP_WAIT, OP_SOCK, OP_CANCEL };
+
+struct client {
+	struct lfshm_chan *chan;
+	unsigned gen;       /* tells this client's CQEs from a predecessor's */
+	unsigned inflight;  /* requests of ours not yet completed */
+	int closing;
+	int wait_on;        /* a WAIT is in flight */
+	int sock_on;        /* a SOCK poll is in flight */
+	int pend;           /* msg was peeked, its reply waits for room */
+	struct lfshm_msg msg;
+	uint64_t echoed;
+};
+
+static struct io_uring ring;
+static struct client cl[MAX_CLIENTS];
+static struct lfshm_listener *lis;
+static unsigned max_clients = 16, nclients, gone, exit_after;
+static int force_efd, verbose, listen_on, sig_fd;
+static uint64_t msgs, msgs_last, sleeps;
+static struct __kernel_timespec tick = { .tv_sec = 1 };
+static uint64_t sig_buf[16];
+
+static uint64_t ud(enum op op, unsigned slot, unsigned gen)
+{
+	return (uint64_t)op << 56 | (uint64_t)(gen & 0xffffff) << 32 | slot;
+}
+
+static struct io_uring_sqe *sqe_get(void)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+	if (!sqe) { /* full: hand what we have to the kernel */
+		io_uring_submit(&ring);
+		sqe = io_uring_get_sqe(&ring);
+	}
+	return sqe;
+}
+
+static void arm_listen(void)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	io_uring_prep_poll_add(sqe, lfshm_listener_fd(lis), POLLIN);
+	io_uring_sqe_set_data64(sqe, ud(OP_LISTEN, 0, 0));
+	listen_on = 1;
+}
+
+static void arm_timer(void)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	io_uring_prep_timeout(sqe, &tick, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud(OP_TIMER, 0, 0));
+}
+
+static void arm_signal(void)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	io_uring_prep_read(sqe, sig_fd, sig_buf, sizeof(sig_buf), 0);
+	io_uring_sqe_set_data64(sqe, ud(OP_SIGNAL, 0, 0));
+}
+
+static void arm_sock(unsigned i)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	io_uring_prep_poll_add(sqe, lfshm_chan_fd(cl[i].chan),
+			       POLLIN | POLLRDHUP);
+	io_uring_sqe_set_data64(sqe, ud(OP_SOCK, i, cl[i].gen));
+	cl[i].sock_on = 1;
+	cl[i].inflight++;
+}
+
+static void drop(unsigned i, const char *why)
+{
+	struct client *c = &cl[i];
+	struct io_uring_sqe *sqe;
+
+	if (c->closing)
+		return;
+	if (verbose)
+		fprintf(stderr, "client %u: %s after %llu echoes\n", i, why,
+			(unsigned long long)c->echoed);
+	c->closing = 1;
+	if (c->wait_on) {
+		sqe = sqe_get();
+		io_uring_prep_cancel64(sqe, ud(OP_WAIT, i, c->gen), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	}
+	if (c->sock_on) {
+		sqe = sqe_get();
+		io_uring_prep_cancel64(sqe, ud(OP_SOCK, i, c->gen), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	}
+}
+
+/* The last request of a dropped client completed: free it. */
+static void reap(unsigned i)
+{
+	struct client *c = &cl[i];
+
+	if (!c->closing || c->inflight)
+		return;
+	lfshm_chan_close(c->chan); /* unmaps: the region goes with the peer */
+	c->chan = NULL;
+	c->closing = 0;
+	nclients--;
+	gone++;
+	if (!listen_on && !(exit_after && gone >= exit_after))
+		arm_listen(); /* a slot is free again */
+}
+
+static void submit_wait(unsigned i, struct lfshm_ring *r)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	lfshm_ring_prep_wait(r, sqe);
+	io_uring_sqe_set_data64(sqe, ud(OP_WAIT, i, cl[i].gen));
+	cl[i].wait_on = 1;
+	cl[i].inflight++;
+	sleeps++;
+}
+
+/* Echo all that is there; end armed (a WAIT in flight) or dropped. */
+static void serve(unsigned i)
+{
+	struct client *c = &cl[i];
+	struct lfshm_ring *rx = lfshm_chan_rx(c->chan);
+	struct lfshm_ring *tx = lfshm_chan_tx(c->chan);
+	unsigned n = 0;
+	int rc;
+
+	for (;;) {
+		const struct echo_hdr *h;
+		void *buf;
+
+		if (!c->pend) {
+			rc = lfshm_ring_peek(rx, &c->msg);
+			if (rc == -EAGAIN) {
+				lfshm_ring_flush(tx);
+				rc = lfshm_ring_arm(rx);
+				if (rc == 1)
+					continue;
+				if (rc == 0)
+					submit_wait(i, rx);
+				else
+					drop(i, lfshm_strerror(rc));
+				return;
+			}
+			if (rc) {
+				drop(i, rc == -EPIPE ? "closed" :
+						       lfshm_strerror(rc));
+				return;
+			}
+			h = c->msg.data;
+			if (c->msg.len < sizeof(*h) || h->magic != ECHO_MAGIC ||
+			    h->len != c->msg.len - sizeof(*h)) {
+				drop(i, "protocol error");
+				return;
+			}
+			c->pend = 1;
+		}
+		rc = lfshm_ring_reserve(tx, c->msg.len, &buf);
+		if (rc == -EAGAIN) {
+			/* reply ring full: wait for room, keep the request */
+			lfshm_ring_flush(tx);
+			rc = lfshm_ring_arm_space(tx, c->msg.len);
+			if (rc == 1)
+				continue;
+			if (rc == 0)
+				submit_wait(i, tx);
+			else
+				drop(i, lfshm_strerror(rc));
+			return;
+		}
+		if (rc) {
+			drop(i, lfshm_strerror(rc));
+			return;
+		}
+		memcpy(buf, c->msg.data, c->msg.len);
+		lfshm_ring_commit_ex(tx, buf, c->msg.len, c->msg.type,
+				     LFSHM_MORE);
+		lfshm_ring_release(rx, &c->msg);
+		c->pend = 0;
+		c->echoed++;
+		msgs++;
+		if (++n % BATCH == 0)
+			lfshm_ring_flush(tx); /* do not hold replies back */
+	}
+}
+
+static int set_modes(struct lfshm_chan *ch)
+{
+	unsigned m = force_efd ? LFSHM_WAIT_EVENTFD : LFSHM_WAIT_AUTO;
+	int rc = lfshm_ring_set_wait_mode(lfshm_chan_rx(ch), m);
+
+	return rc ? rc : lfshm_ring_set_wait_mode(lfshm_chan_tx(ch), m);
+}
+
+static void on_listen(void)
+{
+	listen_on = 0;
+	for (;;) {
+		struct lfshm_chan *ch;
+		unsigned i;
+		int rc;
+
+		if (nclients >= max_clients)
+			return; /* re-armed when a slot frees up */
+		rc = lfshm_accept(lis, &ch);
+		if (rc == -EAGAIN)
+			break;
+		if (rc) {
+			if (verbose)
+				fprintf(stderr, "accept: %s\n",
+					strerror(-rc));
+			continue;
+		}
+		rc = set_modes(ch);
+		if (rc) {
+			fprintf(stderr, "wait mode: %s\n", strerror(-rc));
+			lfshm_chan_close(ch);
+			continue;
+		}
+		for (i = 0; cl[i].chan; i++)
+			;
+		memset(&cl[i].inflight, 0,
+		       sizeof(cl[i]) - offsetof(struct client, inflight));
+		cl[i].chan = ch;
+		cl[i].gen++;
+		nclients++;
+		arm_sock(i);
+		serve(i);
+	}
+	arm_listen();
+}
+
+static void on_timer(void)
+{
+	if (verbose)
+		fprintf(stderr, "clients %u, gone %u, %llu msg/s, %llu sleeps\n",
+			nclients, gone,
+			(unsigned long long)(msgs - msgs_last),
+			(unsigned long long)sleeps);
+	msgs_last = msgs;
+	arm_timer();
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: uring_server [-p path] [-n max_clients] "
+			"[-e] [-x exit_after] [-v]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = ECHO_DEFAULT_PATH;
+	struct io_uring_cqe *cqe;
+	sigset_t ss;
+	int opt, rc, stop = 0;
+
+	while ((opt = getopt(argc, argv, "p:n:ex:v")) != -1) {
+		switch (opt) {
+		case 'p':
+			path = optarg;
+			break;
+		case 'n':
+			max_clients = (unsigned)atoi(optarg);
+			if (!max_clients || max_clients > MAX_CLIENTS)
+				usage();
+			break;
+		case 'e':
+			force_efd = 1;
+			break;
+		case 'x':
+			exit_after = (unsigned)atoi(optarg);
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGTERM);
+	sigprocmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sig_fd = signalfd(-1, &ss, SFD_CLOEXEC);
+	rc = lfshm_listen(path, NULL, &lis);
+	if (rc) {
+		fprintf(stderr, "listen %s: %s\n", path, strerror(-rc));
+		return 1;
+	}
+	rc = io_uring_queue_init(4 * MAX_CLIENTS + 8, &ring, 0);
+	if (rc) {
+		fprintf(stderr, "io_uring: %s\n", strerror(-rc));
+		return 1;
+	}
+	fprintf(stderr, "uring_server: %s, wait path %s\n", path,
+		force_efd ? "eventfd (forced)" :
+		lfshm_futex_uring_supported() ? "io_uring futex" : "eventfd");
+	arm_listen();
+	arm_timer();
+	arm_signal();
+	while (!stop || nclients) {
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc < 0 && rc != -EINTR) {
+			fprintf(stderr, "io_uring_enter: %s\n", strerror(-rc));
+			return 1;
+		}
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			uint64_t u = io_uring_cqe_get_data64(cqe);
+			enum op op = (enum op)(u >> 56);
+			unsigned i = (unsigned)u & 0xffffffffu;
+			unsigned gen = (unsigned)(u >> 32) & 0xffffff;
+			int res = cqe->res;
+			struct client *c = &cl[i];
+
+			io_uring_cqe_seen(&ring, cqe);
+			if ((op == OP_WAIT || op == OP_SOCK) &&
+			    (i >= MAX_CLIENTS || (c->gen & 0xffffff) != gen))
+				continue; /* cannot happen: we reap last */
+			switch (op) {
+			case OP_LISTEN:
+				if (!stop)
+					on_listen();
+				break;
+			case OP_TIMER:
+				on_timer();
+				break;
+			case OP_SIGNAL:
+				if (res > 0) {
+					stop = 1;
+					for (i = 0; i < MAX_CLIENTS; i++)
+						if (cl[i].chan)
+							drop(i, "shutdown");
+				}
+				break;
+			case OP_WAIT:
+				c->wait_on = 0;
+				c->inflight--;
+				if (!c->closing)
+					serve(i);
+				reap(i);
+				break;
+			case OP_SOCK:
+				c->sock_on = 0;
+				c->inflight--;
+				if (!c->closing) {
+					rc = lfshm_chan_check(c->chan);
+					if (rc)
+						drop(i, rc == -EPIPE ?
+							"gone" : "socket junk");
+					else
+						arm_sock(i);
+				}
+				reap(i);
+				break;
+			default:
+				break;
+			}
+		}
+		if (exit_after && gone >= exit_after && !stop) {
+			stop = 1;
+			for (unsigned k = 0; k < MAX_CLIENTS; k++)
+				if (cl[k].chan)
+					drop(k, "shutdown");
+		}
+	}
+	lfshm_listener_close(lis);
+	io_uring_queue_exit(&ring);
+	fprintf(stderr, "uring_server: %llu messages echoed, %u clients\n",
+		(unsigned long long)msgs, gone);
+	return 0;
+}
