@@ -1,0 +1,40 @@
+#!/bin/sh
+# examples/smoke.sh DIR - exercise uring_server and client (make test):
+# for the io_uring futex path and the forced eventfd path, 4 clients of
+# which one SIGKILLs itself mid-request, then 16 clients on the same server
+# (it must have cleaned up and gone on), then SIGTERM: clean exit, socket
+# file removed.
+set -u
+dir=${1:-build/release/examples}
+tmp=$(mktemp -d /tmp/lfshm-smoke.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+
+run() { # name, command...
+	name=$1; shift
+	if ! timeout 120 "$@" >"$tmp/out" 2>&1; then
+		echo "examples-smoke: FAIL $name"; cat "$tmp/out"; fail=1; return 1
+	fi
+	echo "examples-smoke: ok   $name: $(tail -n 1 "$tmp/out")"
+}
+
+for mode in "" "-e"; do
+	sock=$tmp/echo$mode.sock
+	"$dir/uring_server" -p "$sock" $mode 2>"$tmp/server.log" &
+	srv=$!
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	run "4 clients, one killed ${mode:-(futex)}" \
+		"$dir/client" -p "$sock" -c 4 -n 2000 -k 300 $mode
+	run "16 clients after it ${mode:-(futex)}" \
+		"$dir/client" -p "$sock" -c 16 -n 500 $mode
+	kill -TERM $srv
+	if ! wait $srv; then
+		echo "examples-smoke: FAIL server exit"; cat "$tmp/server.log"; fail=1
+	fi
+	if [ -e "$sock" ]; then
+		echo "examples-smoke: FAIL socket file left behind"; fail=1
+	fi
+done
+[ $fail -eq 0 ] && echo "examples-smoke: passed"
+exit $fail
