@@ -84,6 +84,13 @@ static struct model {
 } M;
 
 static struct lfshm_ring *prod, *cons;
+static int trace = -1; /* FUZZ_TRACE=1: what each operation did, on stderr */
+
+#define TRACE(...)                                    \
+	do {                                          \
+		if (trace > 0)                        \
+			fprintf(stderr, __VA_ARGS__); \
+	} while (0)
 static uint32_t cfg_kind;
 static uint8_t sendbuf[MAX_BATCH][BUF_MAX];
 
@@ -267,6 +274,7 @@ static bool m_reserve(uint32_t len, int got, void *buf, const char *what)
 	if (got == GOT_ANY && !M.exact && want == GOT_FAILED)
 		want = 0; /* loose: assume it fit (no pads are modelled) */
 	M.last_want = want;
+	TRACE("  %s: reserve %u -> %d (model %d)\n", what, len, got, want);
 	if (got == GOT_FAILED)
 		FZ_CHECK(want != 0, "op %u: %s: len %u failed, model: fits",
 			 M.op, what, len);
@@ -313,6 +321,8 @@ static void m_commit(bool buf_ok, uint32_t len, uint32_t type, unsigned flags,
 	bool valid = M.resv_on && buf_ok && len <= M.resv_len &&
 		     type <= LFSHM_TYPE_MAX && !(flags & ~LFSHM_MORE);
 
+	TRACE("  %s: commit len %u type %#x flags %#x -> %d\n", what, len, type,
+	      flags, got);
 	FZ_CHECK(got == (valid ? 0 : -EINVAL),
 		 "op %u: %s(len %u type %#x flags %#x) returned %d, model "
 		 "says %d",
@@ -398,6 +408,7 @@ static void op_abort(void)
 {
 	int rc = lfshm_ring_abort(prod, M.resv_on ? M.resv_buf : sendbuf[0]);
 
+	TRACE("  abort -> %d\n", rc);
 	FZ_CHECK(rc == (M.resv_on ? 0 : -EINVAL),
 		 "op %u: abort returned %d", M.op, rc);
 	if (M.resv_on)
@@ -434,6 +445,7 @@ static void op_flush(void)
 {
 	int rc = lfshm_ring_flush(prod);
 
+	TRACE("  flush -> %d\n", rc);
 	FZ_CHECK(rc == 0, "op %u: flush returned %d", M.op, rc);
 	publish();
 }
@@ -519,6 +531,7 @@ static void op_peek(void)
 	int rc = lfshm_ring_peek(cons, &m);
 	int k = model_next(rc == 0);
 
+	TRACE("  peek -> %d len %u (model record %d)\n", rc, rc ? 0 : m.len, k);
 	if (k < 0) {
 		FZ_CHECK(rc == empty_rc(), "op %u: peek returned %d, model: "
 			 "nothing to read (%d)", M.op, rc, empty_rc());
@@ -541,6 +554,7 @@ static void op_release(struct fz_in *in)
 
 	if ((b & 0x80) || M.nsaved == 0) {
 		rc = lfshm_ring_release(cons, NULL);
+		TRACE("  release NULL -> %d\n", rc);
 		FZ_CHECK(rc == 0, "op %u: release(NULL) returned %d", M.op, rc);
 		M.rel = M.ci;
 		M.rel_pos = M.c_head;
@@ -553,6 +567,7 @@ static void op_release(struct fz_in *in)
 	s = &M.saved[b % (M.nsaved < NSAVED ? M.nsaved : NSAVED)];
 	valid = s->idx >= M.rel && s->idx < M.ci;
 	rc = lfshm_ring_release(cons, &s->m);
+	TRACE("  release record %u -> %d\n", s->idx, rc);
 	FZ_CHECK(rc == (valid ? 0 : -EINVAL),
 		 "op %u: release of record %u returned %d (released %u, "
 		 "peeked %u)", M.op, s->idx, rc, M.rel, M.ci);
@@ -587,6 +602,7 @@ static void op_recv(struct fz_in *in)
 	FZ_CHECK(!cap || buf, "out of memory");
 	rc = lfshm_ring_recv(cons, buf, cap, 0);
 	k = model_next(rc >= 0 || rc == -EMSGSIZE);
+	TRACE("  recv cap %u -> %ld (model record %d)\n", cap, rc, k);
 	if (k < 0) {
 		FZ_CHECK(rc == empty_rc(), "op %u: recv returned %ld, model: "
 			 "nothing to read (%d)", M.op, rc, empty_rc());
@@ -634,6 +650,7 @@ static void op_drain(struct fz_in *in)
 
 	d.stop = fz_u8(in) % 12; /* 0: never stops early */
 	rc = lfshm_ring_drain(cons, drain_cb, &d, max);
+	TRACE("  drain %u stop %u -> %d\n", max, d.stop, rc);
 	if (d.n == 0) {
 		int want = 0;
 
@@ -762,7 +779,11 @@ static void attach(int fd, unsigned role, struct lfshm_ring **r)
 
 static void op_reopen(struct fz_in *in, int fd)
 {
-	switch (fz_u8(in) % 3) {
+	uint8_t b = fz_u8(in) % 3;
+
+	TRACE("  reopen %s\n", b == 0 ? "consumer" : b == 1 ? "producer" :
+		"close producer");
+	switch (b) {
 	case 0: /* a new consumer starts at the released position */
 		lfshm_ring_close(cons);
 		cons = NULL;
@@ -819,7 +840,6 @@ static const uint32_t kinds[3] = { LFSHM_SPSC, LFSHM_MPSC, LFSHM_MUTEX };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int trace = -1;
 	struct fz_in in = { data, size };
 	struct lfshm_ring_config cfg = { 0 };
 	uint8_t b;
@@ -828,6 +848,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (trace < 0) /* FUZZ_TRACE=1: one line per operation on stderr */
 		trace = getenv("FUZZ_TRACE") != NULL;
 	cfg.kind = kinds[fz_u8(&in) % 3];
+	if (!fz_kind_enabled(cfg.kind))
+		return 0;
 	cfg.capacity = 256ull << (fz_u8(&in) % 5);
 	b = fz_u8(&in);
 	cfg.max_msg = b & 1 ? 1 + fz_u16(&in) %
@@ -841,6 +863,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(fd >= 0, "dup failed");
 	attach(fd, LFSHM_CONSUMER, &cons);
 	cfg_kind = cfg.kind;
+	/* nothing outside the header and control block and the data area is
+	 * ever touched (honest peers only here: the geometry is trusted) */
+	{
+		unsigned char *map = prod->map;
+
+		fz_poison(map + sizeof(struct lfshm__region_hdr),
+			  LFSHM__CTRL_OFF(0) - sizeof(struct lfshm__region_hdr));
+		fz_poison(map + LFSHM__CTRL_OFF(1),
+			  LFSHM__HDR_SIZE - LFSHM__CTRL_OFF(1));
+		fz_poison(prod->data + prod->cap, (size_t)(map + prod->map_size -
+							   (prod->data + prod->cap)));
+	}
 	if (b & 2) /* MPSC: look for a stuck record at once (none may be) */
 		lfshm_ring_set_stall_ns(cons, 0);
 
