@@ -5,7 +5,7 @@ pass=0; fail=0; crash=0; skip=0; bad=0
 for t in "$@"; do
 	out=$("$t" --jobs 2 --timeout 600 2>&1)
 	rc=$?
-	printf '%s\n' "$out" | grep -v '^\[----\]' | grep -E '^\[(FAIL|====)\]|Assertion|crashed|Timed out|SKIP' | sed "s|^|$(basename "$t"): |"
+	printf '%s\n' "$out" | grep -E '^\[(FAIL|====|----)\]|crashed|Timed out' | sed "s|^|$(basename "$t"): |"
 	line=$(printf '%s\n' "$out" | grep 'Synthesis:' | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "$(basename "$t"): no synthesis line (exit $rc)"; printf '%s\n' "$out" | tail -n 20

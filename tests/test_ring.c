@@ -232,12 +232,17 @@ KIND_TEST(abort_gives_space_back_and_delivers_nothing)
 	void *w, *w2;
 	int i;
 
-	for (i = 0; i < 200; i++) { /* far more than fit: space comes back */
-		cr_assert_eq(lfshm_ring_reserve(pr.p, 300, &w), 0);
+	/* far more than fit: the space comes back (at once for SPSC; for
+	 * kinds with many producers an aborted record turns into padding
+	 * that is reclaimed once the consumer has passed it) */
+	for (i = 0; i < 200; i++) {
+		cr_assert_eq(lfshm_ring_reserve(pr.p, 300, &w), 0, "round %d", i);
 		memset(w, 0xee, 300);
 		cr_assert_eq(lfshm_ring_abort(pr.p, w), 0);
+		cr_assert_eq(lfshm_ring_peek(pr.c, &m), -EAGAIN,
+			     "an aborted record was delivered");
+		cr_assert_eq(lfshm_ring_release(pr.c, NULL), 0);
 	}
-	cr_expect_eq(lfshm_ring_peek(pr.c, &m), -EAGAIN);
 	cr_assert_eq(lfshm_ring_reserve(pr.p, 64, &w), 0);
 	/* one reservation at a time; commit/abort want that buffer */
 	cr_expect_eq(lfshm_ring_reserve(pr.p, 64, &w2), -EINVAL);
