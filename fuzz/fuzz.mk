@@ -93,16 +93,22 @@ fuzz-smoke: fuzz-build
 		rm -rf $(FUZZ_B)/smoke/$$t; \
 		mkdir -p $(FUZZ_B)/smoke/$$t $(FUZZ_B)/artifacts; \
 		echo "fuzz-smoke: $$t: replay fuzz/corpus/$$t"; \
-		$(FUZZ_B)/$$t $(FUZZ_OPTS) -runs=0 \
+		$(FUZZ_B)/$$t $(FUZZ_OPTS) \
 			-artifact_prefix=$(FUZZ_B)/artifacts/$$t- \
-			fuzz/corpus/$$t 2>$(FUZZ_B)/smoke/$$t.replay.log || \
-			{ tail -n 40 $(FUZZ_B)/smoke/$$t.replay.log; exit 1; }; \
+			fuzz/corpus/$$t/* 2>$(FUZZ_B)/smoke/$$t.replay.log || \
+			{ grep -E '^(Running:|FUZZ CHECK|==[0-9]+==ERROR|SUMMARY)' \
+				$(FUZZ_B)/smoke/$$t.replay.log | tail -n 6; \
+			  echo "fuzz-smoke: $$t: corpus replay FAILED (the input is the last 'Running:'; log: $(FUZZ_B)/smoke/$$t.replay.log)"; \
+			  exit 1; }; \
 		echo "fuzz-smoke: $$t: $(FUZZ_SMOKE_SECONDS) s of fuzzing"; \
 		$(FUZZ_B)/$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
 			-artifact_prefix=$(FUZZ_B)/artifacts/$$t- \
 			$(FUZZ_B)/smoke/$$t fuzz/corpus/$$t \
 			2>$(FUZZ_B)/smoke/$$t.log || \
-			{ tail -n 60 $(FUZZ_B)/smoke/$$t.log; exit 1; }; \
+			{ grep -E '^(FUZZ CHECK|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Base64)' \
+				$(FUZZ_B)/smoke/$$t.log | tail -n 8; \
+			  echo "fuzz-smoke: $$t: fuzzing found a failure (log: $(FUZZ_B)/smoke/$$t.log)"; \
+			  exit 1; }; \
 		grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec)' \
 			$(FUZZ_B)/smoke/$$t.log | sed "s/^/fuzz-smoke: $$t: /"; \
 	done
