@@ -169,7 +169,8 @@ static int make_fd(struct fz_in *in, int *extra)
 			junk[i] = fz_u8(in);
 		if (pwrite(fd, junk, sizeof(junk), 0) < 0)
 			FZ_FAIL("pwrite");
-		fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+		fcntl(fd, F_ADD_SEALS,
+		      F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 		return fd;
 	}
 	case 5:
@@ -403,7 +404,8 @@ static void server_under_test(struct fz_in *in)
 			struct stat st;
 
 			if (fstat(fds[0], &st) == 0 && st.st_size >= 4096) {
-				uint64_t off = fz_u16(in) % (uint64_t)st.st_size;
+				uint64_t off = fz_u16(in) %
+					       (uint64_t)st.st_size;
 				uint64_t v = fz_u64(in);
 
 				if (pwrite(fds[0], &v, 1 + fz_u8(in) % 8,

@@ -69,7 +69,8 @@ static void check_geometry(const struct lfshm_ring *r)
 			 r->data <= map + r->map_size &&
 			 r->cap <= (uint64_t)(map + r->map_size - r->data) &&
 			 (unsigned char *)r->ctrl >= map &&
-			 (unsigned char *)(r->ctrl + 1) <= map + LFSHM__HDR_SIZE,
+			 (unsigned char *)(r->ctrl + 1) <=
+				 map + LFSHM__HDR_SIZE,
 		 "step %u: handle geometry outside its mapping", H.step);
 	FZ_CHECK(r->max_msg >= 1 &&
 			 lfshm__rec_size(r->max_msg) <= r->cap / 2,
@@ -131,8 +132,10 @@ static bool one_of(int rc, const int *ok, unsigned n)
 	return false;
 }
 
-#define RC_IN(rc, ...) one_of((rc), (const int[]){ __VA_ARGS__ }, \
-			      sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
+#define RC_IN(rc, ...)                                \
+	one_of((rc), (const int[]){ __VA_ARGS__ },    \
+	       sizeof((const int[]){ __VA_ARGS__ }) / \
+		       sizeof(int))
 
 /* After -EBADMSG a handle is poisoned: calls that look at the region keep
  * returning -EBADMSG (argument errors may still come first). */
@@ -280,6 +283,53 @@ static void peer_write_field(struct fz_in *in)
 	wr(off, &v, width);
 }
 
+/*
+ * MPSC record header words (src/mpsc.c): word0 READY (bit 63, type and
+ * length), BUSY (bit 62, owner pid in bits 0-21, start time in 22-53),
+ * PAD (bit 61, bytes after it), REVOKED (bits 61+60) or FREE (a lap
+ * number); word1 the claim's size.
+ */
+static void peer_write_mpsc_word(struct fz_in *in, uint64_t off)
+{
+	uint64_t w0, w1, cur, start = 0;
+	uint8_t b = fz_u8(in);
+
+	if (H.prod.r)
+		start = H.prod.r->self_id >> 32 & 0xffffffffull;
+	memcpy(&cur, H.peer + off, sizeof(cur));
+	switch (b % 7) {
+	case 0: /* READY with some type and length */
+		w0 = 1ull << 63 | (uint64_t)(fz_u32(in) & 0x7fffffff) << 32 |
+		     (uint32_t)pick_val(in, (uint32_t)cur);
+		break;
+	case 1: /* BUSY, owned by this (live) process: never skipped */
+		w0 = 1ull << 62 | ((uint64_t)getpid() & 0x3fffff) |
+		     start << 22;
+		break;
+	case 2: /* BUSY, owned by a pid that does not exist: a dead one */
+		w0 = 1ull << 62 | 0x3ffffeull | (uint64_t)fz_u32(in) << 22;
+		break;
+	case 3: /* PAD over some bytes */
+		w0 = 1ull << 61 | (uint32_t)pick_val(in, (uint32_t)cur);
+		break;
+	case 4: /* REVOKED */
+		w0 = 3ull << 60;
+		break;
+	case 5: /* FREE of some lap */
+		w0 = pick_val(in, cur) & ((1ull << 61) - 1);
+		break;
+	default:
+		w0 = fz_u64(in);
+		break;
+	}
+	wr(off, &w0, sizeof(w0));
+	if (fz_u8(in) & 1) {
+		memcpy(&w1, H.peer + off + 8, sizeof(w1));
+		w1 = pick_val(in, w1);
+		wr(off + 8, &w1, sizeof(w1));
+	}
+}
+
 /* A record header: at the consumer's next read position, at the producer's
  * next write position, or at any 8-byte slot of the data area. */
 static void peer_write_record(struct fz_in *in)
@@ -295,6 +345,10 @@ static void peer_write_record(struct fz_in *in)
 	else
 		pos = 8ull * fz_u16(in);
 	off = H.data_off + (pos & (H.cap - 1) & ~7ull);
+	if (H.kind == LFSHM_MPSC && (b & 0x20)) {
+		peer_write_mpsc_word(in, off);
+		return;
+	}
 	memcpy(v, H.peer + off, sizeof(v));
 	switch ((b >> 2) & 7) {
 	case 0: /* length */
@@ -666,7 +720,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	H.kind = cfg.kind;
 	H.cap = cfg.capacity;
 	H.size = lfshm_ring_region_size(H.prod.r);
-	H.data_off = (uint64_t)(H.prod.r->data - (unsigned char *)H.prod.r->map);
+	H.data_off = (uint64_t)(H.prod.r->data -
+				(unsigned char *)H.prod.r->map);
 	peer = mmap(NULL, H.size, PROT_READ | PROT_WRITE, MAP_SHARED, H.fd, 0);
 	FZ_CHECK(peer != MAP_FAILED, "peer mmap failed");
 	H.peer = peer;

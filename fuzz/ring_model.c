@@ -280,8 +280,8 @@ static bool m_reserve(uint32_t len, int got, void *buf, const char *what)
 			 M.op, what, len);
 	else if (got != GOT_ANY)
 		FZ_CHECK(got == want,
-			 "op %u: %s: len %u returned %d, model says %d (tail %llu "
-			 "released %llu cap %llu)",
+			 "op %u: %s: len %u returned %d, model says %d "
+			 "(tail %llu released %llu cap %llu)",
 			 M.op, what, len, got, want,
 			 (unsigned long long)M.tail,
 			 (unsigned long long)M.rel_pos,
@@ -306,7 +306,8 @@ static bool m_reserve(uint32_t len, int got, void *buf, const char *what)
 		check_in_data(prod, buf, len, what);
 		if (M.exact)
 			FZ_CHECK((unsigned char *)buf ==
-				 prod->data + (M.tail & M.mask) + LFSHM__REC_HDR,
+				 prod->data + (M.tail & M.mask) +
+					 LFSHM__REC_HDR,
 				 "op %u: %s: buffer at the wrong place", M.op,
 				 what);
 	}
@@ -826,8 +827,8 @@ static void final_drain(void)
 		rc = lfshm_ring_recv(cons, buf, sizeof(buf), 0);
 		k = model_next(false);
 		if (k < 0) {
-			FZ_CHECK(rc == -EPIPE, "final: recv returned %ld, model: "
-				 "drained", rc);
+			FZ_CHECK(rc == -EPIPE, "final: recv returned %ld, "
+				 "model: drained", rc);
 			return;
 		}
 		FZ_CHECK(rc == (long)M.rec[k].len &&
@@ -845,6 +846,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { data, size };
 	struct lfshm_ring_config cfg = { 0 };
+	uint32_t hdr;
 	uint8_t b;
 	int rc, fd;
 
@@ -856,9 +858,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cfg.capacity = 256ull << (fz_u8(&in) % 5);
 	b = fz_u8(&in);
 	/* largest max_msg: capacity / 2 - the record header (16 for MPSC) */
+	hdr = cfg.kind == LFSHM_MPSC ? 16 : 8;
 	cfg.max_msg = b & 1 ? 1 + fz_u16(&in) %
-				      (uint32_t)(cfg.capacity / 2 -
-						 (cfg.kind == LFSHM_MPSC ? 16 : 8)) :
+				      (uint32_t)(cfg.capacity / 2 - hdr) :
 			      0;
 	rc = lfshm_ring_create(&cfg, LFSHM_PRODUCER, &prod);
 	if (rc == -EOPNOTSUPP)
@@ -874,12 +876,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		unsigned char *map = prod->map;
 
-		fz_poison(map + sizeof(struct lfshm__region_hdr),
-			  LFSHM__CTRL_OFF(0) - sizeof(struct lfshm__region_hdr));
+		unsigned char *end = prod->data + prod->cap;
+		const size_t h = sizeof(struct lfshm__region_hdr);
+
+		fz_poison(map + h, LFSHM__CTRL_OFF(0) - h);
 		fz_poison(map + LFSHM__CTRL_OFF(1),
 			  LFSHM__HDR_SIZE - LFSHM__CTRL_OFF(1));
-		fz_poison(prod->data + prod->cap, (size_t)(map + prod->map_size -
-							   (prod->data + prod->cap)));
+		fz_poison(end, (size_t)(map + prod->map_size - end));
 	}
 	if (b & 2) /* MPSC: look for a stuck record at once (none may be) */
 		lfshm_ring_set_stall_ns(cons, 0);
@@ -909,9 +912,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t op = fz_u8(&in) % 16;
 
 		if (trace)
-			fprintf(stderr, "op %u: %u (nrec %u npub %u ci %u rel %u "
-				"resv %d)\n", M.op, op, M.nrec, M.npub, M.ci,
-				M.rel, M.resv_on);
+			fprintf(stderr, "op %u: %u (nrec %u npub %u ci %u "
+				"rel %u resv %d)\n", M.op, op, M.nrec, M.npub,
+				M.ci, M.rel, M.resv_on);
 
 		/* producer calls wait for a reopen once it has closed */
 		if (!prod && op <= 6)
