@@ -139,6 +139,7 @@ struct lfshm__ops;
 
 #define LFSHM__MPSC_PEND 32 /* LFSHM_MORE records an MPSC producer holds */
 #define LFSHM__DEFAULT_STALL_NS 100000000ll /* MPSC auto-unblock: 100 ms */
+#define LFSHM__STALL_RECHECK_NS 10000000ll /* MPSC: live owner re-check */
 
 struct lfshm_ring {
 	/* producer-private state (first line of the handle) */
@@ -192,8 +193,8 @@ struct lfshm_ring {
 	uint64_t m_revoked;    /* producer: claims the consumer revoked */
 	uint64_t m_unblocked;  /* consumer: dead producers' records padded */
 	int64_t m_stall_ns;    /* consumer: auto-unblock after (< 0: never) */
-	int64_t m_stall_since; /* consumer: when the head got stuck ... */
-	uint64_t m_stall_pos;  /* ... at this position */
+	int64_t m_stall_due;   /* consumer: next unblock attempt for ... */
+	uint64_t m_stall_pos;  /* ... a head stuck at this position */
 	int m_stall_on;
 
 	struct lfshm_stats stats;

@@ -25,7 +25,8 @@
  *     PAD        bit 61: padding, bits 0-31 = bytes after this word
  *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
  *     READY      bit 63: a message: type in bits 32-62, length in 0-31
- *   word1  the claim's size in bytes (recovery needs it), then payload.
+ *   word1  the claim's size in bytes | bit 63 (recovery needs it; the tag
+ *          keeps it apart from any FREE value), then the payload.
  * The data area is a sequence of 8-byte words; every word of a claim
  * that has not been written yet holds FREE(lap of its position).
  *
@@ -111,6 +112,7 @@
 #define W_PAD_MBZ 0x1fffffff00000000ull /* bits 32-60: zero in a PAD */
 #define W_BUSY_MBZ 0x3fc0000000000000ull /* bits 54-61: zero in a BUSY */
 #define W_TAGS    (W_READY | W_BUSY | W_PAD)
+#define W_SIZE    (1ull << 63) /* word1: tagged, so never a FREE value */
 #define PID_BITS  22u
 #define PID_MASK  ((1ull << PID_BITS) - 1)
 #define HDR       16u
@@ -315,9 +317,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			    word_at(r, t), &exp, r->m_busy,
 			    memory_order_relaxed, memory_order_relaxed))
 			goto revoked;
-		/* relaxed: read by the consumer only after our death (or
-		 * after R1) */
-		atomic_store_explicit(word_at(r, t + 8), size,
+		/* relaxed: read by the consumer only after our death */
+		atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
 				      memory_order_relaxed);
 		r->p_resv = t;
 		r->p_resv_len = len;
@@ -480,6 +481,9 @@ static int unblock_head(struct lfshm_ring *r)
 		revoke_gap(r, pos + 8);
 		return 1;
 	}
+	if (!(sz & W_SIZE))
+		return lfshm__poison(r);
+	sz &= ~W_SIZE;
 	if ((sz & 7) || sz < HDR || sz > mrec_size(r->max_msg) || sz > avail ||
 	    off + sz > r->cap)
 		return lfshm__poison(r);
@@ -488,8 +492,9 @@ static int unblock_head(struct lfshm_ring *r)
 	return 1;
 }
 
-/* Automatic unblock: the head has been stuck for the stall time.
- * Returns 1 when something was unblocked. */
+/* Automatic unblock: called when the head record is not ready; the
+ * first call at a position starts the clock, later ones unblock once the
+ * stall time is up.  Returns 1 when something was unblocked. */
 static int check_stall(struct lfshm_ring *r)
 {
 	int64_t now;
@@ -501,15 +506,14 @@ static int check_stall(struct lfshm_ring *r)
 	if (!r->m_stall_on || r->m_stall_pos != r->c_head) {
 		r->m_stall_on = 1;
 		r->m_stall_pos = r->c_head;
-		r->m_stall_since = now;
-		if (r->m_stall_ns > 0)
-			return 0;
+		r->m_stall_due = now + r->m_stall_ns;
 	}
-	if (now - r->m_stall_since < r->m_stall_ns)
+	if (now < r->m_stall_due)
 		return 0;
 	rc = unblock_head(r);
-	/* a live producer: look again after another stall time */
-	r->m_stall_since = now;
+	/* a live producer: look again later, and never hammer /proc */
+	r->m_stall_due = now + (r->m_stall_ns > LFSHM__STALL_RECHECK_NS ?
+				r->m_stall_ns : LFSHM__STALL_RECHECK_NS);
 	return rc;
 }
 
@@ -579,7 +583,7 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		} else if (LFSHM__UNLIKELY(w != free_word(r, r->c_head))) {
 			return lfshm__poison(r);
 		}
-		/* claimed, not written yet */
+		/* claimed, not ready yet */
 		rc = check_stall(r);
 		if (rc < 0)
 			return rc;
@@ -638,8 +642,8 @@ static int mpsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 
 /* ---- waiting -------------------------------------------------------- */
 
-/* 1 when peek would not return -EAGAIN right now (including: the head
- * is stuck and its stall time is up, so peek should try to unblock). */
+/* 1 when the record at the head is ready (or padding, or corrupt: peek
+ * reports that) */
 static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 {
 	uint64_t t, w;
@@ -661,13 +665,19 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 	}
 	/* A2 */
 	w = atomic_load_explicit(word_at(r, r->c_head), memory_order_acquire);
-	if ((w & W_TAGS) != W_BUSY && w != free_word(r, r->c_head))
-		return 1;
-	if (r->m_stall_ns >= 0 && r->m_stall_on &&
-	    r->m_stall_pos == r->c_head &&
-	    lfshm__now_ns() - r->m_stall_since >= r->m_stall_ns)
-		return 1;
-	return 0;
+	return (w & W_TAGS) != W_BUSY && w != free_word(r, r->c_head);
+}
+
+/* The head record is claimed but not ready (tail past it). */
+static bool head_stuck(struct lfshm_ring *r)
+{
+	uint64_t t, w;
+
+	t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
+	if (t == r->c_head)
+		return false;
+	w = atomic_load_explicit(word_at(r, r->c_head), memory_order_acquire);
+	return (w & W_TAGS) == W_BUSY || w == free_word(r, r->c_head);
 }
 
 static int mpsc_wait_data(struct lfshm_ring *r, int64_t deadline)
@@ -677,19 +687,25 @@ static int mpsc_wait_data(struct lfshm_ring *r, int64_t deadline)
 
 	if (r->role != LFSHM_CONSUMER)
 		return -EINVAL;
-	/* sleep no longer than the stall time of a stuck head, so that a
-	 * dead producer's record is unblocked by the next peek */
-	d = deadline;
-	if (r->m_stall_ns >= 0 && r->m_stall_on &&
-	    r->m_stall_pos == r->c_head &&
-	    r->m_stall_since + r->m_stall_ns < d)
-		d = r->m_stall_since + r->m_stall_ns;
-	if (d == 0 && deadline != 0)
-		d = 1;
-	rc = lfshm__ec_wait(r, &r->ctrl->data_ec, data_ready, 0, d);
-	if (rc == -ETIMEDOUT && d != deadline)
-		return 0; /* time to look at the stuck head again */
-	return rc;
+	if (r->poisoned)
+		return -EBADMSG;
+	/* A stuck head: sleep no longer than its stall time, then unblock
+	 * it here (a dead producer never wakes us). */
+	for (;;) {
+		if (r->m_stall_ns >= 0 && head_stuck(r)) {
+			rc = check_stall(r);
+			if (rc)
+				return rc < 0 ? rc : 0;
+		}
+		d = deadline;
+		if (r->m_stall_ns >= 0 && r->m_stall_on &&
+		    r->m_stall_pos == r->c_head && r->m_stall_due < d &&
+		    deadline != 0)
+			d = r->m_stall_due > 0 ? r->m_stall_due : 1;
+		rc = lfshm__ec_wait(r, &r->ctrl->data_ec, data_ready, 0, d);
+		if (rc != -ETIMEDOUT || d == deadline)
+			return rc;
+	}
 }
 
 static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
