@@ -71,15 +71,22 @@ fuzz-build: $(FUZZ_BINS)
 
 # Long runs: corpus growth goes to a scratch dir, the committed corpus is
 # only read (merge interesting finds back by hand with -merge=1).
+# Every target runs even if an earlier one failed; the exit status says
+# whether any did.  FUZZ_JOBS > 1: parallel jobs (logs in fuzz-<n>.log).
+FUZZ_PAR = $(if $(filter-out 1,$(FUZZ_JOBS)),-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS),)
+
 fuzz: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@failed=""; for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_B)/new/$$t $(FUZZ_B)/artifacts; \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 		$(FUZZ_B)/$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) \
-			-jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS) \
-			-artifact_prefix=$(FUZZ_B)/artifacts/$$t- \
-			$(FUZZ_B)/new/$$t fuzz/corpus/$$t; \
-	done
+			$(FUZZ_PAR) -artifact_prefix=$(FUZZ_B)/artifacts/$$t- \
+			$(FUZZ_B)/new/$$t fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+		echo "fuzz: failures in:$$failed (inputs in $(FUZZ_B)/artifacts/)"; \
+		exit 1; \
+	fi
 
 # Replay every committed input once through the plain driver.
 fuzz-replay: $(FUZZ_REPLAYS)
