@@ -323,7 +323,7 @@ static void peer_write_mpsc_word(struct fz_in *in, uint64_t off)
 		break;
 	}
 	wr(off, &w0, sizeof(w0));
-	if (fz_u8(in) & 1) {
+	if ((fz_u8(in) & 1) && off + 16 <= H.size) {
 		memcpy(&w1, H.peer + off + 8, sizeof(w1));
 		w1 = pick_val(in, w1);
 		wr(off + 8, &w1, sizeof(w1));
