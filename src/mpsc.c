@@ -37,7 +37,7 @@
  *      this fails the consumer revoked the claim (below): forget it and
  *      claim again.  The lap in the expected value means a producer that
  *      was stopped for a whole lap cannot take a word of a later lap.
- *   3. word1 = size (relaxed), payload, then commit: a pad after the
+ *   3. word1 = SIZE|size (relaxed), payload, then commit: a pad after the
  *      record if the final length is shorter, then store_release word0 =
  *      READY|type|len (R1).  LFSHM_MORE defers step 3's store (up to
  *      LFSHM__MPSC_PEND records) to the flush: one wake-up per batch.
@@ -54,7 +54,8 @@
  *   - BUSY, owner dead (exited, a zombie, or a pid now someone else's):
  *     word0 becomes a PAD over word1's size; if word1 was never written
  *     (death right after step 2), word0 becomes REVOKED and the claim's
- *     words are revoked as below.  A live owner is never skipped.
+ *     words are revoked as below.  A live owner is never skipped: its
+ *     liveness is looked at again every max(stall time, 10 ms).
  *   - FREE at the head although the tail is past it: a claim whose word0
  *     was never written (step 1 done, step 2 not).  Its owner is unknown,
  *     so the consumer revokes: CAS FREE(lap) -> REVOKED on each word from
@@ -572,7 +573,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		if (w & W_PAD) {
 			size = 8 + (uint32_t)w;
 			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||
-					    size > avail || off + size > r->cap))
+					    size > avail ||
+					    off + size > r->cap))
 				return lfshm__poison(r);
 			r->c_head += size;
 			continue;

@@ -120,6 +120,20 @@ static int verify_cb(const struct lfshm_msg *m, void *arg)
 	return 0;
 }
 
+/* Where the consumer stands, for a failure message. */
+static void head_state(struct lfshm_ring *c, unsigned k, int rc,
+		       struct verify *v)
+{
+	_Atomic uint64_t *w = (_Atomic uint64_t *)(c->data +
+						   (c->c_head & c->mask));
+
+	snprintf(v->err, sizeof(v->err),
+		 "victim %u: drain %d, head %llu tail %llu word %#llx", k, rc,
+		 (unsigned long long)c->c_head,
+		 (unsigned long long)c->c_tail_cache,
+		 (unsigned long long)atomic_load(w));
+}
+
 static void kill_all(pid_t *pids, unsigned n)
 {
 	unsigned i;
@@ -474,12 +488,7 @@ static void kill_scenario(const struct kill_run *kr)
 			}
 			if (n < 0 || v.nprod == 0 || lfshm__now_ns() > end) {
 				if (n < 0)
-					snprintf(v.err, sizeof(v.err),
-						 "victim %u: drain %d head %llu tail %llu w %llx %llx %llx",
-						 k, n, (unsigned long long)c->c_head, (unsigned long long)c->c_tail_cache,
-						 (unsigned long long)atomic_load((_Atomic uint64_t *)(c->data + ((c->c_head) & c->mask))),
-						 (unsigned long long)atomic_load((_Atomic uint64_t *)(c->data + ((c->c_head + 8) & c->mask))),
-						 (unsigned long long)atomic_load((_Atomic uint64_t *)(c->data + ((c->c_head + 16) & c->mask))));
+					head_state(c, k, n, &v);
 				else if (v.nprod)
 					snprintf(v.err, sizeof(v.err),
 						 "victim %u: timeout", k);
@@ -905,7 +914,8 @@ Test(mpsc, revokes_a_claim_whose_header_was_never_written)
 	 * claims again): the word is the consumer's */
 	exp = t >> 12;
 	cr_expect(!atomic_compare_exchange_strong(
-		(_Atomic uint64_t *)(c->data + (t & c->mask)), &exp, 1ull << 62));
+		(_Atomic uint64_t *)(c->data + (t & c->mask)), &exp,
+		1ull << 62));
 	cr_expect_eq(c->m_unblocked, 0);
 
 	/* the same, unblocked by the stall time */
@@ -1131,7 +1141,8 @@ Test(mpsc, survives_random_garbage, .timeout = 120)
 			case 0:
 				rc = lfshm_ring_peek(c, &m);
 				if (rc == 0) {
-					cr_assert(m.len <= lfshm_ring_max_msg(c));
+					cr_assert(m.len <=
+						  lfshm_ring_max_msg(c));
 					cr_assert((unsigned char *)m.data >=
 							  c->data &&
 						  (unsigned char *)m.data +
