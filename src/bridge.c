@@ -362,17 +362,28 @@ static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 
 	ec = dir == LFSHM__DIR_DATA ? &r->ctrl->data_ec : &r->ctrl->space_ec;
 	bit = how == LFSHM_WAIT_FUTEX ? LFSHM__EC_WAITER : LFSHM__EC_EFD;
-	/* W1: announce; relaxed RMW, ordered by the fence below.  If we end
-	 * up not sleeping, the bit stays: the next publish clears it with
-	 * one spurious wake-up, cheaper than a second RMW here. */
+	/* W1: announce; relaxed RMW, ordered by the fence below. */
 	v = atomic_fetch_or_explicit(ec, bit, memory_order_relaxed);
 	/* W2: pairs with P2 in lfshm__ec_wake (wait.c): our announcement is
 	 * visible to the producer's P3, or our W3 sees its publish. */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* W3 */
 	rc = dir == LFSHM__DIR_DATA ? data_check(r) : space_check(r, len);
-	if (rc)
+	if (rc) {
+		/* Not sleeping after all: take back the bit we set, or every
+		 * publish of a busy loop that arms often would pay a wake-up
+		 * syscall.  Only on data_ec, whose one sleeper is us; on
+		 * space_ec another producer may have announced the same bit
+		 * meanwhile.  relaxed CAS: fails harmlessly if a producer
+		 * fired (that wake-up is then spurious). */
+		uint32_t cur = v | bit;
+
+		if (dir == LFSHM__DIR_DATA && !(v & bit))
+			atomic_compare_exchange_strong_explicit(
+				ec, &cur, v, memory_order_relaxed,
+				memory_order_relaxed);
 		return rc;
+	}
 	b->how = (unsigned)how;
 	b->word = ec;
 	b->val = v | bit;

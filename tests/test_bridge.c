@@ -98,6 +98,25 @@ Test(bridge, arm_reports_ready_data_and_leaves_it_in_place)
 	lfshm_ring_close(c);
 }
 
+Test(bridge, arm_that_finds_data_leaves_no_announcement_behind)
+{
+	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_stats st;
+	char buf[8];
+
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(lfshm_ring_send(p, "m", 1, 0), 0);
+		cr_assert_eq(lfshm_ring_arm(c), 1);
+		cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 1);
+	}
+	lfshm_ring_stats(p, &st);
+	cr_assert_eq(st.futex_wakes + st.eventfd_writes, 0,
+		     "a busy loop costs the producer no syscall");
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 Test(bridge, arm_reports_end_of_stream_as_ready)
 {
 	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
