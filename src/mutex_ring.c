@@ -148,6 +148,7 @@ struct mx_priv {
 	int locked;          /* this handle holds the lock */
 	pthread_t holder;    /* the thread that took it */
 	uint64_t resv_from;  /* tail before the reservation (and its pad) */
+	uint64_t head_pub;   /* consumer: head last stored in ctrl->head */
 	int slot;            /* producer slot, -1 none */
 	struct mx_bridge br;
 };
@@ -281,6 +282,38 @@ static int mx_lock(struct lfshm_ring *r)
 	switch (rc) {
 	case 0:
 		return 0;
+	case EDEADLK:
+		return MX_BORROWED;
+	case EOWNERDEAD:
+		return mx_repair(r);
+	default:
+		return -rc;
+	}
+}
+
+/* mx_lock bounded by an absolute CLOCK_MONOTONIC deadline (0: try once,
+ * LFSHM__NO_DEADLINE: wait): also -EAGAIN (busy, deadline 0) and
+ * -ETIMEDOUT, so that a producer holding its reservation for long cannot
+ * stretch a timed wait. */
+static int mx_lock_until(struct lfshm_ring *r, int64_t deadline)
+{
+	struct timespec ts;
+	int rc;
+
+	if (deadline == LFSHM__NO_DEADLINE)
+		return mx_lock(r);
+	if (deadline == 0) {
+		rc = pthread_mutex_trylock(&MX(r)->lock);
+	} else {
+		ts.tv_sec = deadline / 1000000000ll;
+		ts.tv_nsec = deadline % 1000000000ll;
+		rc = pthread_mutex_clocklock(&MX(r)->lock, CLOCK_MONOTONIC, &ts);
+	}
+	switch (rc) {
+	case 0:
+		return 0;
+	case EBUSY:
+		return -EAGAIN;
 	case EDEADLK:
 		return MX_BORROWED;
 	case EOWNERDEAD:
@@ -481,6 +514,7 @@ static int mx_open(struct lfshm_ring *r)
 		goto err_unclaim;
 	r->c_head = r->c_rel = head;
 	r->c_tail_cache = tail;
+	x->head_pub = head;
 	return 0;
 err_unclaim:
 	lfshm__unclaim(&c->cons_owner, r->self_id);
@@ -491,6 +525,7 @@ err:
 }
 
 static void bridge_stop(struct lfshm_ring *r);
+static void publish_head(struct lfshm_ring *r);
 
 /* Publish the records committed since the last publish (lock held).
  * L1: the payloads written above are ordered before the consumer's reads
@@ -553,7 +588,14 @@ static void mx_close(struct lfshm_ring *r)
 			mx_unlock(r, lk);
 		}
 	} else if (r->role == LFSHM_CONSUMER) {
-		/* peeked but unreleased messages stay for the next consumer */
+		/* peeked but unreleased messages stay for the next consumer;
+		 * a release the lock was too busy for is published first */
+		lk = mx_lock(r);
+		if (lk >= 0) {
+			if (!r->poisoned)
+				publish_head(r);
+			mx_unlock(r, lk);
+		}
 		lfshm__unclaim(&c->cons_owner, r->self_id);
 		lk = mx_lock(r);
 		if (lk >= 0) {
@@ -723,15 +765,38 @@ static int load_tail(struct lfshm_ring *r)
 	return 0;
 }
 
-/* Refresh the cached tail under the lock; *closed: no producer left. */
+/* Store a head released while the lock was busy (lock held).
+ * L2: relaxed, ordered by the lock: our reads of the released payloads
+ * happen before a producer that takes the lock after us reuses them. */
+static void publish_head(struct lfshm_ring *r)
+{
+	struct mx_priv *x = PRIV(r);
+
+	if (x->head_pub == r->c_rel)
+		return;
+	atomic_store_explicit(&r->ctrl->head, r->c_rel, memory_order_relaxed);
+	x->head_pub = r->c_rel;
+	wake_not_full(MX(r));
+}
+
+/* Refresh the cached tail under the lock; *closed: no producer left.
+ * The lock is only tried for a moment: peek never waits behind a
+ * producer's reservation (-EAGAIN: nothing published that we could see). */
 static int refresh_tail(struct lfshm_ring *r, bool *closed)
 {
 	struct mx_shared *k = MX(r);
+	unsigned i;
 	int lk, rc;
 
-	lk = mx_lock(r);
+	for (i = 0;; i++) {
+		lk = mx_lock_until(r, 0);
+		if (lk != -EAGAIN || i == 64)
+			break;
+		lfshm__cpu_relax();
+	}
 	if (lk < 0)
 		return lk;
+	publish_head(r);
 	rc = load_tail(r);
 	if (k->nprod > MX_SLOTS)
 		rc = lfshm__poison(r);
@@ -803,14 +868,14 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 		return -EINVAL;
 	if (end == r->c_rel)
 		return 0;
-	lk = mx_lock(r);
-	if (lk < 0)
-		return lk;
 	r->c_rel = end;
-	/* L2: relaxed, ordered by the lock: our reads of the released
-	 * payloads happen before a producer reuses the space */
-	atomic_store_explicit(&r->ctrl->head, end, memory_order_relaxed);
-	wake_not_full(MX(r));
+	/* publish now if the lock is free, else with our next locked
+	 * operation (refresh, wait, close): never wait behind a producer's
+	 * reservation here */
+	lk = mx_lock_until(r, 0);
+	if (lk < 0)
+		return lk == -EAGAIN ? 0 : lk;
+	publish_head(r);
 	mx_unlock(r, lk);
 	return 0;
 }
@@ -833,7 +898,7 @@ static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 
 	if (t != head)
-		return 1; /* peek validates it */
+		return 1; /* peek (or the caller) validates it */
 	if (k->nprod > MX_SLOTS)
 		return lfshm__poison(r);
 	if (producers_closed(k))
@@ -940,7 +1005,7 @@ static int wait_data_locked(struct lfshm_ring *r, int lk, uint64_t head,
 
 static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
 {
-	int lk;
+	int lk, rc;
 
 	if (r->role != LFSHM_CONSUMER)
 		return -EINVAL;
@@ -949,9 +1014,16 @@ static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
 	if (r->c_tail_cache != r->c_head)
 		return 0;
 	spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
-	lk = mx_lock(r);
+	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
+	publish_head(r);
+	/* refresh the cache so that the next peek needs no lock */
+	rc = load_tail(r);
+	if (rc) {
+		mx_unlock(r, lk);
+		return rc;
+	}
 	return wait_data_locked(r, lk, r->c_head, deadline, NULL);
 }
 
@@ -1054,7 +1126,7 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 	spin_hint(r, &r->ctrl->head,
 		  atomic_load_explicit(&r->ctrl->head, memory_order_relaxed),
 		  deadline);
-	lk = mx_lock(r);
+	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
 	return wait_space_locked(r, lk, len, deadline, NULL);

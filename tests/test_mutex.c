@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LFSHM_MUTEX specific behaviour: processes SIGKILLed while holding the
+ * ring's lock (between reserve and commit) or asleep in its condvars,
+ * repeatedly: nothing hangs, no half-written message is ever delivered,
+ * the other producers go on; CLOCK_MONOTONIC timeouts; multi-producer
+ * stress with per-producer order.  The behaviour shared with the other
+ * kinds is in test_ring.c.
+ *
+ * Forked children never call cr_assert: they report through _exit codes
+ * (or a pipe) and the parent asserts.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define HDR 16u /* message header: producer id, pad, sequence number */
+#define MAXID 512u
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static uint32_t msg_len(uint32_t id, uint64_t seq, uint32_t max)
+{
+	return HDR + lfshm_test_len(id, seq, max - HDR);
+}
+
+static void msg_fill(void *buf, uint32_t len, uint32_t id, uint64_t seq)
+{
+	uint32_t pad = 0;
+
+	memcpy(buf, &id, 4);
+	memcpy((char *)buf + 4, &pad, 4);
+	memcpy((char *)buf + 8, &seq, 8);
+	lfshm_test_fill((char *)buf + HDR, len - HDR, id, seq);
+}
+
+/* Per-producer bookkeeping of the consumer (the test process). */
+struct book {
+	uint64_t next[MAXID];
+	uint64_t total;
+};
+
+/* Check one message: intact and next in its producer's order.  Returns
+ * 0 or a short reason (the caller asserts). */
+static const char *book_check(struct book *b, const void *data, uint32_t len,
+			      uint32_t max)
+{
+	uint32_t id;
+	uint64_t seq;
+
+	if (len < HDR)
+		return "message shorter than its header";
+	memcpy(&id, data, 4);
+	memcpy(&seq, (const char *)data + 8, 8);
+	if (id >= MAXID)
+		return "bad producer id";
+	if (seq != b->next[id])
+		return "out of order, lost or duplicated";
+	if (len != msg_len(id, seq, max))
+		return "wrong length";
+	if (!lfshm_test_check((const char *)data + HDR, len - HDR, id, seq))
+		return "payload corrupt";
+	b->next[id]++;
+	b->total++;
+	return NULL;
+}
+
+/* recv one message (up to timeout) and check it; 1 got, 0 none. */
+static int consume_one(struct lfshm_ring *c, struct book *b, uint32_t max,
+		       int64_t timeout_ns)
+{
+	static unsigned char buf[65536];
+	const char *why;
+	long n = lfshm_ring_recv(c, buf, sizeof(buf), timeout_ns);
+
+	if (n == -EAGAIN || n == -ETIMEDOUT)
+		return 0;
+	cr_assert_geq(n, 0, "recv: %ld", n);
+	why = book_check(b, buf, (uint32_t)n, max);
+	cr_assert_null(why, "%s", why);
+	return 1;
+}
+
+/* Producer send with waiting; returns 0 or the error. */
+static int send_msg(struct lfshm_ring *p, uint32_t id, uint64_t seq,
+		    uint32_t max, int64_t timeout_ns)
+{
+	uint32_t len = msg_len(id, seq, max);
+	void *w;
+	int rc;
+
+	rc = lfshm_ring_reserve(p, len, &w);
+	while (rc == -EAGAIN) {
+		rc = lfshm_ring_wait_space(p, len, timeout_ns);
+		if (rc)
+			return rc;
+		rc = lfshm_ring_reserve(p, len, &w);
+	}
+	if (rc)
+		return rc;
+	msg_fill(w, len, id, seq);
+	return lfshm_ring_commit(p, w);
+}
+
+static struct lfshm_ring *make_ring(uint64_t cap, uint32_t max)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_MUTEX, .capacity = cap,
+					 .max_msg = max };
+	struct lfshm_ring *c = NULL;
+	int rc = lfshm_ring_create(&cfg, LFSHM_CONSUMER, &c);
+
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("LFSHM_MUTEX not in this build");
+	cr_assert_eq(rc, 0, "create: %d", rc);
+	return c;
+}
+
+/* Wait (bounded) until a process is asleep in the kernel (state S): the
+ * observable sign that it blocked in a condvar / futex wait. */
+static bool wait_sleeping(pid_t pid, int64_t timeout_ns)
+{
+	int64_t end = now_ns() + timeout_ns;
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	while (now_ns() < end) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return false;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return true;
+		}
+		sched_yield();
+	}
+	return false;
+}
+
+/* ---- producers run in forked children -------------------------------- */
+
+/* A child must not outlive a test that failed or timed out (a victim
+ * waits to be killed holding the ring's lock). */
+static void die_with_parent(void)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(99);
+}
+
+struct prod_arg {
+	int fd;
+	uint32_t id;
+	uint32_t max;
+	uint64_t count;  /* messages; 0: until killed */
+	int batch;       /* LFSHM_MORE batches up to this size (0: none) */
+	int ready_fd;    /* victim: write a byte here when holding the lock */
+	unsigned before; /* victim: complete messages before the reservation */
+};
+
+static int streamer_main(void *arg)
+{
+	struct prod_arg *a = arg;
+	uint64_t seq, rng = a->id * 7919u + 1;
+	struct lfshm_ring *p;
+	int rc, left = 0;
+	void *w;
+	die_with_parent();
+
+	rc = lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p);
+	if (rc)
+		return 10;
+	for (seq = 0; a->count == 0 || seq < a->count; seq++) {
+		uint32_t len = msg_len(a->id, seq, a->max);
+		unsigned flags = 0;
+
+		if (a->batch) {
+			if (left == 0)
+				left = (int)(lfshm_test_rand(&rng) %
+					     (uint64_t)a->batch);
+			else
+				left--;
+			if (left > 0 && (a->count == 0 || seq + 1 < a->count))
+				flags = LFSHM_MORE;
+		}
+		rc = lfshm_ring_reserve(p, len, &w);
+		while (rc == -EAGAIN) {
+			rc = lfshm_ring_wait_space(p, len, 30ll * 1000000000);
+			if (rc)
+				return 11;
+			rc = lfshm_ring_reserve(p, len, &w);
+		}
+		if (rc)
+			return 12;
+		msg_fill(w, len, a->id, seq);
+		if (lfshm_ring_commit_ex(p, w, len, 0, flags))
+			return 13;
+	}
+	lfshm_ring_flush(p);
+	lfshm_ring_close(p);
+	return 0;
+}
+
+/* Sends `before` complete messages, then reserves one more, writes half
+ * of it, tells the parent and waits to be killed holding the lock. */
+static int victim_main(void *arg)
+{
+	struct prod_arg *a = arg;
+	struct lfshm_ring *p;
+	uint32_t len;
+	unsigned i;
+	char one = 1;
+	void *w;
+	int rc;
+	die_with_parent();
+
+	rc = lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p);
+	if (rc)
+		return 10;
+	for (i = 0; i < a->before; i++)
+		if (send_msg(p, a->id, i, a->max, 30ll * 1000000000))
+			return 11;
+	len = msg_len(a->id, a->before, a->max);
+	rc = lfshm_ring_reserve(p, len, &w);
+	while (rc == -EAGAIN) {
+		rc = lfshm_ring_wait_space(p, len, 30ll * 1000000000);
+		if (rc)
+			return 12;
+		rc = lfshm_ring_reserve(p, len, &w);
+	}
+	if (rc)
+		return 13;
+	/* a header that would pass, half a payload */
+	msg_fill(w, len, a->id, a->before);
+	memset((char *)w + len / 2, 0xa5, len - len / 2);
+	if (write(a->ready_fd, &one, 1) != 1)
+		return 14;
+	for (;;)
+		pause();
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+Test(mutex, killed_between_reserve_and_commit_never_delivers_half,
+     .timeout = 240)
+{
+	const uint32_t max = 600;
+	const unsigned nkill = (unsigned)lfshm_test_scaled(150, 20);
+	struct lfshm_ring *c = make_ring(1 << 14, max);
+	struct prod_arg st[2], v;
+	static struct book b;
+	pid_t spid[2], vpid;
+	int pfd[2], i, rc;
+	unsigned k;
+	int64_t end;
+	char byte;
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
+	for (i = 0; i < 2; i++) {
+		st[i] = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = (uint32_t)i,
+					   .max = max,
+					   .count = lfshm_test_scaled(40000, 2000),
+					   .batch = i ? 8 : 0 };
+		spid[i] = lfshm_test_spawn(streamer_main, &st[i]);
+		cr_assert_gt(spid[i], 0);
+	}
+	for (k = 0; k < nkill; k++) {
+		v = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 100 + k % 400,
+				       .max = max, .ready_fd = pfd[1],
+				       .before = 3 };
+		b.next[v.id] = 0;
+		vpid = lfshm_test_spawn(victim_main, &v);
+		cr_assert_gt(vpid, 0);
+		/* consume (the victim may need room) until it holds the lock.
+		 * Without sleeping: a consumer woken in not_empty re-takes
+		 * the lock before returning, so its wait would last until
+		 * the victim dies (a reservation holds the lock) */
+		end = now_ns() + 30ll * 1000000000;
+		while (read(pfd[0], &byte, 1) != 1) {
+			cr_assert_lt(now_ns(), end, "victim %u never got ready", k);
+			if (!consume_one(c, &b, max, 0))
+				sched_yield();
+		}
+		kill(vpid, SIGKILL);
+		rc = lfshm_test_wait(vpid, 10000);
+		cr_assert_eq(rc, 128 + SIGKILL, "victim %u: exit %d", k, rc);
+		/* its complete messages all arrive, the half one never */
+		end = now_ns() + 30ll * 1000000000;
+		while (b.next[v.id] < 3) {
+			cr_assert_lt(now_ns(), end, "victim %u: only %llu of 3",
+				     k, (unsigned long long)b.next[v.id]);
+			consume_one(c, &b, max, 1000000);
+		}
+	}
+	/* the streamers went on through all of it */
+	end = now_ns() + 60ll * 1000000000;
+	while (b.next[0] < st[0].count || b.next[1] < st[1].count) {
+		cr_assert_lt(now_ns(), end, "streamers stuck at %llu / %llu",
+			     (unsigned long long)b.next[0],
+			     (unsigned long long)b.next[1]);
+		consume_one(c, &b, max, 10000000);
+	}
+	for (i = 0; i < 2; i++)
+		cr_assert_eq(lfshm_test_wait(spid[i], 30000), 0, "streamer %d",
+			     i);
+	/* nothing else: no half message surfaced late */
+	cr_expect_eq(consume_one(c, &b, max, 0), 0);
+	for (k = 0; k < nkill && k < 400; k++)
+		cr_expect_eq(b.next[100 + k], 3, "victim %u", k);
+	cr_log_info("kill-while-locked: %u victims killed holding the lock, "
+		    "%llu messages checked", nkill,
+		    (unsigned long long)b.total);
+	close(pfd[0]);
+	close(pfd[1]);
+	lfshm_ring_close(c);
+}
+
+/* Victims stream until killed at a random point (holding the lock, asleep
+ * waiting for room, copying, ...); the consumer polls without sleeping.
+ * Each victim's delivered messages must be a gap-free prefix. */
+Test(mutex, killed_at_random_points_loses_only_unpublished_messages,
+     .timeout = 240)
+{
+	const uint32_t max = 300;
+	const unsigned nkill = (unsigned)lfshm_test_scaled(100, 20);
+	struct lfshm_ring *c = make_ring(4096, max);
+	struct prod_arg sv, v;
+	static struct book b;
+	uint64_t rng = 42, target, got_before;
+	pid_t spid, vpid;
+	unsigned k;
+	int64_t end;
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	sv = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 0, .max = max,
+				.count = lfshm_test_scaled(100000, 3000) };
+	spid = lfshm_test_spawn(streamer_main, &sv);
+	cr_assert_gt(spid, 0);
+	for (k = 0; k < nkill; k++) {
+		v = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 1 + k,
+				       .max = max, .count = 0,
+				       .batch = (k & 1) ? 6 : 0 };
+		vpid = lfshm_test_spawn(streamer_main, &v);
+		cr_assert_gt(vpid, 0);
+		/* kill after a random number of its messages arrived */
+		target = 1 + lfshm_test_rand(&rng) % 150;
+		end = now_ns() + 30ll * 1000000000;
+		while (b.next[v.id] < target) {
+			cr_assert_lt(now_ns(), end, "victim %u stuck at %llu", k,
+				     (unsigned long long)b.next[v.id]);
+			if (!consume_one(c, &b, max, 0))
+				sched_yield();
+		}
+		kill(vpid, SIGKILL);
+		rc = lfshm_test_wait(vpid, 10000);
+		cr_assert_eq(rc, 128 + SIGKILL, "victim %u: exit %d", k, rc);
+		/* what it published before dying still arrives, in order
+		 * (book_check); give the ring a moment of draining */
+		got_before = b.next[v.id];
+		while (consume_one(c, &b, max, 0))
+			;
+		cr_assert_geq(b.next[v.id], got_before);
+	}
+	end = now_ns() + 60ll * 1000000000;
+	while (b.next[0] < sv.count) {
+		cr_assert_lt(now_ns(), end, "survivor stuck at %llu",
+			     (unsigned long long)b.next[0]);
+		if (!consume_one(c, &b, max, 0))
+			sched_yield();
+	}
+	cr_assert_eq(lfshm_test_wait(spid, 30000), 0);
+	cr_log_info("random kills: %u victims, %llu messages checked", nkill,
+		    (unsigned long long)b.total);
+	lfshm_ring_close(c);
+}
+
+struct waiter_arg {
+	int fd;
+	int ready_fd;
+	uint32_t max;
+	uint32_t id;
+};
+
+/* Tells the parent, then blocks for room in a full ring (not_full). */
+static int space_waiter_main(void *arg)
+{
+	struct waiter_arg *a = arg;
+	struct lfshm_ring *p;
+	uint64_t seq;
+	char one = 1;
+	die_with_parent();
+
+	if (lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p))
+		return 10;
+	if (write(a->ready_fd, &one, 1) != 1)
+		return 11;
+	/* until the ring is full and we sleep for room; killed there */
+	for (seq = 0;; seq++)
+		if (send_msg(p, a->id, seq, a->max, -1))
+			return 12;
+}
+
+/* glibc 2.36: a waiter SIGKILLed inside pthread_cond_wait makes a later
+ * broadcast wait for it forever unless the ring keeps new waiters out of
+ * the condvar until the dead one is known (see mutex_ring.c). */
+Test(mutex, producer_killed_asleep_for_room_does_not_wedge_the_ring,
+     .timeout = 240)
+{
+	const uint32_t max = 200;
+	const unsigned rounds = (unsigned)lfshm_test_scaled(20, 5);
+	struct lfshm_ring *c = make_ring(4096, max), *p;
+	struct waiter_arg wa;
+	struct prod_arg st;
+	static struct book b;
+	uint64_t seq = 0;
+	pid_t wpid, spid;
+	int pfd[2], rc;
+	unsigned k;
+	char byte;
+
+	memset(&b, 0, sizeof(b));
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	for (k = 0; k < rounds; k++) {
+		/* fill the ring (our own producer handle, id 400) */
+		while ((rc = send_msg(p, 400, seq, max, 0)) == 0)
+			seq++;
+		cr_assert_eq(rc, -EAGAIN);
+		wa = (struct waiter_arg){ lfshm_ring_fd(c), pfd[1], max,
+					  300 + k };
+		wpid = lfshm_test_spawn(space_waiter_main, &wa);
+		cr_assert_gt(wpid, 0);
+		cr_assert_eq(read(pfd[0], &byte, 1), 1);
+		cr_assert(wait_sleeping(wpid, 10ll * 1000000000),
+			  "waiter never slept");
+		kill(wpid, SIGKILL);
+		cr_assert_eq(lfshm_test_wait(wpid, 10000), 128 + SIGKILL);
+		/* a live producer now fills and waits again and again: each
+		 * of our releases broadcasts not_full */
+		st = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 1 + k,
+					.max = max, .count = 400 };
+		spid = lfshm_test_spawn(streamer_main, &st);
+		cr_assert_gt(spid, 0);
+		/* the dead waiter's messages arrive as a gap-free prefix */
+		while (b.next[st.id] < st.count)
+			cr_assert(consume_one(c, &b, max, 30ll * 1000000000),
+				  "round %u: stuck at %llu", k,
+				  (unsigned long long)b.next[st.id]);
+		cr_assert_eq(lfshm_test_wait(spid, 30000), 0);
+		while (consume_one(c, &b, max, 0))
+			;
+	}
+	cr_expect_eq(b.next[400], seq);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+struct cons_arg {
+	int fd;
+	int ack_fd;
+	uint64_t first; /* sequence number of its first message */
+	uint32_t max;
+};
+
+/* A consumer that receives 3 messages (sleeping for each), acks each,
+ * then sleeps in recv until it is killed. */
+static int sleeping_consumer_main(void *arg)
+{
+	struct cons_arg *a = arg;
+	static unsigned char buf[65536];
+	struct lfshm_ring *c;
+	struct book *b = calloc(1, sizeof(*b));
+	uint64_t i;
+	char one = 1;
+	long n;
+	die_with_parent();
+
+	if (!b || lfshm_ring_attach(a->fd, LFSHM_CONSUMER, &c))
+		return 10;
+	b->next[7] = a->first;
+	for (i = 0; i < 3; i++) {
+		n = lfshm_ring_recv(c, buf, sizeof(buf), 30ll * 1000000000);
+		if (n < 0)
+			return 11;
+		if (book_check(b, buf, (uint32_t)n, a->max))
+			return 12;
+		if (write(a->ack_fd, &one, 1) != 1)
+			return 13;
+	}
+	lfshm_ring_recv(c, buf, sizeof(buf), -1);
+	return 14;
+}
+
+/* The consumer dies asleep in not_empty; the next consumer re-initialises
+ * the condvar when it claims the role, so the producer's broadcasts to
+ * the new sleeper work. */
+Test(mutex, consumer_killed_asleep_is_replaced_and_woken, .timeout = 240)
+{
+	const uint32_t max = 200;
+	const unsigned rounds = (unsigned)lfshm_test_scaled(20, 5);
+	struct lfshm_ring *own, *p;
+	struct cons_arg ca;
+	uint64_t seq = 0, first = 0;
+	int pfd[2], fd, i, pending = 0;
+	unsigned k;
+	pid_t cpid;
+	char byte;
+
+	own = make_ring(4096, max);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(own), LFSHM_PRODUCER, &p),
+		     0);
+	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
+	/* hand the consumer role to the children */
+	fd = dup(lfshm_ring_fd(own));
+	cr_assert_geq(fd, 0);
+	lfshm_ring_close(own);
+	for (k = 0; k < rounds; k++) {
+		ca = (struct cons_arg){ fd, pfd[1], first, max };
+		cpid = lfshm_test_spawn(sleeping_consumer_main, &ca);
+		cr_assert_gt(cpid, 0);
+		for (i = 0; i < 3; i++) {
+			if (pending) {
+				pending = 0; /* left by the dead one */
+			} else {
+				/* it sleeps in recv: this send wakes it */
+				cr_assert(wait_sleeping(cpid,
+							10ll * 1000000000));
+				cr_assert_eq(send_msg(p, 7, seq++, max, 0), 0);
+			}
+			cr_assert_eq(read(pfd[0], &byte, 1), 1,
+				     "consumer %u missed message %d", k, i);
+		}
+		cr_assert(wait_sleeping(cpid, 10ll * 1000000000));
+		kill(cpid, SIGKILL);
+		cr_assert_eq(lfshm_test_wait(cpid, 10000), 128 + SIGKILL);
+		/* a broadcast to the dead sleeper; the message waits in the
+		 * ring for the next consumer */
+		first = seq;
+		cr_assert_eq(send_msg(p, 7, seq++, max, 0), 0);
+		pending = 1;
+	}
+	lfshm_ring_close(p);
+	close(fd);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+Test(mutex, timeouts_run_on_the_monotonic_clock)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p;
+	unsigned char buf[100] = { 0 };
+	int64_t t0, t1;
+	long n;
+	int rc;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_expect_eq(lfshm_ring_wait_data(c, 0), -EAGAIN);
+	t0 = now_ns();
+	n = lfshm_ring_recv(c, buf, sizeof(buf), 30 * 1000000);
+	t1 = now_ns();
+	cr_expect_eq(n, -ETIMEDOUT);
+	cr_expect_geq(t1 - t0, 30 * 1000000, "returned early: %lld ns",
+		      (long long)(t1 - t0));
+	while ((rc = lfshm_ring_send(p, buf, sizeof(buf), 0)) == 0)
+		;
+	cr_assert_eq(rc, -EAGAIN);
+	t0 = now_ns();
+	rc = lfshm_ring_send(p, buf, sizeof(buf), 30 * 1000000);
+	t1 = now_ns();
+	cr_expect_eq(rc, -ETIMEDOUT);
+	cr_expect_geq(t1 - t0, 30 * 1000000);
+	t0 = now_ns();
+	rc = lfshm_ring_wait_space(p, 100, 20 * 1000000);
+	t1 = now_ns();
+	cr_expect_eq(rc, -ETIMEDOUT);
+	cr_expect_geq(t1 - t0, 20 * 1000000);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(mutex, many_producers_keep_per_producer_order, .timeout = 240)
+{
+	const uint32_t max = 1000;
+	enum { NP = 4 };
+	struct lfshm_ring *c = make_ring(1 << 15, max);
+	struct prod_arg a[NP];
+	static struct book b;
+	struct lfshm_msg m;
+	uint64_t want = 0;
+	pid_t pid[NP];
+	int64_t end;
+	int i, rc, since = 0;
+
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < NP; i++) {
+		a[i] = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = (uint32_t)i,
+					  .max = max,
+					  .count = lfshm_test_scaled(100000, 2000),
+					  .batch = i & 1 ? 16 : 0 };
+		want += a[i].count;
+		pid[i] = lfshm_test_spawn(streamer_main, &a[i]);
+		cr_assert_gt(pid[i], 0);
+	}
+	end = now_ns() + 200ll * 1000000000;
+	while (b.total < want) {
+		rc = lfshm_ring_peek(c, &m);
+		if (rc == -EAGAIN) {
+			lfshm_ring_release(c, NULL);
+			since = 0;
+			rc = lfshm_ring_wait_data(c, 30ll * 1000000000);
+			cr_assert_eq(rc, 0, "wait_data: %d at %llu", rc,
+				     (unsigned long long)b.total);
+			cr_assert_lt(now_ns(), end);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "peek: %d", rc);
+		cr_assert_null(book_check(&b, m.data, m.len, max));
+		if (++since == 32) { /* zero-copy, released in batches */
+			cr_assert_eq(lfshm_ring_release(c, &m), 0);
+			since = 0;
+		}
+	}
+	lfshm_ring_release(c, NULL);
+	for (i = 0; i < NP; i++) {
+		cr_assert_eq(lfshm_test_wait(pid[i], 30000), 0, "producer %d",
+			     i);
+		cr_expect_eq(b.next[i], a[i].count);
+	}
+	/* all producers closed: the end is reported */
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EPIPE);
+	lfshm_ring_close(c);
+}
+
+static void *commit_elsewhere(void *arg)
+{
+	void **ctx = arg;
+
+	return (void *)(intptr_t)lfshm_ring_commit(ctx[0], ctx[1]);
+}
+
+/* The reservation holds the lock: the same thread's consumer handle does
+ * not deadlock on it, and another thread cannot finish it. */
+Test(mutex, reservation_holds_the_lock_for_its_thread_only)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p;
+	struct lfshm_msg m;
+	void *ctx[2], *ret;
+	pthread_t t;
+	void *w;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_assert_eq(lfshm_ring_reserve(p, 16, &w), 0);
+	memset(w, 1, 16);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	cr_expect_eq(lfshm_ring_wait_data(c, 10 * 1000000), -EDEADLK);
+	ctx[0] = p;
+	ctx[1] = w;
+	cr_assert_eq(pthread_create(&t, NULL, commit_elsewhere, ctx), 0);
+	pthread_join(t, &ret);
+	cr_expect_eq((intptr_t)ret, -EINVAL);
+	cr_assert_eq(lfshm_ring_commit(p, w), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.len, 16);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
