@@ -6,10 +6,15 @@
  * Prints one line of round-trip latency over all clients.
  *
  *   client [-p path] [-c clients] [-n requests] [-s size] [-e]
- *          [-w uring|block] [-k die_after]
+ *          [-w uring|block] [-k die_after] [-b garbage|corrupt|hang]
  *     -e  force the eventfd wait path (default: io_uring futex wait)
  *     -k  the first client SIGKILLs itself after that many requests, with
  *         one request in flight (the others go on; exit status ignores it)
+ *     -b  the first client misbehaves instead: garbage = a message with a
+ *         bad header, corrupt = a record header overwritten in the shared
+ *         ring (the server must see -EBADMSG), hang = fills its ring and
+ *         never reads (killed once the others are done); for garbage and
+ *         corrupt it checks that the server dropped it
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,6 +40,7 @@ static const char *path = ECHO_DEFAULT_PATH;
 static unsigned nclients = 1, size = 64, die_after;
 static uint64_t nreq = 10000;
 static int force_efd, block;
+static const char *bad;
 
 struct waiter {
 	struct io_uring ring;
@@ -132,6 +138,52 @@ static void fill(unsigned char *p, uint32_t len, uint64_t seq)
 		p[i] = (unsigned char)(seq * 31 + i);
 }
 
+/* Wait for the server to close our channel (it dropped us). */
+static int expect_drop(struct lfshm_chan *ch)
+{
+	struct pollfd p = { .fd = lfshm_chan_fd(ch),
+			    .events = POLLIN | POLLRDHUP };
+
+	return poll(&p, 1, 10000) == 1 && lfshm_chan_check(ch) == -EPIPE ?
+		       0 : 30;
+}
+
+/* Client 0 with -b: misbehave.  Returns an exit code. */
+static int misbehave(struct lfshm_chan *ch)
+{
+	struct lfshm_ring *tx = lfshm_chan_tx(ch);
+	struct echo_hdr h = { .magic = 0xbad, .len = 0 };
+	char junk[512] = { 0 };
+	void *buf;
+
+	if (strcmp(bad, "garbage") == 0) {
+		if (lfshm_ring_send(tx, &h, sizeof(h), -1))
+			return 31;
+		return expect_drop(ch);
+	}
+	if (strcmp(bad, "corrupt") == 0) {
+		/* write a record, then scribble over its header (the 8 bytes
+		 * before the payload) before publishing it */
+		if (lfshm_ring_reserve(tx, 64, &buf) ||
+		    lfshm_ring_commit_ex(tx, buf, 64, 0, LFSHM_MORE))
+			return 32;
+		memset((char *)buf - 8, 0xff, 8);
+		lfshm_ring_flush(tx);
+		return expect_drop(ch);
+	}
+	if (strcmp(bad, "hang") == 0) {
+		/* valid requests, replies never read: both rings fill up */
+		h.magic = ECHO_MAGIC;
+		h.len = sizeof(junk) - sizeof(h);
+		memcpy(junk, &h, sizeof(h));
+		while (lfshm_ring_send(tx, junk, sizeof(junk), 0) == 0)
+			;
+		for (;;)
+			pause();
+	}
+	return 33;
+}
+
 /* One client: returns an exit code; rtt[] gets nreq samples (ns). */
 static int run_client(unsigned id, uint32_t *rtt)
 {
@@ -156,6 +208,8 @@ static int run_client(unsigned id, uint32_t *rtt)
 		return 22;
 	if (!block && io_uring_queue_init(4, &w.ring, 0))
 		return 23;
+	if (bad && id == 0)
+		return misbehave(w.ch);
 	for (k = 0; k < WARMUP + nreq; k++) {
 		uint64_t t0 = now_ns();
 
@@ -211,9 +265,10 @@ int main(int argc, char **argv)
 	uint32_t *rtt;
 	uint64_t t0, t1;
 	double sum = 0;
-	int opt, bad = 0;
+	pid_t first = 0;
+	int opt, failed = 0;
 
-	while ((opt = getopt(argc, argv, "p:c:n:s:ew:k:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:c:n:s:ew:k:b:")) != -1) {
 		switch (opt) {
 		case 'p':
 			path = optarg;
@@ -236,10 +291,14 @@ int main(int argc, char **argv)
 		case 'k':
 			die_after = (unsigned)atoi(optarg);
 			break;
+		case 'b':
+			bad = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: client [-p path] [-c clients] "
 					"[-n requests] [-s size] [-e] "
-					"[-w uring|block] [-k die_after]\n");
+					"[-w uring|block] [-k die_after] "
+					"[-b garbage|corrupt|hang]\n");
 			return 2;
 		}
 	}
@@ -259,19 +318,25 @@ int main(int argc, char **argv)
 			_exit(run_client(i, rtt + i * nreq));
 		if (pid < 0)
 			return 1;
+		if (i == 0)
+			first = pid;
 	}
 	for (unsigned i = 0; i < nclients; i++) {
 		int st;
-		pid_t pid = wait(&st);
+		pid_t pid;
 
+		if (i == nclients - 1 && bad && strcmp(bad, "hang") == 0)
+			kill(first, SIGKILL); /* the others are done */
+		pid = wait(&st);
 		if (pid < 0)
 			break;
-		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && die_after)
-			continue; /* the one told to die */
+		if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL &&
+		    pid == first && (die_after || bad))
+			continue; /* the one told to die / killed hanging */
 		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
 			fprintf(stderr, "client pid %d failed (status %#x)\n",
 				(int)pid, st);
-			bad = 1;
+			failed = 1;
 		}
 	}
 	t1 = now_ns();
@@ -295,5 +360,5 @@ int main(int argc, char **argv)
 	       pct(rtt, ns, 0.99), pct(rtt, ns, 0.999), rtt[ns - 1] / 1000.0,
 	       sum / (double)ns / 1000.0,
 	       (double)ns * 1e9 / (double)(t1 - t0));
-	return bad;
+	return failed;
 }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # examples/smoke.sh DIR - exercise uring_server and client (make test):
 # for the io_uring futex path and the forced eventfd path, 4 clients of
-# which one SIGKILLs itself mid-request, then 16 clients on the same server
-# (it must have cleaned up and gone on), then SIGTERM: clean exit, socket
-# file removed.
+# which one SIGKILLs itself mid-request, then one that sends a bad header,
+# one that corrupts its ring, one that hangs with a full ring (each time the
+# other 3 must be served), then 16 clients on the same server (it must have
+# cleaned up and gone on), then SIGTERM: clean exit, socket file removed.
 set -u
 dir=${1:-build/release/examples}
 tmp=$(mktemp -d /tmp/lfshm-smoke.XXXXXX)
@@ -26,7 +27,11 @@ for mode in "" "-e"; do
 	while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 	run "4 clients, one killed ${mode:-(futex)}" \
 		"$dir/client" -p "$sock" -c 4 -n 2000 -k 300 $mode
-	run "16 clients after it ${mode:-(futex)}" \
+	for b in garbage corrupt hang; do
+		run "4 clients, one sending $b ${mode:-(futex)}" \
+			"$dir/client" -p "$sock" -c 4 -n 1000 -b $b $mode
+	done
+	run "16 clients after them ${mode:-(futex)}" \
 		"$dir/client" -p "$sock" -c 16 -n 500 $mode
 	kill -TERM $srv
 	if ! wait $srv; then
