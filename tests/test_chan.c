@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -264,6 +265,69 @@ Test(chan, mode_0600_keeps_other_users_from_connecting, .timeout = 60)
 		     "connect fails with EACCES on the file");
 	cr_assert_eq(lfshm_accept(l, &c), -EAGAIN, "nobody got through");
 	lfshm_listener_close(l);
+}
+
+/* ---- a client that survives bad servers ----------------------------- */
+
+static int expect_connect_error(void *arg)
+{
+	struct lfshm_chan *c = NULL;
+	int want = *(int *)arg, before = lfshm_test_count_fds();
+	int rc = lfshm_connect(path, 30000000000ll, &c);
+
+	if (rc != want)
+		return 100 + (-rc & 0x3f);
+	return c == NULL && lfshm_test_count_fds() == before ? 0 : 99;
+}
+
+/* A raw listener that answers one connection with something bad: what 0
+ * a hello with a wrong magic, 1 a good hello with a pipe for the memfd,
+ * 2 a hang-up. */
+static void fake_server(int what, int want)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int ls, cs, pfd[2], st;
+	uint32_t hello[4] = { what ? 0x4843464cu : 0xdeadbeefu, 1u | 1u << 16,
+			      0, 0 };
+	pid_t pid;
+
+	mkpath();
+	strcpy(a.sun_path, path);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(ls, 1), 0);
+	pid = lfshm_test_spawn(expect_connect_error, &want);
+	cs = accept(ls, NULL, NULL);
+	cr_assert_geq(cs, 0);
+	cr_assert_eq(pipe(pfd), 0);
+	if (what == 2)
+		close(cs);
+	else
+		cr_assert_eq(lfshm_send_fds(cs, pfd, 1, hello, sizeof(hello)),
+			     0);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client got another error (exit %d)", st);
+	if (what != 2)
+		close(cs);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(ls);
+	unlink(path);
+}
+
+Test(chan, client_refuses_a_server_that_is_not_lfshm, .timeout = 60)
+{
+	fake_server(0, -EPROTO);
+}
+
+Test(chan, client_refuses_a_pipe_offered_as_region, .timeout = 60)
+{
+	fake_server(1, -EINVAL);
+}
+
+Test(chan, client_sees_a_server_that_hangs_up, .timeout = 60)
+{
+	fake_server(2, -ECONNREFUSED);
 }
 
 /* ---- a server that survives bad clients ----------------------------- */
