@@ -93,6 +93,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -135,12 +136,13 @@ struct mx_bridge {
 	pthread_t thr;
 	pthread_mutex_t mu; /* guards the fields below (process-private) */
 	pthread_cond_t cv;
-	int running;
-	int stop;
-	int armed;
-	unsigned dir;
-	uint32_t len;
-	int efd;
+	int running;         /* thread started (owner thread only) */
+	_Atomic int stop;    /* close: leave (read without mu in waits) */
+	int armed;           /* a wait was asked for and is not done */
+	unsigned dir;        /* LFSHM__DIR_DATA / LFSHM__DIR_SPACE */
+	uint32_t len;        /* space: record length */
+	uint64_t head;       /* data: consumer's c_head when armed */
+	int efd;             /* written when the wait is done */
 };
 
 /* Process-local extras (r->kind_priv). */
@@ -152,6 +154,17 @@ struct mx_priv {
 	int slot;            /* producer slot, -1 none */
 	struct mx_bridge br;
 };
+
+/* Set in the bridge helper thread: it must not write the handle's
+ * process-local fields, which belong to the thread that uses the handle. */
+static _Thread_local int mx_in_helper;
+
+static int mx_poison(struct lfshm_ring *r)
+{
+	if (mx_in_helper)
+		return -EBADMSG; /* the owner thread finds it on its own */
+	return lfshm__poison(r);
+}
 
 static inline struct mx_shared *MX(const struct lfshm_ring *r)
 {
@@ -263,7 +276,7 @@ static int mx_repair(struct lfshm_ring *r)
 	}
 	if (!state_ok(r, k)) {
 		pthread_mutex_unlock(&k->lock);
-		return lfshm__poison(r);
+		return mx_poison(r);
 	}
 	rc = pthread_mutex_consistent(&k->lock);
 	if (rc) {
@@ -643,7 +656,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 		if (!positions_ok(head, tail, r->cap)) {
 			drop_lock(r);
-			return lfshm__poison(r);
+			return mx_poison(r);
 		}
 		r->p_tail = r->p_pub = tail;
 	} else {
@@ -654,7 +667,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		if (!positions_ok(head, r->p_pub, r->cap) ||
 		    r->p_tail - head > r->cap) {
 			drop_lock(r);
-			return lfshm__poison(r);
+			return mx_poison(r);
 		}
 	}
 	r->p_head_cache = head;
@@ -760,7 +773,7 @@ static int load_tail(struct lfshm_ring *r)
 
 	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
 			    t - r->c_rel > r->cap || (t & 7)))
-		return lfshm__poison(r);
+		return mx_poison(r);
 	r->c_tail_cache = t;
 	return 0;
 }
@@ -799,7 +812,7 @@ static int refresh_tail(struct lfshm_ring *r, bool *closed)
 	publish_head(r);
 	rc = load_tail(r);
 	if (k->nprod > MX_SLOTS)
-		rc = lfshm__poison(r);
+		rc = mx_poison(r);
 	*closed = producers_closed(k);
 	mx_unlock(r, lk);
 	return rc;
@@ -837,15 +850,15 @@ static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		if (type == LFSHM__TYPE_PAD) {
 			if ((uint64_t)len + LFSHM__REC_HDR != r->cap - off ||
 			    r->cap - off > avail)
-				return lfshm__poison(r);
+				return mx_poison(r);
 			r->c_head += r->cap - off;
 			continue;
 		}
 		if (LFSHM__UNLIKELY(type > LFSHM_TYPE_MAX || len > r->max_msg))
-			return lfshm__poison(r);
+			return mx_poison(r);
 		size = lfshm__rec_size(len);
 		if (LFSHM__UNLIKELY(size > avail || off + size > r->cap))
-			return lfshm__poison(r);
+			return mx_poison(r);
 		m->data = rec + 1;
 		m->len = len;
 		m->type = type;
@@ -900,7 +913,7 @@ static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
 	if (t != head)
 		return 1; /* peek (or the caller) validates it */
 	if (k->nprod > MX_SLOTS)
-		return lfshm__poison(r);
+		return mx_poison(r);
 	if (producers_closed(k))
 		return -EPIPE;
 	if (slow && k->prod_ever && reap_producers(k) == 0)
@@ -918,7 +931,7 @@ static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 	uint64_t owner;
 
 	if (!positions_ok(head, tail, r->cap))
-		return lfshm__poison(r);
+		return mx_poison(r);
 	r->p_tail = r->p_pub = tail;
 	r->p_head_cache = head;
 	if (r->cap - (tail - head) >= need_bytes(r, lfshm__rec_size(len)))
@@ -992,7 +1005,8 @@ static int wait_data_locked(struct lfshm_ring *r, int lk, uint64_t head,
 			break;
 		}
 		k->ne_waiting = 1;
-		r->stats.futex_waits++;
+		if (!mx_in_helper)
+			r->stats.futex_waits++;
 		rc = mx_cond_wait(r, &k->not_empty, slice_end(now, deadline));
 		if (rc == -ETIMEDOUT)
 			slow = true;
@@ -1134,9 +1148,253 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 
 /* ---- event-loop bridge ---------------------------------------------- */
 
+/*
+ * A helper thread per handle waits on the condvar on the event loop's
+ * behalf: bridge_arm() hands it the wait (direction, the consumer's head
+ * or the record length) and returns; when the wait is over (data or room,
+ * the peer gone, an error, or close) the thread writes bridge_fd(), a
+ * process-local eventfd the loop polls or reads with io_uring.  No wake-up
+ * is lost: the thread checks the ring under the lock before it sleeps, so
+ * a publish between the loop's check and the thread's is seen at once.
+ * The thread runs with all signals blocked, touches only shared state
+ * (never the handle's private positions or counters), and is stopped and
+ * joined by close (which broadcasts the condvar it may sleep in).  While a
+ * wait is armed, the handle's own blocking calls (wait_space/send with a
+ * timeout) should not be used: the thread sleeps on the handle's behalf.
+ */
+
+/* Room for a len-byte record now (lock held), from shared state only. */
+static int helper_space_check(struct lfshm_ring *r, uint32_t len, bool slow)
+{
+	uint64_t head = atomic_load_explicit(&r->ctrl->head,
+					     memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
+					     memory_order_relaxed);
+	uint64_t size = lfshm__rec_size(len), off = tail & r->mask, owner;
+	uint64_t need = off + size > r->cap ? r->cap - off + size : size;
+
+	if (!positions_ok(head, tail, r->cap))
+		return -EBADMSG;
+	if (r->cap - (tail - head) >= need)
+		return 1;
+	owner = atomic_load_explicit(&r->ctrl->cons_owner,
+				     memory_order_acquire);
+	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(owner)))
+		return -EPIPE;
+	return 0;
+}
+
+/* The helper's wait: same protocol as wait_data_locked/wait_space_locked,
+ * without deadline, ending early when stop is set. */
+static int helper_wait(struct lfshm_ring *r, struct mx_bridge *b,
+		       unsigned dir, uint64_t head, uint32_t len)
+{
+	struct mx_shared *k = MX(r);
+	uint32_t mine = 0;
+	unsigned rounds = 0;
+	bool slow = false;
+	int lk, rc;
+
+	if (dir == LFSHM__DIR_SPACE)
+		mine = 1u << PRIV(r)->slot; /* set at open, read-only */
+	lk = mx_lock(r);
+	if (lk < 0)
+		return lk;
+	for (;;) {
+		rc = dir == LFSHM__DIR_DATA ? data_check(r, head, slow) :
+					      helper_space_check(r, len, slow);
+		if (rc || atomic_load_explicit(&b->stop, memory_order_relaxed))
+			break;
+		if (dir == LFSHM__DIR_DATA) {
+			k->ne_waiting = 1;
+			rc = mx_cond_wait(r, &k->not_empty,
+					  lfshm__now_ns() + LFSHM__SLICE_NS);
+		} else {
+			if (k->nf_signalled & ~mine) {
+				lk = join_backoff(r, lk, mine, &rounds);
+				if (lk < 0)
+					return lk;
+				continue;
+			}
+			k->nf_waiting |= mine;
+			rc = mx_cond_wait(r, &k->not_full,
+					  lfshm__now_ns() + LFSHM__SLICE_NS);
+			if (rc && rc != -ETIMEDOUT)
+				return rc;
+			k->nf_waiting &= ~mine;
+			k->nf_signalled &= ~mine;
+		}
+		if (rc == -ETIMEDOUT)
+			slow = true;
+		else if (rc)
+			return rc; /* lock lost */
+	}
+	mx_unlock(r, lk);
+	return rc;
+}
+
+static void *bridge_main(void *arg)
+{
+	struct lfshm_ring *r = arg;
+	struct mx_bridge *b = &PRIV(r)->br;
+	uint64_t one = 1, head;
+	unsigned dir;
+	uint32_t len;
+	ssize_t n;
+
+	mx_in_helper = 1;
+	pthread_mutex_lock(&b->mu);
+	for (;;) {
+		while (!b->armed &&
+		       !atomic_load_explicit(&b->stop, memory_order_relaxed))
+			pthread_cond_wait(&b->cv, &b->mu);
+		if (atomic_load_explicit(&b->stop, memory_order_relaxed))
+			break;
+		dir = b->dir;
+		len = b->len;
+		head = b->head;
+		pthread_mutex_unlock(&b->mu);
+		/* any outcome, errors included, means "look again" */
+		helper_wait(r, b, dir, head, len);
+		pthread_mutex_lock(&b->mu);
+		b->armed = 0;
+		n = write(b->efd, &one, sizeof(one));
+		(void)n; /* fails only when the counter is huge: readable */
+	}
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+static int mx_bridge_fd(struct lfshm_ring *r, unsigned dir)
+{
+	struct mx_priv *x = PRIV(r);
+
+	if (!x || dir != (r->role == LFSHM_CONSUMER ? LFSHM__DIR_DATA :
+						      LFSHM__DIR_SPACE))
+		return -EINVAL;
+	if (x->br.efd < 0) {
+		x->br.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (x->br.efd < 0)
+			return -errno;
+	}
+	return x->br.efd;
+}
+
+static int bridge_start(struct lfshm_ring *r)
+{
+	struct mx_bridge *b = &PRIV(r)->br;
+	sigset_t all, old;
+	int rc;
+
+	rc = pthread_mutex_init(&b->mu, NULL);
+	if (rc)
+		return -rc;
+	rc = pthread_cond_init(&b->cv, NULL);
+	if (rc) {
+		pthread_mutex_destroy(&b->mu);
+		return -rc;
+	}
+	atomic_store_explicit(&b->stop, 0, memory_order_relaxed);
+	b->armed = 0;
+	/* the thread inherits our mask: block everything in it */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&b->thr, NULL, bridge_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		pthread_cond_destroy(&b->cv);
+		pthread_mutex_destroy(&b->mu);
+		return -rc;
+	}
+	b->running = 1;
+	return 0;
+}
+
+static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
+{
+	struct mx_priv *x = PRIV(r);
+	struct mx_bridge *b;
+	uint64_t head, tail, size, off, need, owner;
+	int rc;
+
+	if (r->poisoned)
+		return -EBADMSG;
+	rc = mx_bridge_fd(r, dir);
+	if (rc < 0)
+		return rc;
+	/* ready already?  Unlocked hints only (the next peek / reserve takes
+	 * the lock); "not ready" is re-checked by the thread under it. */
+	if (dir == LFSHM__DIR_DATA) {
+		if (r->c_tail_cache != r->c_head ||
+		    atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed) !=
+			    r->c_head)
+			return 1;
+	} else {
+		if (x->locked)
+			return 1; /* a batch to flush: reserve publishes it */
+		head = atomic_load_explicit(&r->ctrl->head,
+					    memory_order_relaxed);
+		tail = atomic_load_explicit(&r->ctrl->tail,
+					    memory_order_relaxed);
+		size = lfshm__rec_size(len);
+		off = tail & r->mask;
+		need = off + size > r->cap ? r->cap - off + size : size;
+		owner = atomic_load_explicit(&r->ctrl->cons_owner,
+					     memory_order_acquire);
+		if (tail - head <= r->cap && r->cap - (tail - head) >= need)
+			return 1;
+		if (owner == LFSHM__OWNER_GONE)
+			return 1;
+	}
+	b = &x->br;
+	if (!b->running) {
+		rc = bridge_start(r);
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&b->mu);
+	if (!b->armed) {
+		b->armed = 1;
+		b->dir = dir;
+		b->len = len;
+		b->head = r->c_head;
+		pthread_cond_signal(&b->cv);
+	}
+	/* else: the thread still waits for an earlier arm; it ends at the
+	 * same event or earlier (a spurious wake-up, allowed) */
+	pthread_mutex_unlock(&b->mu);
+	return 0;
+}
+
 static void bridge_stop(struct lfshm_ring *r)
 {
-	(void)r;
+	struct mx_priv *x = PRIV(r);
+	struct mx_bridge *b = &x->br;
+	struct mx_shared *k = MX(r);
+	int lk;
+
+	if (!b->running)
+		return;
+	pthread_mutex_lock(&b->mu);
+	atomic_store_explicit(&b->stop, 1, memory_order_relaxed);
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	/* it may sleep in a shared condvar: wake it (else it notices stop
+	 * within a slice) */
+	lk = mx_lock(r);
+	if (lk >= 0) {
+		if (r->role == LFSHM_CONSUMER) {
+			k->ne_waiting = 1;
+			wake_not_empty(k);
+		} else {
+			wake_not_full(k);
+		}
+		mx_unlock(r, lk);
+	}
+	pthread_join(b->thr, NULL);
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	b->running = 0;
 }
 
 const struct lfshm__ops lfshm__mutex_ops = {
@@ -1152,4 +1410,6 @@ const struct lfshm__ops lfshm__mutex_ops = {
 	.unpeek = mx_unpeek,
 	.wait_data = mx_wait_data,
 	.wait_space = mx_wait_space,
+	.bridge_fd = mx_bridge_fd,
+	.bridge_arm = mx_bridge_arm,
 };

@@ -693,3 +693,58 @@ Test(mutex, reservation_holds_the_lock_for_its_thread_only)
 	lfshm_ring_close(p);
 	lfshm_ring_close(c);
 }
+
+/* The event-loop bridge of this kind: a helper thread sleeps in the
+ * condvar and makes lfshm_ring_eventfd() readable. */
+static bool readable_within(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t cnt;
+	int rc;
+
+	do {
+		rc = poll(&p, 1, ms);
+	} while (rc < 0 && errno == EINTR);
+	if (rc != 1)
+		return false;
+	return read(fd, &cnt, 8) == 8;
+}
+
+Test(mutex, bridge_thread_signals_the_eventfd_for_data_and_room)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p;
+	unsigned char buf[100] = { 0 };
+	int cfd, pfd, rc;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cfd = lfshm_ring_eventfd(c);
+	pfd = lfshm_ring_eventfd(p);
+	cr_assert_geq(cfd, 0, "consumer eventfd: %d", cfd);
+	cr_assert_geq(pfd, 0, "producer eventfd: %d", pfd);
+	cr_expect_eq(lfshm_ring_wait_mode(c), LFSHM_WAIT_EVENTFD);
+	/* data direction */
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	cr_expect_not(readable_within(cfd, 20), "readable before a publish");
+	cr_assert_eq(lfshm_ring_send(p, buf, 10, 0), 0);
+	cr_expect(readable_within(cfd, 10000), "no wake-up for data");
+	cr_expect_eq(lfshm_ring_arm(c), 1, "data there: ready at once");
+	cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 10);
+	/* room direction */
+	while ((rc = lfshm_ring_send(p, buf, sizeof(buf), 0)) == 0)
+		;
+	cr_assert_eq(rc, -EAGAIN);
+	cr_assert_eq(lfshm_ring_arm_space(p, 100), 0);
+	cr_expect_not(readable_within(pfd, 20), "readable while full");
+	cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 100);
+	cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 100);
+	cr_expect(readable_within(pfd, 10000), "no wake-up for room");
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 0), 0);
+	/* close with the thread asleep in the condvar: it is stopped */
+	while (lfshm_ring_recv(c, buf, sizeof(buf), 0) > 0)
+		;
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	lfshm_ring_close(c);
+	/* the producer sees the end through its bridge too */
+	cr_assert_eq(lfshm_ring_arm_space(p, 100), 1);
+	lfshm_ring_close(p);
+}
