@@ -25,9 +25,17 @@
  *   publishing commit / flush: the reservation is exclusive, exactly as
  *   "lock; copy; unlock" would be, and it must be finished by the thread
  *   that made it (a robust mutex can only be unlocked by its owner;
- *   commit/abort/flush from another thread return -EINVAL).  The consumer
- *   takes the lock only to read the tail when its cached copy says empty,
- *   and to publish its head in release().
+ *   commit/abort/flush from another thread return -EINVAL).  Other
+ *   producers' reserve() waits for the lock meanwhile.  The consumer never
+ *   waits behind a reservation outside its blocking calls: peek() only
+ *   tries the lock for a moment, when its cached tail says empty, and
+ *   reports -EAGAIN if it stays busy (the reservation is invisible
+ *   anyway); release() publishes the head at once if the lock is free,
+ *   else with its next locked operation.  Timed waits take the lock with
+ *   pthread_mutex_clocklock; but a thread woken in a condvar re-takes the
+ *   lock without a deadline (POSIX), so a reservation held across user
+ *   code can stretch a timed wait until it is committed or its producer
+ *   dies.  Attach waits at most 2 s for the lock (-EBUSY).
  *
  *   Two handles used by the same thread: while one holds the lock (an
  *   outstanding reservation or batch), calls of the other find the lock
@@ -79,7 +87,9 @@
  * poisons the handle (-EBADMSG).  The contents of the pthread objects
  * cannot be validated: a hostile peer that scribbles over the mutex can
  * make lockers wait (a dead owner is still detected by the kernel's robust
- * list), which is inherent to a lock shared with an untrusted process.
+ * list), and its robust-list links (__list) are followed by glibc while we
+ * hold it; that is inherent to a lock shared with an untrusted process, so
+ * this kind is for peers that trust each other's code, not its timing.
  *
  * Sleeping: pthread_cond_timedwait on CLOCK_MONOTONIC, in slices of
  * LFSHM__SLICE_NS so that a peer that died without closing is noticed
@@ -320,7 +330,8 @@ static int mx_lock_until(struct lfshm_ring *r, int64_t deadline)
 	} else {
 		ts.tv_sec = deadline / 1000000000ll;
 		ts.tv_nsec = deadline % 1000000000ll;
-		rc = pthread_mutex_clocklock(&MX(r)->lock, CLOCK_MONOTONIC, &ts);
+		rc = pthread_mutex_clocklock(&MX(r)->lock, CLOCK_MONOTONIC,
+					     &ts);
 	}
 	switch (rc) {
 	case 0:
@@ -442,12 +453,23 @@ static int nf_rebuild_if_dead(struct mx_shared *k, uint32_t mine)
 
 /* ---- open / close --------------------------------------------------- */
 
+/* Attach never waits for long: a lock held for seconds (a producer stuck
+ * in its reservation, or a mutex a hostile peer scribbled over) is -EBUSY. */
+#define MX_OPEN_WAIT_NS 2000000000ll
+
+static int open_lock(struct lfshm_ring *r)
+{
+	int lk = mx_lock_until(r, lfshm__now_ns() + MX_OPEN_WAIT_NS);
+
+	return lk == -ETIMEDOUT ? -EBUSY : lk;
+}
+
 static int claim_slot(struct lfshm_ring *r, struct mx_priv *x)
 {
 	struct mx_shared *k = MX(r);
 	int lk, i, pick = -1;
 
-	lk = mx_lock(r);
+	lk = open_lock(r);
 	if (lk < 0)
 		return lk;
 	if (!state_ok(r, k)) {
@@ -506,7 +528,7 @@ static int mx_open(struct lfshm_ring *r)
 	rc = lfshm__claim(&c->cons_owner, r->self_id);
 	if (rc)
 		goto err;
-	lk = mx_lock(r);
+	lk = open_lock(r);
 	if (lk < 0) {
 		rc = lk;
 		goto err_unclaim;
@@ -586,7 +608,7 @@ static void mx_close(struct lfshm_ring *r)
 				publish(r);
 			drop_lock(r);
 		}
-		lk = mx_lock(r);
+		lk = open_lock(r); /* bounded: never hang in close */
 		if (lk >= 0) {
 			if (x->slot >= 0 && (unsigned)x->slot < MX_SLOTS &&
 			    k->slot[x->slot] == r->self_id) {
@@ -603,14 +625,14 @@ static void mx_close(struct lfshm_ring *r)
 	} else if (r->role == LFSHM_CONSUMER) {
 		/* peeked but unreleased messages stay for the next consumer;
 		 * a release the lock was too busy for is published first */
-		lk = mx_lock(r);
+		lk = open_lock(r); /* bounded: never hang in close */
 		if (lk >= 0) {
 			if (!r->poisoned)
 				publish_head(r);
 			mx_unlock(r, lk);
 		}
 		lfshm__unclaim(&c->cons_owner, r->self_id);
-		lk = mx_lock(r);
+		lk = open_lock(r); /* bounded: never hang in close */
 		if (lk >= 0) {
 			wake_not_full(k); /* they see -EPIPE */
 			mx_unlock(r, lk);
@@ -652,8 +674,10 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			return -EDEADLK; /* another handle of this thread */
 		x->locked = 1;
 		x->holder = pthread_self();
-		head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
-		tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+		head = atomic_load_explicit(&r->ctrl->head,
+					    memory_order_relaxed);
+		tail = atomic_load_explicit(&r->ctrl->tail,
+					    memory_order_relaxed);
 		if (!positions_ok(head, tail, r->cap)) {
 			drop_lock(r);
 			return mx_poison(r);
@@ -661,9 +685,10 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		r->p_tail = r->p_pub = tail;
 	} else {
 		if (!pthread_equal(x->holder, pthread_self()))
-			return -EINVAL; /* the batch belongs to another thread */
+			return -EINVAL; /* the batch is another thread's */
 		/* L2: relaxed under the lock */
-		head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+		head = atomic_load_explicit(&r->ctrl->head,
+					    memory_order_relaxed);
 		if (!positions_ok(head, r->p_pub, r->cap) ||
 		    r->p_tail - head > r->cap) {
 			drop_lock(r);
@@ -1325,9 +1350,9 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	/* ready already?  Unlocked hints only (the next peek / reserve takes
 	 * the lock); "not ready" is re-checked by the thread under it. */
 	if (dir == LFSHM__DIR_DATA) {
-		if (r->c_tail_cache != r->c_head ||
-		    atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed) !=
-			    r->c_head)
+		tail = atomic_load_explicit(&r->ctrl->tail,
+					    memory_order_relaxed);
+		if (r->c_tail_cache != r->c_head || tail != r->c_head)
 			return 1;
 	} else {
 		if (x->locked)

@@ -282,17 +282,17 @@ Test(mutex, killed_between_reserve_and_commit_never_delivers_half,
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(pipe2(pfd, O_CLOEXEC | O_NONBLOCK), 0);
 	for (i = 0; i < 2; i++) {
-		st[i] = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = (uint32_t)i,
-					   .max = max,
-					   .count = lfshm_test_scaled(40000, 2000),
-					   .batch = i ? 8 : 0 };
+		st[i] = (struct prod_arg){
+			.fd = lfshm_ring_fd(c), .id = (uint32_t)i, .max = max,
+			.count = lfshm_test_scaled(40000, 2000),
+			.batch = i ? 8 : 0 };
 		spid[i] = lfshm_test_spawn(streamer_main, &st[i]);
 		cr_assert_gt(spid[i], 0);
 	}
 	for (k = 0; k < nkill; k++) {
-		v = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 100 + k % 400,
-				       .max = max, .ready_fd = pfd[1],
-				       .before = 3 };
+		v = (struct prod_arg){ .fd = lfshm_ring_fd(c),
+				       .id = 100 + k % 400, .max = max,
+				       .ready_fd = pfd[1], .before = 3 };
 		b.next[v.id] = 0;
 		vpid = lfshm_test_spawn(victim_main, &v);
 		cr_assert_gt(vpid, 0);
@@ -302,7 +302,7 @@ Test(mutex, killed_between_reserve_and_commit_never_delivers_half,
 		 * the victim dies (a reservation holds the lock) */
 		end = now_ns() + 30ll * 1000000000;
 		while (read(pfd[0], &byte, 1) != 1) {
-			cr_assert_lt(now_ns(), end, "victim %u never got ready", k);
+			cr_assert_lt(now_ns(), end, "victim %u never ready", k);
 			if (!consume_one(c, &b, max, 0))
 				sched_yield();
 		}
@@ -372,8 +372,8 @@ Test(mutex, killed_at_random_points_loses_only_unpublished_messages,
 		target = 1 + lfshm_test_rand(&rng) % 150;
 		end = now_ns() + 30ll * 1000000000;
 		while (b.next[v.id] < target) {
-			cr_assert_lt(now_ns(), end, "victim %u stuck at %llu", k,
-				     (unsigned long long)b.next[v.id]);
+			cr_assert_lt(now_ns(), end, "victim %u stuck at %llu",
+				     k, (unsigned long long)b.next[v.id]);
 			if (!consume_one(c, &b, max, 0))
 				sched_yield();
 		}
@@ -446,7 +446,8 @@ Test(mutex, producer_killed_asleep_for_room_does_not_wedge_the_ring,
 
 	memset(&b, 0, sizeof(b));
 	cr_assert_eq(pipe2(pfd, O_CLOEXEC), 0);
-	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
 	for (k = 0; k < rounds; k++) {
 		/* fill the ring (our own producer handle, id 400) */
 		while ((rc = send_msg(p, 400, seq, max, 0)) == 0)
@@ -581,7 +582,8 @@ Test(mutex, timeouts_run_on_the_monotonic_clock)
 	long n;
 	int rc;
 
-	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
 	cr_expect_eq(lfshm_ring_wait_data(c, 0), -EAGAIN);
 	t0 = now_ns();
 	n = lfshm_ring_recv(c, buf, sizeof(buf), 30 * 1000000);
@@ -621,10 +623,10 @@ Test(mutex, many_producers_keep_per_producer_order, .timeout = 240)
 
 	memset(&b, 0, sizeof(b));
 	for (i = 0; i < NP; i++) {
-		a[i] = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = (uint32_t)i,
-					  .max = max,
-					  .count = lfshm_test_scaled(100000, 2000),
-					  .batch = i & 1 ? 16 : 0 };
+		a[i] = (struct prod_arg){
+			.fd = lfshm_ring_fd(c), .id = (uint32_t)i, .max = max,
+			.count = lfshm_test_scaled(100000, 2000),
+			.batch = i & 1 ? 16 : 0 };
 		want += a[i].count;
 		pid[i] = lfshm_test_spawn(streamer_main, &a[i]);
 		cr_assert_gt(pid[i], 0);
@@ -676,7 +678,8 @@ Test(mutex, reservation_holds_the_lock_for_its_thread_only)
 	pthread_t t;
 	void *w;
 
-	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
 	cr_assert_eq(lfshm_ring_reserve(p, 16, &w), 0);
 	memset(w, 1, 16);
 	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
@@ -716,7 +719,8 @@ Test(mutex, bridge_thread_signals_the_eventfd_for_data_and_room)
 	unsigned char buf[100] = { 0 };
 	int cfd, pfd, rc;
 
-	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
 	cfd = lfshm_ring_eventfd(c);
 	pfd = lfshm_ring_eventfd(p);
 	cr_assert_geq(cfd, 0, "consumer eventfd: %d", cfd);
