@@ -280,7 +280,8 @@ static void on_listen(void)
 static void on_timer(void)
 {
 	if (verbose)
-		fprintf(stderr, "clients %u, gone %u, %llu msg/s, %llu sleeps\n",
+		fprintf(stderr,
+			"clients %u, gone %u, %llu msg/s, %llu sleeps\n",
 			nclients, gone,
 			(unsigned long long)(msgs - msgs_last),
 			(unsigned long long)sleeps);

@@ -325,8 +325,9 @@ static int poll_in(int fd, int64_t timeout_ns)
 
 			if (left < 0)
 				left = 0;
-			ms = left / 1000000 > 1000000 ? 1000000 :
-							(int)((left + 999999) / 1000000);
+			if (left > 1000000000000ll)
+				left = 1000000000000ll; /* poll again later */
+			ms = (int)((left + 999999) / 1000000);
 		}
 		rc = poll(&p, 1, ms);
 		if (rc > 0)

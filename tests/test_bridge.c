@@ -176,7 +176,8 @@ Test(bridge, futex_sqe_waits_on_the_shared_word_with_the_armed_value)
 Test(bridge, wait_modes_follow_config_and_available_fds)
 {
 	struct lfshm_ring *c = mk(4096, LFSHM_CFG_NO_EVENTFD, LFSHM_CONSUMER);
-	struct lfshm_ring *f = mk(4096, LFSHM_CFG_FORCE_EVENTFD, LFSHM_CONSUMER);
+	struct lfshm_ring *f = mk(4096, LFSHM_CFG_FORCE_EVENTFD,
+				  LFSHM_CONSUMER);
 	struct lfshm_ring *n = mk(4096, 0, LFSHM_ROLE_NONE);
 	int efds[2];
 
@@ -545,7 +546,8 @@ static void stress(unsigned kind, enum loop lp, unsigned mode, uint64_t n)
 	}
 	st = lfshm_test_wait(pid, lost || bad ? 0 : WATCHDOG_MS);
 	cr_log_info("%s %s/%s: %llu messages, %llu sleeps",
-		    lfshm_test_kind_name(kind), lp == LOOP_URING ? "uring" : "epoll",
+		    lfshm_test_kind_name(kind),
+		    lp == LOOP_URING ? "uring" : "epoll",
 		    lfshm_ring_wait_mode(s.c) == LFSHM_WAIT_FUTEX ? "futex" :
 								 "eventfd",
 		    (unsigned long long)expect, (unsigned long long)sleeps);

@@ -458,7 +458,8 @@ Test(chan, server_survives_clients_that_crash_hang_or_send_garbage,
 		args[i] = (struct role_arg){ .kind = (int)i,
 					     .hang_fd = hang_pipe[0],
 					     .hang_wfd = hang_pipe[1],
-					     .n = lfshm_test_scaled(20000, 500) };
+					     .n = lfshm_test_scaled(20000,
+								    500) };
 		pid[i] = lfshm_test_spawn(bad_client, &args[i]);
 		cr_assert_gt(pid[i], 0);
 	}
