@@ -23,11 +23,19 @@
  *   -EPIPE      the peer closed its end or died, and nothing is left to read
  *   -EBUSY      the role is held by another live process / handle
  *   -EINVAL     bad arguments (or a call not valid for this handle's role)
+ *   -EDEADLK    LFSHM_MUTEX: this thread holds the ring's lock through
+ *               another handle's reservation or batch, and the call would
+ *               have to wait for it
+ *   -ENOTRECOVERABLE  LFSHM_MUTEX: a process died holding the ring's lock
+ *               in a state that cannot be repaired; the ring is unusable
  *
  * Concurrency contract: a struct lfshm_ring handle is used by one thread at
  * a time.  On an SPSC ring one producer handle and one consumer handle may
  * run concurrently (in any processes); on an MPSC ring any number of
- * producer handles and one consumer handle.  A handle belongs to the process
+ * producer handles and one consumer handle.  An LFSHM_MUTEX ring takes up
+ * to 24 producer handles at a time (then -EBUSY); there a reservation, and a
+ * LFSHM_MORE batch, holds the ring's lock until commit/abort/flush, which
+ * must be called by the thread that reserved.  A handle belongs to the process
  * that created or attached it: after fork() the child must not use an
  * inherited handle except to lfshm_ring_close() it (which then does not
  * release the parent's role) and should lfshm_ring_attach() its own.
