@@ -322,7 +322,9 @@ const char *lfshm_strerror(int rc);
  *                       per sleep, only while a consumer is armed.  Every
  *                       producer handle must then have the eventfds: attach
  *                       with lfshm_ring_attach_fds() (a handle without them
- *                       cannot wake an eventfd sleeper).
+ *                       cannot wake an eventfd sleeper).  One write wakes
+ *                       one reader: several producers of an MPSC ring
+ *                       waiting for room at the same time need FUTEX mode.
  * LFSHM_WAIT_AUTO (default) is FUTEX where the kernel's io_uring probe has
  * the futex opcodes, unless the ring was created with
  * LFSHM_CFG_FORCE_EVENTFD; then EVENTFD.
