@@ -587,6 +587,7 @@ err:
 
 static void bridge_stop(struct lfshm_ring *r);
 static void publish_head(struct lfshm_ring *r);
+static uint64_t resv_rewind(const struct lfshm_ring *r);
 
 /* Publish the records committed since the last publish (lock held).
  * L1: the payloads written above are ordered before the consumer's reads
@@ -628,7 +629,7 @@ static void mx_close(struct lfshm_ring *r)
 		if (is_holder(x)) {
 			if (r->p_resv_on) {
 				r->p_resv_on = 0;
-				r->p_tail = x->resv_from;
+				r->p_tail = resv_rewind(r);
 			}
 			if (!r->poisoned)
 				publish(r);
@@ -781,12 +782,21 @@ static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 	return 0;
 }
 
+/* Where the tail goes back to when the reservation is dropped: before its
+ * pad, unless a flush published the pad already. */
+static uint64_t resv_rewind(const struct lfshm_ring *r)
+{
+	uint64_t from = PRIV(r)->resv_from;
+
+	return r->p_pub - from <= r->p_resv - from ? r->p_pub : from;
+}
+
 static int mx_abort(struct lfshm_ring *r, void *buf)
 {
 	if (!is_resv(r, buf))
 		return -EINVAL;
 	r->p_resv_on = 0;
-	r->p_tail = PRIV(r)->resv_from;
+	r->p_tail = resv_rewind(r);
 	if (r->p_tail == r->p_pub)
 		drop_lock(r); /* no batch pending */
 	return 0;

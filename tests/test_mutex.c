@@ -752,3 +752,37 @@ Test(mutex, bridge_thread_signals_the_eventfd_for_data_and_room)
 	cr_assert_eq(lfshm_ring_arm_space(p, 100), 1);
 	lfshm_ring_close(p);
 }
+
+/* A flush while a reservation is outstanding publishes the padding record
+ * in front of it; aborting the reservation afterwards must not take that
+ * published padding back (found by fuzz/ring_model). */
+Test(mutex, abort_after_flush_keeps_the_published_padding)
+{
+	unsigned char buf[64] = { 0 };
+	struct lfshm_ring *c, *p;
+	struct lfshm_msg m;
+	uint32_t o;
+	void *w;
+
+	for (o = 192; o <= 208; o += 8) {
+		c = make_ring(256, 64);
+		cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c),
+					       LFSHM_PRODUCER, &p), 0);
+		/* records of 72 + 72 + (o - 144) bytes: the tail at o */
+		cr_assert_eq(lfshm_ring_send(p, buf, 64, 0), 0);
+		cr_assert_eq(lfshm_ring_send(p, buf, 64, 0), 0);
+		cr_assert_eq(lfshm_ring_send(p, buf, o - 152, 0), 0);
+		while (lfshm_ring_recv(c, buf, sizeof(buf), 0) >= 0)
+			;
+		/* 72 bytes do not fit before the end: pad, record at 0 */
+		cr_assert_eq(lfshm_ring_reserve(p, 64, &w), 0);
+		cr_assert_eq(lfshm_ring_flush(p), 0);
+		cr_assert_eq(lfshm_ring_abort(p, w), 0);
+		cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN, "o %u", o);
+		cr_assert_eq(lfshm_ring_send(p, buf, 40, 0), 0, "o %u", o);
+		cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 40,
+			     "o %u", o);
+		lfshm_ring_close(p);
+		lfshm_ring_close(c);
+	}
+}
