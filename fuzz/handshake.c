@@ -56,6 +56,7 @@ static char lsn_path[108];  /* lfshm_listen()'s socket */
 static int srv_fd = -1;
 static struct lfshm_listener *lsn;
 static int reject_peer;
+static int trace; /* FUZZ_TRACE=1: each handshake's outcome on stderr */
 
 static int count_fds(void)
 {
@@ -88,6 +89,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
+	trace = getenv("FUZZ_TRACE") != NULL;
 	snprintf(srv_path, sizeof(srv_path), "/tmp/lfshm-fuzz-hs-%d.srv",
 		 (int)getpid());
 	snprintf(lsn_path, sizeof(lsn_path), "/tmp/lfshm-fuzz-hs-%d.lsn",
@@ -342,6 +344,10 @@ static void client_under_test(struct fz_in *in)
 		 "pthread_create");
 	rc = lfshm_connect(srv_path, 2000000000ll, &c);
 	pthread_join(thr, NULL);
+	if (trace)
+		fprintf(stderr, "connect: nfds %u len %zu split %d junk %u "
+			"close %d -> %d\n", s.nfds, s.len, s.split, s.junk,
+			s.close_now, rc);
 	FZ_CHECK(rc <= 0 && !rc == !!c, "connect returned %d and %p", rc,
 		 (void *)c);
 	FZ_CHECK(rc != -ETIMEDOUT, "connect waited although the server "
@@ -392,6 +398,9 @@ static void server_under_test(struct fz_in *in)
 		cl = -1;
 	}
 	rc = lfshm_accept(lsn, &c);
+	if (trace)
+		fprintf(stderr, "accept: reject %d early-close %d -> %d\n",
+			reject_peer, !!(b & 16), rc);
 	FZ_CHECK(rc == 0 || rc == -EACCES || rc == -ECONNABORTED,
 		 "accept returned %d", rc);
 	FZ_CHECK(!rc == !!c, "accept returned %d and %p", rc, (void *)c);
