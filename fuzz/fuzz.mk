@@ -90,9 +90,12 @@ fuzz: fuzz-build
 
 # Replay every committed input once through the plain driver.
 fuzz-replay: $(FUZZ_REPLAYS)
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		$(FUZZ_B)/replay/$$t fuzz/corpus/$$t; \
-	done
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		$(FUZZ_B)/replay/$$t fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then \
+		echo "fuzz-replay: failures in:$$failed"; exit 1; \
+	fi
 
 ifeq ($(FUZZ_HAVE_CLANG),yes)
 fuzz-smoke: fuzz-build

@@ -7,10 +7,12 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 
@@ -19,6 +21,23 @@ __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	return 0;
+}
+
+static const char *current; /* the input being run, for a failure */
+
+static void on_abort(int sig)
+{
+	static const char msg[] = "replay: failing input: ";
+
+	if (current) {
+		ssize_t n = write(2, msg, sizeof(msg) - 1);
+
+		n += write(2, current, strlen(current));
+		n += write(2, "\n", 1);
+		(void)n;
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 static int run_file(const char *path)
@@ -43,7 +62,9 @@ static int run_file(const char *path)
 		return -1;
 	}
 	fclose(f);
+	current = path;
 	LLVMFuzzerTestOneInput(buf, (size_t)n);
+	current = NULL;
 	free(buf);
 	return 0;
 }
@@ -111,6 +132,7 @@ int main(int argc, char **argv)
 	struct stat st;
 	int i, rc = 0;
 
+	signal(SIGABRT, on_abort);
 	LLVMFuzzerInitialize(&argc, &argv);
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
