@@ -179,6 +179,7 @@ struct prod_arg {
 	uint64_t count;  /* messages; 0: until killed */
 	int batch;       /* LFSHM_MORE batches up to this size (0: none) */
 	int ready_fd;    /* victim: write a byte here when holding the lock */
+	int slow;        /* fill the reservation slowly (user code inside) */
 	unsigned before; /* victim: complete messages before the reservation */
 };
 
@@ -217,6 +218,10 @@ static int streamer_main(void *arg)
 		if (rc)
 			return 12;
 		msg_fill(w, len, a->id, seq);
+		/* user code between reserve and commit: a kill now lands
+		 * while this process holds the ring's lock */
+		for (unsigned z = a->slow ? 4000 : 0; z; z--)
+			__asm__ __volatile__("" ::: "memory");
 		if (lfshm_ring_commit_ex(p, w, len, 0, flags))
 			return 13;
 	}
@@ -341,7 +346,8 @@ Test(mutex, killed_between_reserve_and_commit_never_delivers_half,
 }
 
 /* Victims stream until killed at a random point (holding the lock, asleep
- * waiting for room, copying, ...); the consumer polls without sleeping.
+ * waiting for room, copying, ...; half of them spend most of their time
+ * inside a reservation); the consumer polls without sleeping.
  * Each victim's delivered messages must be a gap-free prefix. */
 Test(mutex, killed_at_random_points_loses_only_unpublished_messages,
      .timeout = 240)
@@ -365,7 +371,8 @@ Test(mutex, killed_at_random_points_loses_only_unpublished_messages,
 	for (k = 0; k < nkill; k++) {
 		v = (struct prod_arg){ .fd = lfshm_ring_fd(c), .id = 1 + k,
 				       .max = max, .count = 0,
-				       .batch = (k & 1) ? 6 : 0 };
+				       .batch = (k & 1) ? 6 : 0,
+				       .slow = (k & 2) != 0 };
 		vpid = lfshm_test_spawn(streamer_main, &v);
 		cr_assert_gt(vpid, 0);
 		/* kill after a random number of its messages arrived */
