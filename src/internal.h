@@ -196,6 +196,8 @@ struct lfshm_ring {
 	int64_t m_stall_due;   /* consumer: next unblock attempt for ... */
 	uint64_t m_stall_pos;  /* ... a head stuck at this position */
 	int m_stall_on;
+	uint64_t m_last_end;   /* consumer: end of the last message peeked */
+	uint64_t m_prev_end;   /* consumer: ... and of the one before */
 
 	struct lfshm_stats stats;
 };

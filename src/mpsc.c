@@ -218,6 +218,7 @@ static int mpsc_open(struct lfshm_ring *r)
 	}
 	r->c_head = r->c_rel = head;
 	r->c_tail_cache = tail;
+	r->m_last_end = r->m_prev_end = head;
 	return 0;
 }
 
@@ -493,6 +494,22 @@ static int unblock_head(struct lfshm_ring *r)
 	return 1;
 }
 
+static void release_to(struct lfshm_ring *r, uint64_t end);
+
+/*
+ * peek is about to return without a message, having perhaps skipped pads
+ * (aborted claims, the rest of shortened ones, revoked words).  With no
+ * peeked message outstanding nobody would ever release them: release
+ * them now, or a ring full of padding would never drain.
+ */
+static void release_skipped(struct lfshm_ring *r)
+{
+	/* outstanding: the last message peeked ends in (c_rel, c_head] */
+	if (r->c_head != r->c_rel &&
+	    r->m_last_end - r->c_rel - 1 >= r->c_head - r->c_rel)
+		release_to(r, r->c_head);
+}
+
 /* Automatic unblock: called when the head record is not ready; the
  * first call at a position starts the clock, later ones unblock once the
  * stall time is up.  Returns 1 when something was unblocked. */
@@ -537,6 +554,7 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 			avail = r->c_tail_cache - r->c_head;
 			if (avail == 0) {
 				r->stats.empty_events++;
+				release_skipped(r);
 				if (!no_producers(r))
 					return -EAGAIN;
 				/* A3 then the tail: records published before
@@ -564,6 +582,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 			m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
 			r->c_head += size;
 			m->_end = r->c_head;
+			r->m_prev_end = r->m_last_end;
+			r->m_last_end = r->c_head;
 			return 0;
 		}
 		if (w == W_REVOKED) {
@@ -592,6 +612,7 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		if (rc > 0)
 			continue;
 		r->stats.empty_events++;
+		release_skipped(r);
 		return -EAGAIN;
 	}
 }
@@ -613,6 +634,16 @@ static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
 	}
 }
 
+static void release_to(struct lfshm_ring *r, uint64_t end)
+{
+	stamp_free(r, r->c_rel, end);
+	r->c_rel = end;
+	/* R2: our reads and the stamps are complete before the space is
+	 * claimed again */
+	atomic_store_explicit(&r->ctrl->head, end, memory_order_release);
+	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+}
+
 static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
@@ -623,14 +654,12 @@ static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	/* end must lie in (c_rel, c_head]; NULL may release nothing */
 	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
 		return -EINVAL;
+	/* the last message peeked: the pads skipped after it go too */
+	if (m && end == r->m_last_end)
+		end = r->c_head;
 	if (end == r->c_rel)
 		return 0;
-	stamp_free(r, r->c_rel, end);
-	r->c_rel = end;
-	/* R2: our reads and the stamps are complete before the space is
-	 * claimed again */
-	atomic_store_explicit(&r->ctrl->head, end, memory_order_release);
-	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+	release_to(r, end);
 	return 0;
 }
 
@@ -639,6 +668,7 @@ static int mpsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 	if (r->role != LFSHM_CONSUMER || !m || m->_end != r->c_head)
 		return -EINVAL;
 	r->c_head = m->_end - mrec_size(m->len);
+	r->m_last_end = r->m_prev_end;
 	return 0;
 }
 

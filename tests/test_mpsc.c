@@ -783,6 +783,43 @@ Test(mpsc, holds_more_records_back_until_flush)
 	lfshm_ring_close(c);
 }
 
+/* Pads the consumer skips (aborted claims, the rest of shortened ones)
+ * are released even when no message follows them: a consumer that only
+ * calls recv never leaves the ring full of padding. */
+Test(mpsc, releases_skipped_padding_without_a_message_after_it)
+{
+	struct lfshm_ring *c = make_consumer(4096);
+	struct lfshm_ring *p = attach_producer(c);
+	struct lfshm_msg m, m2;
+	char b[16];
+	void *w;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		cr_assert_eq(lfshm_ring_reserve(p, 300, &w), 0, "round %d", i);
+		cr_assert_eq(lfshm_ring_abort(p, w), 0);
+		cr_assert_eq(lfshm_ring_recv(c, b, sizeof(b), 0), -EAGAIN);
+	}
+	for (i = 0; i < 200; i++) {
+		cr_assert_eq(lfshm_ring_reserve(p, 1000, &w), 0, "round %d", i);
+		memcpy(w, "short", 5);
+		cr_assert_eq(lfshm_ring_commit_ex(p, w, 5, 0, 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 5);
+	}
+	/* with a message still peeked the pads wait for its release */
+	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
+	cr_assert_eq(lfshm_ring_reserve(p, 300, &w), 0);
+	cr_assert_eq(lfshm_ring_abort(p, w), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m2), -EAGAIN);
+	cr_expect_eq(atomic_load(&c->ctrl->head), c->c_rel);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	cr_expect_eq(c->c_rel, c->c_head);
+	cr_expect_eq(atomic_load(&c->ctrl->head), atomic_load(&c->ctrl->tail));
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 Test(mpsc, max_msg_leaves_room_for_the_owner_header)
 {
 	struct lfshm_ring_config cfg = { .kind = LFSHM_MPSC, .capacity = 4096,
