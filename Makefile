@@ -56,7 +56,7 @@ TEST_COMMON := $(wildcard tests/common.c)
 TEST_EXTRA :=
 PROGRAMS   :=
 
-.PHONY: all lib deps test check install uninstall clean warn-clang install-check
+.PHONY: all lib deps test check install uninstall clean warn-clang install-check man-check
 all: lib programs
 
 lib: $(LIB_A) $(LIB_SO)
@@ -162,12 +162,17 @@ install-check:
 	PKG_CONFIG_SYSROOT_DIR=$(INSTALL_CHECK_DIR) \
 	PKG_CONFIG_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib/pkgconfig \
 		sh -c '$(CC) -Wall -Werror examples/hello.c $$(pkg-config --cflags --libs lfshm) -o $(INSTALL_CHECK_DIR)/hello'
-	LD_LIBRARY_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib $(INSTALL_CHECK_DIR)/hello
+	LD_LIBRARY_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib timeout 60 $(INSTALL_CHECK_DIR)/hello
 	readelf -d $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | grep -q 'SONAME.*liblfshm.so.$(SOMAJOR)'
 	! nm -D --defined-only $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | \
 		awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | grep -v '^lfshm_' | grep -v '^LFSHM_'
 	@echo "install-check: installed copy builds and runs through pkg-config"
 TEST_EXTRA += install-check
+
+# Every public function has a man page, and every page renders cleanly.
+man-check:
+	sh man/check.sh
+TEST_EXTRA += man-check
 
 clean:
 	rm -rf build lfshm.pc

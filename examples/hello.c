@@ -19,7 +19,7 @@ int main(void)
 	struct lfshm_ring *rx, *tx;
 	char msg[64];
 	long n;
-	int rc, got = 0, st;
+	int rc, got = 0, st, fd;
 	pid_t pid;
 
 	rc = lfshm_ring_create(&cfg, LFSHM_CONSUMER, &rx);
@@ -27,14 +27,17 @@ int main(void)
 		fprintf(stderr, "create: %s\n", lfshm_strerror(rc));
 		return 1;
 	}
+	fd = lfshm_ring_fd(rx); /* the child inherits it */
 	pid = fork();
 	if (pid == 0) {
-		int fd = dup(lfshm_ring_fd(rx)), i;
+		int i;
 
-		lfshm_ring_close(rx); /* the parent's handle: just unmapped */
+		/* attach through the inherited fd first: closing the inherited
+		 * handle closes that fd (and only unmaps, it never touches
+		 * the parent's role) */
 		if (lfshm_ring_attach(fd, LFSHM_PRODUCER, &tx))
 			_exit(1);
-		close(fd);
+		lfshm_ring_close(rx);
 		for (i = 0; i < 10; i++) {
 			int len = snprintf(msg, sizeof(msg), "hello %d", i);
 

@@ -282,11 +282,14 @@ void lfshm_ring_set_stall_ns(struct lfshm_ring *r, int64_t stall_ns);
 
 /*
  * Passing fds over a Unix socket with SCM_RIGHTS.
- * lfshm_send_fds sends n (1..8) fds and len (>= 1) bytes of data; returns 0
- * or -errno.  lfshm_recv_fds receives up to max_fds fds (close-on-exec) and
- * up to cap bytes; returns the number of fds received (extra fds beyond
- * max_fds are closed, and -EMSGSIZE is returned), -EPIPE at end of stream,
- * or -errno.  *len_out gets the data length when non-NULL.
+ * lfshm_send_fds sends n (1..8) fds and len (>= 1) bytes of data in one
+ * message; returns 0, -EMSGSIZE (short write), or -errno.
+ * lfshm_recv_fds receives up to max_fds fds (close-on-exec) and up to cap
+ * bytes; returns the number of fds received, -EMSGSIZE when the message
+ * carried more than max_fds fds or more than cap bytes (then every fd it
+ * carried is closed: nothing leaks, nothing half-received is returned),
+ * -EPIPE at end of stream, or -errno.  *len_out gets the data length when
+ * non-NULL.
  */
 int lfshm_send_fds(int sock, const int *fds, unsigned n, const void *data,
 		   size_t len);

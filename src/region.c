@@ -524,9 +524,33 @@ bool lfshm__owner_alive(uint64_t owner)
 	return (start & 0xffffffffull) == owner >> 32;
 }
 
+/*
+ * Waiters ask "is my peer gone?" before every sleep.  A /proc read costs
+ * 10-20 us, as much as the wake-up it precedes, so a positive answer is
+ * remembered for LFSHM__ALIVE_CACHE_NS per thread: a dead peer is still
+ * noticed within that time plus one sleep slice.  Role claims never use
+ * the cache (lfshm__claim calls lfshm__owner_alive directly).
+ */
+#define LFSHM__ALIVE_CACHE_NS 200000000ll
+
 bool lfshm__owner_gone(uint64_t owner)
 {
-	return owner != 0 && !lfshm__owner_alive(owner);
+	static __thread uint64_t alive_owner;
+	static __thread int64_t alive_at;
+	int64_t now;
+
+	if (owner == 0)
+		return false;
+	if (owner == LFSHM__OWNER_GONE)
+		return true;
+	now = lfshm__now_ns();
+	if (owner == alive_owner && now - alive_at < LFSHM__ALIVE_CACHE_NS)
+		return false;
+	if (!lfshm__owner_alive(owner))
+		return true;
+	alive_owner = owner;
+	alive_at = now;
+	return false;
 }
 
 int lfshm__claim(_Atomic uint64_t *word, uint64_t self)

@@ -221,8 +221,12 @@ LFSHM__EXPORT const char *lfshm_strerror(int rc)
 		return "region not sealed";
 	case -EPROTO:
 		return "region layout version mismatch";
+	case -EDEADLK:
+		return "this thread holds the ring's lock (mutex kind)";
+	case -ENOTRECOVERABLE:
+		return "ring lock unrecoverable after a peer died (mutex kind)";
 	case -EOPNOTSUPP:
-		return "ring kind not supported by this build";
+		return "not supported by this ring kind, kernel or build";
 	default:
 		return "system error";
 	}
