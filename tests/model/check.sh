@@ -77,7 +77,7 @@ pass | live | passbit)
 	if [ "$errors" != 0 ]; then
 		$SPIN -T -t $defs "$model.pml" >trail.txt 2>&1
 		echo "--- trail ($dir/trail.txt):" 
-		grep -v '^[[:space:]]' trail.txt | grep -v '^#processes\|processes created' | tail -n 40 
+		grep -v '^[[:space:]]' trail.txt | grep -v '^#processes\|processes created\|^[0-9]*:[[:space:]]*proc' | tail -n 40 
 		die "spin found $errors error(s) in a model that must hold"
 	fi
 	echo "model-check: ok      $line"
@@ -89,7 +89,7 @@ fail | failbit)
 	$SPIN -T -t $defs "$model.pml" >trail.txt 2>&1
 	echo "model-check: ok      $line  rejected, as it must be:"
 	grep -v '^[[:space:]]' trail.txt |
-		grep -v '^#processes\|processes created\|^spin: trail ends\|^spin: text of' |
+		grep -v '^#processes\|processes created\|^spin: trail ends\|^spin: text of\|^[0-9]*:[[:space:]]*proc' |
 		tail -n "${MODEL_TRAIL_LINES:-14}" | sed 's/^/    | /'
 	;;
 esac
