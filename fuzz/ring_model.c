@@ -95,14 +95,15 @@ static struct model {
 	/*
 	 * Loose model: an aborted reservation or a commit shorter than the
 	 * reservation may leave padding in the ring the model does not see
-	 * (an MPSC claim turned into a pad, a wrap pad).  dirty: 2 after such
-	 * an event, 1 once published since, 0 when the consumer then found
-	 * the ring empty: it has skipped every pad, and a consumer that only
-	 * calls recv() must not leave a producer stuck on "full" (no
-	 * release(NULL) is needed: with blocking calls on both sides that
-	 * would be a deadlock).
+	 * (an MPSC claim turned into a pad, a wrap pad).  pend_pads: such
+	 * pads among what is not published yet; vis_pads: published ones the
+	 * consumer has not been past.  Both clear once the consumer, after
+	 * the publish, is told "empty": it has skipped every pad, and a
+	 * consumer that only calls recv() must not leave a producer stuck on
+	 * "full" (no release(NULL) is needed: with blocking calls on both
+	 * sides that would be a deadlock).
 	 */
-	int dirty;
+	bool pend_pads, vis_pads;
 	int last_want; /* m_reserve's verdict, for GOT_ANY callers */
 } M;
 
@@ -160,22 +161,25 @@ static void add_rec(uint64_t start, uint64_t size, uint32_t len,
 static void publish(void)
 {
 	M.npub = M.nrec;
-	if (M.dirty == 2)
-		M.dirty = 1;
+	if (M.pend_pads)
+		M.vis_pads = true;
+	M.pend_pads = false;
 }
 
 static void aborted(void)
 {
 	M.resv_on = false;
 	/* an MPSC abort turns the claim into a visible pad at once */
-	M.dirty = cfg_kind == LFSHM_MPSC ? 1 : 2;
+	if (cfg_kind == LFSHM_MPSC)
+		M.vis_pads = true;
+	else
+		M.pend_pads = true;
 }
 
 /* The consumer was told "nothing more": it skipped every pad. */
 static void scanned_empty(void)
 {
-	if (M.dirty == 1)
-		M.dirty = 0;
+	M.vis_pads = false;
 }
 
 /* Nothing unreleased, nothing pending, no reservation: any record fits. */
@@ -183,7 +187,8 @@ static bool model_empty(void)
 {
 	if (cfg_kind == LFSHM_MPSC && skip_bug("mpsc-pads"))
 		return false;
-	return M.rel == M.nrec && !M.resv_on && (M.exact || M.dirty == 0);
+	return M.rel == M.nrec && !M.resv_on &&
+	       (M.exact || (!M.pend_pads && !M.vis_pads));
 }
 
 /*
@@ -356,7 +361,7 @@ static void m_commit(bool buf_ok, uint32_t len, uint32_t type, unsigned flags,
 	if (!valid)
 		return;
 	if (!M.exact && len < M.resv_len)
-		M.dirty = 2; /* the rest of the claim may be a pad */
+		M.pend_pads = true; /* the rest of the claim may be a pad */
 	add_rec(M.resv_start, lfshm__rec_size(len), len, type, M.resv_seq,
 		false);
 	M.tail = M.resv_start + lfshm__rec_size(len);
@@ -822,8 +827,6 @@ static void op_reopen(struct fz_in *in, int fd)
 		M.ci = M.rel;
 		M.c_head = M.rel_pos;
 		M.nsaved = 0;
-		if (M.dirty == 1)
-			M.dirty = 2; /* a new consumer has not skipped them */
 		break;
 	case 1:
 		if (prod)
@@ -919,7 +922,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	M.nrec = M.npub = M.ci = M.rel = M.nsaved = 0;
 	M.tail = M.c_head = M.rel_pos = 0;
 	M.resv_on = M.prod_closed = false;
-	M.dirty = 0;
+	M.pend_pads = M.vis_pads = false;
 	M.seq = 0;
 	M.exact = cfg.kind == LFSHM_SPSC;
 	M.cap = cfg.capacity;
@@ -941,8 +944,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (trace)
 			fprintf(stderr, "op %u: %u (nrec %u npub %u ci %u "
-				"rel %u resv %d)\n", M.op, op, M.nrec, M.npub,
-				M.ci, M.rel, M.resv_on);
+				"rel %u resv %d pads %d/%d)\n", M.op, op,
+				M.nrec, M.npub, M.ci, M.rel, M.resv_on,
+				M.pend_pads, M.vis_pads);
 
 		/* producer calls wait for a reopen once it has closed */
 		if (!prod && op <= 6)
