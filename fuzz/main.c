@@ -3,7 +3,8 @@
  * Plain replay driver: runs LLVMFuzzerTestOneInput once on each file given
  * (directories are walked one level deep), for machines without clang's
  * libFuzzer.  Built with gcc and ASan+UBSan by `make fuzz-smoke`.
- * Exit status 0 when every input ran (a failed property aborts).
+ * Exit status 0 when every input ran (a failed property aborts; an input
+ * that runs longer than 10 s is a hang and aborts too).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -29,6 +30,13 @@ static void on_abort(int sig)
 {
 	static const char msg[] = "replay: failing input: ";
 
+	if (sig == SIGALRM) {
+		static const char hang[] = "replay: input hangs (10 s)\n";
+		ssize_t k = write(2, hang, sizeof(hang) - 1);
+
+		(void)k;
+		sig = SIGABRT;
+	}
 	if (current) {
 		ssize_t n = write(2, msg, sizeof(msg) - 1);
 
@@ -63,7 +71,9 @@ static int run_file(const char *path)
 	}
 	fclose(f);
 	current = path;
+	alarm(10);
 	LLVMFuzzerTestOneInput(buf, (size_t)n);
+	alarm(0);
 	current = NULL;
 	free(buf);
 	return 0;
@@ -133,6 +143,7 @@ int main(int argc, char **argv)
 	int i, rc = 0;
 
 	signal(SIGABRT, on_abort);
+	signal(SIGALRM, on_abort);
 	LLVMFuzzerInitialize(&argc, &argv);
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
