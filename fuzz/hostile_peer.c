@@ -322,6 +322,12 @@ static void peer_write_mpsc_word(struct fz_in *in, uint64_t off)
 		w0 = fz_u64(in);
 		break;
 	}
+	/* FUZZ_SKIP=mpsc-pad-wrap: no PAD lengths that wrap 8 + len in 32
+	 * bits (a reported mpsc_peek hang), so a long run finds others */
+	if ((w0 & (1ull << 61)) && (uint32_t)w0 >= 0xfffffff8u &&
+	    getenv("FUZZ_SKIP") && strstr(getenv("FUZZ_SKIP"),
+					  "mpsc-pad-wrap"))
+		w0 &= ~0xffull;
 	wr(off, &w0, sizeof(w0));
 	if ((fz_u8(in) & 1) && off + 16 <= H.size) {
 		memcpy(&w1, H.peer + off + 8, sizeof(w1));
