@@ -70,16 +70,20 @@ inline lfshm__ec_wake_all(me, ec, v, ok)
 
 /*
  * lfshm__ec_wait() with deadline LFSHM__NO_DEADLINE.  rc: what ready()
- * returned last (1 or EPIPE; the C function maps 1 to 0).  The spin phase
- * is the first ready(.., false) only: repeating a check that reads shared
- * words adds no behaviour (the one check may happen at any later moment
- * anyway).  Deadlines, slices and -ETIMEDOUT are left out: the model
+ * returned last (1 or EPIPE; the C function maps 1 to 0).  The first
+ * check and the spin phase are one check, fast or slow: repeating a check
+ * that reads shared words adds no behaviour (the one check may happen at
+ * any later moment anyway).  Deadlines, slices and -ETIMEDOUT are left out: the model
  * waits forever, so that a lost wake-up shows up as a hang.
  */
 inline lfshm__ec_wait(me, ec, v, rc)
 {
-	/* rc = ready(r, arg, false); if (rc) return ... */
-	ready(me, ec, 0, rc);
+	/* rc = ready(r, arg, false); if (rc) return ...; and the spin
+	 * phase, whose checks include a slow one once a slice */
+	if
+	:: true -> ready(me, ec, 0, rc)
+	:: true -> ready(me, ec, 1, rc)
+	fi;
 	if
 	:: rc != 0
 	:: else ->
