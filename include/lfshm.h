@@ -227,6 +227,9 @@ int lfshm_ring_send_batch(struct lfshm_ring *r, const struct lfshm_iov *msgs,
  * has room for a len-byte message (producer).  Return 0 when ready,
  * -ETIMEDOUT, -EAGAIN (timeout_ns == 0 and not ready), -EPIPE, -EBADMSG,
  * -EINTR is never returned (signals are retried).
+ * wait_data does not release messages already peeked: a consumer that
+ * waits while holding peeked messages of a full ring waits for a producer
+ * that waits for that very space (release first; recv and drain do).
  */
 int lfshm_ring_wait_data(struct lfshm_ring *r, int64_t timeout_ns);
 int lfshm_ring_wait_space(struct lfshm_ring *r, uint32_t len,

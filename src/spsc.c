@@ -316,11 +316,11 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 	if (!slow)
 		return 0;
 	owner = atomic_load_explicit(&r->ctrl->prod_owner, memory_order_acquire);
-	if (lfshm__owner_gone(owner) &&
-	    atomic_load_explicit(&r->ctrl->tail, memory_order_acquire) ==
-		    r->c_head)
-		return -EPIPE;
-	return 0;
+	if (!lfshm__owner_gone(owner))
+		return 0;
+	/* gone: re-read the tail it may have published before it left */
+	return atomic_load_explicit(&r->ctrl->tail, memory_order_acquire) ==
+			       r->c_head ? -EPIPE : 1;
 }
 
 static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)

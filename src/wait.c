@@ -150,6 +150,29 @@ void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
 		true);
 }
 
+/*
+ * A waiter that does not sleep after announcing itself (W3 found the ring
+ * ready, or the deadline passed) takes its WAITER bit back, so that the
+ * next publish does not pay a CAS and a FUTEX_WAKE for nobody.  Only on
+ * data_ec: its one waiter is the consumer (an exclusive role), so the bit
+ * is ours alone; on space_ec other producers may have set it too, and
+ * clearing theirs would lose their wake-up.  Relaxed: if the CAS loses to
+ * a waker (the count moved), the waker cleared the bit already; if the
+ * waker reads the bit before we clear it, it only wakes nobody.
+ */
+static void take_back(struct lfshm_ring *r, _Atomic uint32_t *ec, uint32_t v)
+{
+	uint32_t cur = v | LFSHM__EC_WAITER;
+
+	/* only a bit we set: if it was already there, an armed io_uring
+	 * FUTEX_WAIT of this consumer (lfshm_ring_arm) may rely on it */
+	if (ec != &r->ctrl->data_ec || (v & LFSHM__EC_WAITER))
+		return;
+	atomic_compare_exchange_strong_explicit(ec, &cur, v,
+						memory_order_relaxed,
+						memory_order_relaxed);
+}
+
 int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline)
 {
@@ -207,12 +230,16 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		atomic_thread_fence(memory_order_seq_cst);
 		/* W3: re-check, including (slow) the peer's liveness */
 		rc = ready(r, arg, true);
-		if (rc)
+		if (rc) {
+			take_back(r, ec, v);
 			return rc < 0 ? rc : 0;
+		}
 
 		now = lfshm__now_ns();
-		if (now >= deadline)
+		if (now >= deadline) {
+			take_back(r, ec, v);
 			return -ETIMEDOUT;
+		}
 		slice_end = deadline - now > LFSHM__SLICE_NS ?
 			    now + LFSHM__SLICE_NS : deadline;
 		/* W4: the kernel compares the word with what we announced */
