@@ -18,7 +18,9 @@
  *   -ETIMEDOUT  the wait ran out
  *   -EMSGSIZE   message larger than the ring's max_msg, or than the buffer
  *   -EBADMSG    the shared region is corrupt; the handle is poisoned and
- *               every later call returns -EBADMSG (nothing outside the
+ *               every later call that reads the region (peek, recv, drain,
+ *               reserve, send, the waits) returns -EBADMSG; argument
+ *               errors are still reported first (nothing outside the
  *               mapping is ever read or written, whatever a peer wrote)
  *   -EPIPE      the peer closed its end or died, and nothing is left to read
  *   -EBUSY      the role is held by another live process / handle
@@ -105,7 +107,8 @@ struct lfshm_stats {
 /*
  * lfshm_ring_create - make a new region holding one ring and open it.
  * @cfg:  kind, capacity (power of two, 256 .. 2^40), max_msg (0: default
- *        capacity/2 - 8; at most that, so any record fits an empty ring).
+ *        capacity/2 minus the record header - 8 bytes, 16 for MPSC; at most
+ *        that, so any record fits an empty ring).
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
