@@ -47,6 +47,8 @@
  * READY -> message; PAD/REVOKED -> skip; BUSY/FREE -> not ready yet.
  * release() stamps every consumed word with FREE(next lap) and then
  * store_release(head) (R2), so the space comes back "never written".
+ * Padding skipped after the last message peeked goes with that message's
+ * release, or at once when peek finds nothing and no message is out.
  *
  * Dead producers.  A record stuck at the head is unblocked by the
  * consumer (lfshm_ring_unblock(), or automatically once the head has not
@@ -591,7 +593,7 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 			continue;
 		}
 		if (w & W_PAD) {
-			size = 8 + (uint32_t)w;
+			size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
 			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||
 					    size > avail ||
 					    off + size > r->cap))
@@ -644,6 +646,36 @@ static void release_to(struct lfshm_ring *r, uint64_t end)
 	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
 }
 
+/* Move the read position over padding already published right after
+ * it, so that it is released with the last message (a producer waiting
+ * for room would otherwise wait for the consumer's next peek).  Stops at
+ * anything else; peek judges (and poisons on) what it stopped at. */
+static void skip_pads(struct lfshm_ring *r)
+{
+	uint64_t off, size, w;
+
+	for (;;) {
+		if (r->c_head == r->c_tail_cache &&
+		    (refresh_tail(r) || r->c_head == r->c_tail_cache))
+			return;
+		off = r->c_head & r->mask;
+		/* A2 */
+		w = atomic_load_explicit(word_at(r, r->c_head),
+					 memory_order_acquire);
+		if (w == W_REVOKED) {
+			r->c_head += 8;
+			continue;
+		}
+		if ((w & W_TAGS) != W_PAD || (w & W_PAD_MBZ))
+			return;
+		size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
+		if ((size & 7) || size > r->c_tail_cache - r->c_head ||
+		    off + size > r->cap)
+			return;
+		r->c_head += size;
+	}
+}
+
 static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
@@ -654,9 +686,12 @@ static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	/* end must lie in (c_rel, c_head]; NULL may release nothing */
 	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
 		return -EINVAL;
-	/* the last message peeked: the pads skipped after it go too */
-	if (m && end == r->m_last_end)
+	/* the last message peeked (or all): the pads after it go too */
+	if (!m || end == r->m_last_end) {
+		if (!r->poisoned)
+			skip_pads(r);
 		end = r->c_head;
+	}
 	if (end == r->c_rel)
 		return 0;
 	release_to(r, end);

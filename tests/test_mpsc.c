@@ -806,6 +806,14 @@ Test(mpsc, releases_skipped_padding_without_a_message_after_it)
 		cr_assert_eq(lfshm_ring_commit_ex(p, w, 5, 0, 0), 0);
 		cr_assert_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 5);
 	}
+	/* a pad published after the last message went out goes with that
+	 * message's release, even before any peek has seen it */
+	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_assert_eq(lfshm_ring_reserve(p, 300, &w), 0);
+	cr_assert_eq(lfshm_ring_abort(p, w), 0);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	cr_expect_eq(atomic_load(&c->ctrl->head), atomic_load(&c->ctrl->tail));
 	/* with a message still peeked the pads wait for its release */
 	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
 	cr_assert_eq(lfshm_ring_reserve(p, 300, &w), 0);
@@ -1067,6 +1075,11 @@ static void pad_len_odd(struct lfshm_ring *c, uint64_t pos)
 	atomic_store(word(c, pos), (1ull << 61) | 13);
 }
 
+static void pad_len_wraps(struct lfshm_ring *c, uint64_t pos)
+{
+	atomic_store(word(c, pos), (1ull << 61) | 0xfffffff8u);
+}
+
 static void pad_past_end(struct lfshm_ring *c, uint64_t pos)
 {
 	atomic_store(&c->ctrl->tail, pos + c->cap);
@@ -1113,6 +1126,7 @@ Test(mpsc, hostile_lengths_give_ebadmsg)
 	expect_badmsg_after(len_too_big);
 	expect_badmsg_after(len_past_tail);
 	expect_badmsg_after(pad_len_odd);
+	expect_badmsg_after(pad_len_wraps);
 	expect_badmsg_after(pad_past_end);
 }
 
