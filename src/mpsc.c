@@ -435,7 +435,7 @@ static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
 {
 	uint64_t n = 0, exp;
 
-	while (pos < r->c_tail_cache) {
+	while (pos != r->c_tail_cache) { /* pos <= tail, wrap-safe */
 		exp = free_word(r, pos);
 		/* relaxed: the CAS decides who owns the word; nothing is
 		 * published through it */
@@ -619,20 +619,22 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
-/* Stamp [from, to) with each word's next-lap FREE value. */
+/* Stamp [from, to) with each word's next-lap FREE value; to - from is at
+ * most the capacity.  Positions may wrap around 2^64 (a region can start
+ * anywhere): only differences are compared. */
 static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
 {
-	while (from < to) {
-		uint64_t seg_end = (from | r->mask) + 1; /* end of this lap */
-		uint64_t end = to < seg_end ? to : seg_end;
+	while (from != to) {
+		/* up to the end of this lap */
+		uint64_t seg = r->cap - (from & r->mask);
+		uint64_t n = (to - from < seg ? to - from : seg) / 8, i;
 		uint64_t v = free_word(r, from) + 1;
 		_Atomic uint64_t *p = word_at(r, from);
-		uint64_t n = (end - from) / 8, i;
 
 		/* relaxed: published by R2 */
 		for (i = 0; i < n; i++)
 			atomic_store_explicit(&p[i], v, memory_order_relaxed);
-		from = end;
+		from += n * 8;
 	}
 }
 
