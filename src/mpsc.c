@@ -860,12 +860,12 @@ LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
 {
 	if (!r)
 		return -EINVAL;
+	if (r->poisoned) /* any kind: a poisoned handle stays poisoned */
+		return -EBADMSG;
 	if (r->kind != LFSHM_MPSC)
 		return -EOPNOTSUPP;
 	if (r->role != LFSHM_CONSUMER)
 		return -EINVAL;
-	if (r->poisoned)
-		return -EBADMSG;
 	return unblock_head(r);
 }
 
