@@ -492,6 +492,26 @@ static int proc_stat(pid_t pid, char *state, uint64_t *start)
 	return 0;
 }
 
+/* Threads of a process from /proc/<pid>/status, 0 if unknown. */
+static long proc_threads(pid_t pid)
+{
+	char path[64], buf[4096], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strstr(buf, "\nThreads:");
+	return p ? strtol(p + 9, NULL, 10) : 0;
+}
+
 uint64_t lfshm__self_id(void)
 {
 	uint64_t start = 0;
@@ -517,11 +537,17 @@ bool lfshm__owner_alive(uint64_t owner)
 		return false;
 	if (rc < 0) /* cannot tell: be conservative unless kill says gone */
 		return !(kill(pid, 0) < 0 && errno == ESRCH);
-	/* a zombie is dead (its parent just has not reaped it), and a pid
-	 * with another start time is someone else */
-	if (state == 'Z' || state == 'X' || state == 'x')
+	/* a pid with another start time is someone else */
+	if ((start & 0xffffffffull) != owner >> 32)
 		return false;
-	return (start & 0xffffffffull) == owner >> 32;
+	if (state == 'X' || state == 'x')
+		return false;
+	/* A zombie is dead (its parent just has not reaped it) - unless only
+	 * its main thread has gone (pthread_exit) and other threads run on:
+	 * the leader then shows 'Z' too, and the process is alive. */
+	if (state == 'Z')
+		return proc_threads(pid) > 1;
+	return true;
 }
 
 /*

@@ -25,20 +25,6 @@
 #include "common.h"
 #include "internal.h"
 
-/*
- * The Criterion 2.4.1 runner process sometimes leaks one 48-byte block of
- * its own (calloc inside libcriterion) when this file runs with --jobs 2,
- * and LeakSanitizer then makes it exit 1 although every test passed.
- * Suppress leaks in libcriterion for the runner only: test workers (they
- * carry BXFI_MAP in their environment) keep full leak detection.
- */
-const char *__lsan_default_suppressions(void);
-__attribute__((visibility("default"))) const char *
-__lsan_default_suppressions(void)
-{
-	return getenv("BXFI_MAP") ? "" : "leak:libcriterion.so\n";
-}
-
 /* ---- messages: (producer id, sequence, checksum) + payload ---------- */
 
 struct tmsg {

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -132,6 +134,65 @@ Test(spsc, sleeping_consumer_sees_epipe_when_producer_dies, .timeout = 30)
 	pid = lfshm_test_spawn(attach_then_die, a);
 	cr_assert_eq(read(pfd[0], &x, 1), 1);
 	/* asleep when the producer dies: noticed within a liveness slice */
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 10ll * 1000000000),
+		     -EPIPE);
+	cr_expect_eq(lfshm_test_wait(pid, 5000), 0);
+	lfshm_ring_close(c);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+struct zargs {
+	int fd, pipe_w;
+};
+
+static void *zombie_leader_worker(void *arg)
+{
+	struct zargs *a = arg;
+	struct timespec ts = { 1, 500000000 };
+	struct lfshm_ring *p;
+	int v = 1;
+	char x = 1;
+
+	if (lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p) ||
+	    lfshm_ring_send(p, &v, sizeof(v), 0) || write(a->pipe_w, &x, 1) != 1)
+		_exit(1);
+	/* a workload pause: the consumer sleeps and checks our liveness
+	 * while the main thread is already a zombie */
+	nanosleep(&ts, NULL);
+	v = 2;
+	if (lfshm_ring_send(p, &v, sizeof(v), -1))
+		_exit(2);
+	lfshm_ring_close(p);
+	_exit(0);
+}
+
+static int exit_main_thread(void *arg)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, zombie_leader_worker, arg))
+		return 3;
+	pthread_exit(NULL); /* the leader shows 'Z' in /proc from now on */
+}
+
+Test(spsc, producer_is_alive_while_only_its_main_thread_exited, .timeout = 30)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER);
+	struct zargs a;
+	int pfd[2], v;
+	char x;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pfd), 0);
+	a.fd = lfshm_ring_fd(c);
+	a.pipe_w = pfd[1];
+	pid = lfshm_test_spawn(exit_main_thread, &a);
+	cr_assert_eq(read(pfd[0], &x, 1), 1);
+	cr_assert_eq(lfshm_ring_recv(c, &v, sizeof(v), 0), sizeof(v));
+	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 10ll * 1000000000),
+		     sizeof(v), "a live producer was taken for dead");
+	cr_expect_eq(v, 2);
 	cr_expect_eq(lfshm_ring_recv(c, &v, sizeof(v), 10ll * 1000000000),
 		     -EPIPE);
 	cr_expect_eq(lfshm_test_wait(pid, 5000), 0);

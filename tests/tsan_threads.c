@@ -126,7 +126,7 @@ static int run_case(struct run *run)
 	struct parg args[8];
 	pthread_t th[8];
 	uint64_t next[8] = { 0 }, got = 0, total, rng = 5;
-	struct lfshm_ring *c;
+	struct lfshm_ring *c, *keeper = NULL;
 	struct lfshm_msg m;
 	unsigned i;
 	int rc;
@@ -140,6 +140,16 @@ static int run_case(struct run *run)
 	}
 	lfshm_ring_set_spin(c, run->spin_ns);
 	run->fd = lfshm_ring_fd(c);
+	/* Kinds with many producers report -EPIPE once every producer that
+	 * attached has closed: hold one producer handle for the whole run so
+	 * a thread that finishes early does not end the stream for the
+	 * others (SPSC has a single, exclusive producer role). */
+	if (run->kind != LFSHM_SPSC &&
+	    lfshm_ring_attach(run->fd, LFSHM_PRODUCER, &keeper)) {
+		run->err = "keeper attach";
+		lfshm_ring_close(c);
+		return -1;
+	}
 	total = run->per_prod * run->nprod;
 	for (i = 0; i < run->nprod; i++) {
 		args[i] = (struct parg){ run, i, 0 };
@@ -181,6 +191,7 @@ static int run_case(struct run *run)
 		if (args[i].rc && !run->err && got == total)
 			run->err = "producer failed";
 	}
+	lfshm_ring_close(keeper);
 	lfshm_ring_close(c);
 	return run->err ? -1 : 0;
 }
