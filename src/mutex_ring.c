@@ -1088,7 +1088,12 @@ static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
 		return -EBADMSG;
 	if (r->c_tail_cache != r->c_head)
 		return 0;
-	spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
+	/* A head released while the lock was busy is not published yet: a
+	 * producer may be waiting for exactly that space, so take the lock
+	 * and publish it before spinning (spinning first deadlocked a
+	 * spin-forever consumer against a producer waiting for space). */
+	if (PRIV(r)->head_pub == r->c_rel)
+		spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
@@ -1198,9 +1203,10 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 	}
 	if (x->slot < 0 || (unsigned)x->slot >= MX_SLOTS)
 		return -EINVAL;
-	spin_hint(r, &r->ctrl->head,
-		  atomic_load_explicit(&r->ctrl->head, memory_order_relaxed),
-		  deadline);
+	/* spin until the head moves past what reserve last saw (a fresh
+	 * snapshot here could already be the release that made room, and the
+	 * spin would wait for a second one that never comes) */
+	spin_hint(r, &r->ctrl->head, r->p_head_cache, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
