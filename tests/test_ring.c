@@ -570,3 +570,20 @@ KIND_TEST(sleeping_producer_never_misses_a_wakeup, .timeout = 300)
 
 	run_stream(&s);
 }
+
+/* Both sides spin forever (never sleep) with batches and a ring that fills:
+ * a wait that spins on the wrong condition deadlocks here (the watchdog in
+ * run_stream turns that into a failure). */
+KIND_TEST(spin_forever_stream_with_full_ring_makes_progress, .timeout = 300)
+{
+	struct stream s = {
+		.kind = *kindp,
+		.count = lfshm_test_scaled(300000, 5000),
+		.max = 4000,
+		.spin_ns = -1,
+		.batch = 16,
+		.cons_pause = 500,
+	};
+
+	run_stream(&s);
+}
