@@ -1396,6 +1396,21 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 					    memory_order_relaxed);
 		if (r->c_tail_cache != r->c_head || tail != r->c_head)
 			return 1;
+		/* A head released while the lock was busy must be published
+		 * before the loop sleeps: a producer may wait for exactly
+		 * that space (found by make bench: stream, uring wait).  The
+		 * lock is held by producers for a batch at most; if it stays
+		 * busy, report "ready" so the loop comes back. */
+		if (x->head_pub != r->c_rel) {
+			int lk = mx_lock_until(r, lfshm__deadline(1000000000));
+
+			if (lk == -ETIMEDOUT || lk == -EAGAIN)
+				return 1;
+			if (lk < 0)
+				return lk;
+			publish_head(r);
+			mx_unlock(r, lk);
+		}
 	} else {
 		if (x->locked)
 			return 1; /* a batch to flush: reserve publishes it */
