@@ -4,7 +4,7 @@
 #                    fuzz/corpus/<target>/; new inputs go to build/fuzz/new/,
 #                    crashes to build/fuzz/artifacts/ (the tree stays clean)
 #   make fuzz-smoke  replay the committed corpora, then run each target for
-#                    FUZZ_SMOKE_SECONDS (default 15) - part of `make test`.
+#                    FUZZ_SMOKE_RUNS (default 20000, seed 1) - part of `make test`.
 #                    Without clang the corpora are replayed through a plain
 #                    main() driver built with gcc, ASan and UBSan.
 #
@@ -16,7 +16,12 @@
 FUZZ_CC       ?= clang
 FUZZ_REPLAY_CC ?= gcc
 FUZZ_SECONDS  ?= 60
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_SECONDS ?= 30
+# make test's fuzzing is reproducible: a fixed seed and a fixed number of
+# runs (the time limit only bounds it on a slow machine), so CI replays the
+# same inputs every time; long random runs are `make fuzz`.
+FUZZ_SMOKE_SEED ?= 1
+FUZZ_SMOKE_RUNS ?= 20000
 FUZZ_JOBS     ?= 1
 FUZZ_B        := build/fuzz
 FUZZ_TARGETS  := ring_model hostile_peer $(if $(wildcard fuzz/handshake.c),handshake,)
@@ -110,8 +115,9 @@ fuzz-smoke: fuzz-build
 				$(FUZZ_B)/smoke/$$t.replay.log | tail -n 6; \
 			  echo "fuzz-smoke: $$t: corpus replay FAILED (the input is the last 'Running:'; log: $(FUZZ_B)/smoke/$$t.replay.log)"; \
 			  exit 1; }; \
-		echo "fuzz-smoke: $$t: $(FUZZ_SMOKE_SECONDS) s of fuzzing"; \
+		echo "fuzz-smoke: $$t: $(FUZZ_SMOKE_RUNS) runs, seed $(FUZZ_SMOKE_SEED)"; \
 		$(FUZZ_B)/$$t $(FUZZ_OPTS) -max_total_time=$(FUZZ_SMOKE_SECONDS) \
+			-seed=$(FUZZ_SMOKE_SEED) -runs=$(FUZZ_SMOKE_RUNS) \
 			-artifact_prefix=$(FUZZ_B)/artifacts/$$t- \
 			$(FUZZ_B)/smoke/$$t fuzz/corpus/$$t \
 			2>$(FUZZ_B)/smoke/$$t.log || \
