@@ -113,9 +113,9 @@ test: deps
 	$(foreach t,$(TEST_EXTRA),$(MAKE) $(t) &&) true
 	@echo "make test: all stages passed"
 
-# -Werror under clang too (library, tests and programs compile cleanly).
+# -Werror under clang too: library, programs (bench, examples) and tests.
 warn-clang:
-	$(MAKE) CC=clang lib $(TEST_BIN:build/$(VARIANT)/%=build/$(VARIANT)-clang/%)
+	$(MAKE) CC=clang all $(TEST_BIN:build/$(VARIANT)/%=build/$(VARIANT)-clang/%)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
