@@ -64,6 +64,8 @@ if [ "$smoke" = 1 ]; then
 	mkfifo "$tmp/ready"
 	"$bin/lfshm" --server="$tmp/sock" --quiet 2> "$tmp/ready" &
 	spid=$!
+	# never leave the server behind (it would hold make's output open)
+	trap 'kill "$spid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 	read -r line < "$tmp/ready"
 	case "$line" in *serving*) ;; *) echo "server: $line" >&2; exit 1 ;; esac
 	"$bin/lfshm" --client="$tmp/sock" $common --sizes=64 --wait=block \

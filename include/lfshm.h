@@ -22,7 +22,12 @@
  *               reserve, send, the waits) returns -EBADMSG; argument
  *               errors are still reported first (nothing outside the
  *               mapping is ever read or written, whatever a peer wrote)
- *   -EPIPE      the peer closed its end or died, and nothing is left to read
+ *   -EPIPE      the peer closed its end or died, and nothing is left to read.
+ *               Non-waiting calls (peek, drain, recv/send with timeout 0,
+ *               arm) see a peer that closed; a peer that died without
+ *               closing is noticed by the waiting calls (within ~1 s of
+ *               sleep) or through the channel socket / the caller's own
+ *               supervision (waitpid, pidfd)
  *   -EBUSY      the role is held by another live process / handle
  *   -EINVAL     bad arguments (or a call not valid for this handle's role)
  *   -EDEADLK    LFSHM_MUTEX: this thread holds the ring's lock through
@@ -178,7 +183,7 @@ int lfshm_ring_flush(struct lfshm_ring *r);
  * the ones already peeked; lfshm_ring_release(r, m) gives back m and every
  * message peeked before it (one release store for a batch).  m == NULL
  * releases everything peeked so far.
- * peek returns 0, -EAGAIN (empty), -EPIPE (empty and the producer is gone),
+ * peek returns 0, -EAGAIN (empty), -EPIPE (empty and the producer closed),
  * -EBADMSG (corrupt region: handle poisoned), -EINVAL (not the consumer).
  * release returns 0 or -EINVAL (m was not peeked or is already released).
  */

@@ -288,6 +288,14 @@ static int space_check(struct lfshm_ring *r, uint32_t len)
 
 	if (rc == 0 || rc == -EPIPE)
 		return 1;
+	/* A non-blocking wait_space does not look at the consumer: a full
+	 * ring whose consumer closed or died would arm a wait that nothing
+	 * ever ends (close fires one wake-up, the loop re-arms).  Report it
+	 * ready; the loop's blocking or timed send then says -EPIPE. */
+	if (rc == -EAGAIN &&
+	    lfshm__owner_gone(atomic_load_explicit(&r->ctrl->cons_owner,
+						   memory_order_acquire)))
+		return 1;
 	return rc == -EAGAIN ? 0 : rc;
 }
 

@@ -140,6 +140,39 @@ Test(bridge, arm_reports_end_of_stream_as_ready)
 	lfshm_ring_close(c);
 }
 
+/* A producer's loop on a full ring whose consumer has closed must not
+ * arm a wait nothing will end: arm_space says ready, send says -EPIPE
+ * (found in review: SPSC and MPSC armed and slept forever). */
+static void arm_space_after_consumer_close(unsigned kind)
+{
+	struct lfshm_ring *p = mk_kind(kind, 4096, 0, LFSHM_PRODUCER);
+	struct lfshm_ring *c = att(p, LFSHM_CONSUMER);
+	char buf[500] = { 0 };
+
+	while (lfshm_ring_send(p, buf, sizeof(buf), 0) == 0)
+		;
+	cr_assert_eq(lfshm_ring_arm_space(p, sizeof(buf)), 0, "full: armed");
+	lfshm_ring_close(c);
+	cr_expect_eq(lfshm_ring_arm_space(p, sizeof(buf)), 1);
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 1000000000), -EPIPE);
+	lfshm_ring_close(p);
+}
+
+Test(bridge, arm_space_reports_a_closed_consumer_as_ready_spsc)
+{
+	arm_space_after_consumer_close(LFSHM_SPSC);
+}
+
+Test(bridge, arm_space_reports_a_closed_consumer_as_ready_mpsc)
+{
+	arm_space_after_consumer_close(LFSHM_MPSC);
+}
+
+Test(bridge, arm_space_reports_a_closed_consumer_as_ready_mutex)
+{
+	arm_space_after_consumer_close(LFSHM_MUTEX);
+}
+
 Test(bridge, arm_checks_roles_and_prep_wait_needs_an_armed_ring)
 {
 	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
