@@ -112,8 +112,9 @@ struct lfshm_stats {
 /*
  * lfshm_ring_create - make a new region holding one ring and open it.
  * @cfg:  kind, capacity (power of two, 256 .. 2^40), max_msg (0: default
- *        capacity/2 minus the record header - 8 bytes, 16 for MPSC; at most
- *        that, so any record fits an empty ring).
+ *        capacity/2 minus the record header - 8 bytes, 16 for MPSC - and
+ *        never more than 2^32 - 64; at most that, so any record fits an
+ *        empty ring).
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
