@@ -217,9 +217,7 @@ static bool producer_closed(struct lfshm_ring *r)
 
 static int spsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 {
-	uint64_t off, avail, size;
-	struct lfshm__rec *rec;
-	uint32_t len, type;
+	uint64_t avail;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
@@ -245,29 +243,10 @@ static int spsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 				continue;
 			}
 		}
-		off = r->c_head & r->mask;
-		rec = (struct lfshm__rec *)(r->data + off);
-		/* relaxed: ordered by A2; read once into locals */
-		len = atomic_load_explicit(&rec->len, memory_order_relaxed);
-		type = atomic_load_explicit(&rec->type, memory_order_relaxed);
-		if (type == LFSHM__TYPE_PAD) {
-			if ((uint64_t)len + LFSHM__REC_HDR != r->cap - off ||
-			    r->cap - off > avail)
-				return lfshm__poison(r);
-			r->c_head += r->cap - off;
-			continue;
-		}
-		if (LFSHM__UNLIKELY(type > LFSHM_TYPE_MAX || len > r->max_msg))
-			return lfshm__poison(r);
-		size = lfshm__rec_size(len);
-		if (LFSHM__UNLIKELY(size > avail || off + size > r->cap))
-			return lfshm__poison(r);
-		m->data = rec + 1;
-		m->len = len;
-		m->type = type;
-		r->c_head += size;
-		m->_end = r->c_head;
-		return 0;
+		rc = lfshm__parse_rec(r, avail, m);
+		if (rc > 0)
+			continue; /* padding skipped */
+		return rc ? lfshm__poison(r) : 0;
 	}
 }
 
