@@ -285,29 +285,30 @@ static void peer_write_field(struct fz_in *in)
 
 /*
  * MPSC record header words (src/mpsc.c): word0 READY (bit 63, type and
- * length), BUSY (bit 62, owner pid in bits 0-21, start time in 22-53),
- * PAD (bit 61, bytes after it), REVOKED (bits 61+60) or FREE (a lap
- * number); word1 the claim's size.
+ * length), BUSY (bit 62, the owner handle's key in bits 0-53), PAD (bit
+ * 61, bytes after it), REVOKED (bits 61+60) or FREE (a lap number); word1
+ * the claim's size.
  */
 static void peer_write_mpsc_word(struct fz_in *in, uint64_t off)
 {
-	uint64_t w0, w1, cur, start = 0;
+	uint64_t w0, w1, cur, key = LFSHM__KEY_LOCKED | 1;
 	uint8_t b = fz_u8(in);
 
 	if (H.prod.r)
-		start = H.prod.r->self_id >> 32 & 0xffffffffull;
+		key = H.prod.r->self_id & LFSHM__KEY_MASK;
 	memcpy(&cur, H.peer + off, sizeof(cur));
 	switch (b % 7) {
 	case 0: /* READY with some type and length */
 		w0 = 1ull << 63 | (uint64_t)(fz_u32(in) & 0x7fffffff) << 32 |
 		     (uint32_t)pick_val(in, (uint32_t)cur);
 		break;
-	case 1: /* BUSY, owned by this (live) process: never skipped */
-		w0 = 1ull << 62 | ((uint64_t)getpid() & 0x3fffff) |
-		     start << 22;
+	case 1: /* BUSY, owned by this (live) process's producer handle:
+		 * never skipped */
+		w0 = 1ull << 62 | key;
 		break;
-	case 2: /* BUSY, owned by a pid that does not exist: a dead one */
-		w0 = 1ull << 62 | 0x3ffffeull | (uint64_t)fz_u32(in) << 22;
+	case 2: /* BUSY, owned by a locked key nobody holds: a dead one */
+		w0 = 1ull << 62 | LFSHM__KEY_LOCKED |
+		     ((uint64_t)fz_u32(in) << 8 | 0x5a);
 		break;
 	case 3: /* PAD over some bytes */
 		w0 = 1ull << 61 | (uint32_t)pick_val(in, (uint32_t)cur);

@@ -293,7 +293,7 @@ static int space_check(struct lfshm_ring *r, uint32_t len)
 	 * ever ends (close fires one wake-up, the loop re-arms).  Report it
 	 * ready; the loop's blocking or timed send then says -EPIPE. */
 	if (rc == -EAGAIN &&
-	    lfshm__owner_gone(atomic_load_explicit(&r->ctrl->cons_owner,
+	    lfshm__owner_gone(r, atomic_load_explicit(&r->ctrl->cons_owner,
 						   memory_order_acquire)))
 		return 1;
 	return rc == -EAGAIN ? 0 : rc;

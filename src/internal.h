@@ -59,11 +59,24 @@ struct lfshm__region_hdr {
 };
 
 /*
- * Owner words (role claims).  0: never claimed.  LFSHM__OWNER_GONE: was
- * claimed and released by close.  Otherwise (start_time_low32 << 32) | pid,
- * so that a recycled pid does not make a dead owner look alive.
+ * Owner words (role claims, MPSC BUSY records, MUTEX producer slots).
+ * 0: never claimed.  LFSHM__OWNER_GONE: was claimed and released by close.
+ * Otherwise the owning handle's key: LFSHM__KEY_BITS random bits (never 0),
+ * plus LFSHM__KEY_LOCKED when the owner proves its liveness with an OFD
+ * write lock on byte LFSHM__LOCK_BASE + (key & LFSHM__KEY_MASK) of the
+ * region, held on a private open file description of the memfd (see
+ * src/region.c "Liveness").  The kernel drops that lock when the last fd
+ * of the description closes, i.e. when the owner's process has exited,
+ * in whatever pid namespace it ran.  A key without LFSHM__KEY_LOCKED
+ * cannot be proven dead and counts as alive until released.
+ * Pids are never used to judge liveness: they are written next to the
+ * owner words for display only (prod_pid, cons_pid).
  */
 #define LFSHM__OWNER_GONE UINT64_MAX
+#define LFSHM__KEY_BITS 54u
+#define LFSHM__KEY_MASK ((1ull << LFSHM__KEY_BITS) - 1)
+#define LFSHM__KEY_LOCKED (1ull << (LFSHM__KEY_BITS - 1))
+#define LFSHM__LOCK_BASE (1ll << 62)
 
 /* Bits of an event-count word (futex).  The low bits count wake-ups so
  * that a waiter's expected value changes with every wake. */
@@ -82,13 +95,21 @@ struct lfshm__ctrl {
 	_Atomic uint64_t cons_owner;
 	_Atomic uint32_t prod_attached; /* count of producers attached (MPSC) */
 	uint32_t pad0;
-	uint8_t pad0b[LFSHM__LINE - 24];
+	/* display only (lfshm stat): pid of the role holder as seen in its
+	 * own pid namespace, 0 if none; never used to judge liveness */
+	_Atomic uint32_t prod_pid;
+	_Atomic uint32_t cons_pid;
+	uint8_t pad0b[LFSHM__LINE - 32];
 	/* line 1: producer side, written by the producer(s) */
 	_Atomic uint64_t tail;
 	uint8_t pad1[LFSHM__LINE - 8];
 	/* line 2: consumer side, written by the consumer */
 	_Atomic uint64_t head;
-	uint8_t pad2[LFSHM__LINE - 8];
+	/* MPSC: end of the release in progress (== head when none): a
+	 * consumer that dies while stamping freed words leaves it for its
+	 * successor to finish (src/mpsc.c) */
+	_Atomic uint64_t rel_end;
+	uint8_t pad2[LFSHM__LINE - 16];
 	/* line 3: consumer waits for data here; written by the consumer when
 	 * it goes to sleep and by a producer only when it wakes it */
 	_Atomic uint32_t data_ec;
@@ -126,6 +147,9 @@ struct lfshm__rec {
 /* MPSC records have a 16-byte header (src/mpsc.c): the record size limit
  * capacity / 2 leaves max_msg 8 bytes less */
 #define LFSHM__MPSC_HDR_EXTRA 8u
+/* MPSC: largest max_msg, so that a pad over any claim fits its 32-bit
+ * length field (the default is capped the same way for every kind) */
+#define LFSHM__MPSC_MAX_MSG (UINT32_MAX - 64u)
 _Static_assert(sizeof(struct lfshm__rec) == LFSHM__REC_HDR, "record header");
 
 static inline uint64_t lfshm__rec_size(uint64_t len)
@@ -136,6 +160,7 @@ static inline uint64_t lfshm__rec_size(uint64_t len)
 /* ---- Process-local handle ------------------------------------------- */
 
 struct lfshm__ops;
+struct lfshm__mapping;
 
 #define LFSHM__MPSC_PEND 32 /* LFSHM_MORE records an MPSC producer holds */
 #define LFSHM__DEFAULT_STALL_NS 100000000ll /* MPSC auto-unblock: 100 ms */
@@ -178,7 +203,9 @@ struct lfshm_ring {
 	uint64_t map_size;
 	int fd;
 	unsigned ring_idx;
-	uint64_t self_id; /* this process's owner word at claim time */
+	uint64_t self_id; /* this handle's owner key (LFSHM__KEY_*) */
+	uint64_t lock_off; /* its OFD lock byte, 0 if none held */
+	struct lfshm__mapping *mapping; /* process-local mapping (region.c) */
 	int pid;          /* process that opened the handle (fork check) */
 	void *kind_priv;  /* per-kind process-local extras */
 	struct lfshm__bridge *bridge; /* event-loop state (bridge.c), lazy */
@@ -311,15 +338,22 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 /* Validate a ring config; fills default max_msg into *d. */
 int lfshm__check_config(const struct lfshm_ring_config *cfg,
 			struct lfshm__ring_desc *d);
-/* Owner words and liveness. */
-uint64_t lfshm__self_id(void);
-bool lfshm__owner_alive(uint64_t owner);
-/* Claim an exclusive role word: 0, or -EBUSY if a live owner holds it. */
-int lfshm__claim(_Atomic uint64_t *word, uint64_t self);
-/* Release a claim if (and only if) self still holds it. */
-void lfshm__unclaim(_Atomic uint64_t *word, uint64_t self);
+/*
+ * Owner words and liveness (see LFSHM__OWNER_GONE).  r->self_id is the
+ * handle's key.  lfshm__owner_alive is false only for 0, GONE, or a locked
+ * key whose lock the kernel reports free (one F_OFD_GETLK, ~1 us, no /proc);
+ * anything it cannot prove dead is alive.
+ */
+bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner);
+/* Claim an exclusive role word: 0, or -EBUSY if a live owner holds it.
+ * pid_word (may be NULL) gets our pid for display. */
+int lfshm__claim(struct lfshm_ring *r, _Atomic uint64_t *word,
+		 _Atomic uint32_t *pid_word);
+/* Release a claim if (and only if) this handle still holds it. */
+void lfshm__unclaim(struct lfshm_ring *r, _Atomic uint64_t *word,
+		    _Atomic uint32_t *pid_word);
 /* True when an owner word says: was claimed, now released or dead. */
-bool lfshm__owner_gone(uint64_t owner);
+bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner);
 
 /* ---- wait.c --------------------------------------------------------- */
 
@@ -330,7 +364,7 @@ int64_t lfshm__deadline(int64_t timeout_ns);
  * Readiness check for lfshm__ec_wait: returns 1 when the caller can go on,
  * 0 when it must keep waiting, or a negative error.  slow is true before
  * each sleep: that is when the check may also look at the peer's liveness
- * (a /proc read), never on the spinning path.
+ * (one F_OFD_GETLK system call), never on the spinning path.
  */
 typedef int (*lfshm__ready_fn)(struct lfshm_ring *r, uint32_t arg, bool slow);
 

@@ -20,8 +20,8 @@
  *                pos >> log2(capacity) (the consumer stamps consumed words
  *                with their next lap's value, so 0 in a fresh region)
  *     BUSY       bit 62: claimed by a producer that is writing it; holds
- *                the owner (pid in bits 0-21, low 32 bits of its start
- *                time in bits 22-53: a recycled pid does not match)
+ *                the owner, its handle's key (bits 0-53, LFSHM__KEY_*):
+ *                the consumer asks the kernel whether it is alive
  *     PAD        bit 61: padding, bits 0-31 = bytes after this word
  *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
  *     READY      bit 63: a message: type in bits 32-62, length in 0-31
@@ -116,8 +116,6 @@
 #define W_BUSY_MBZ 0x3fc0000000000000ull /* bits 54-61: zero in a BUSY */
 #define W_TAGS    (W_READY | W_BUSY | W_PAD)
 #define W_SIZE    (1ull << 63) /* word1: tagged, so never a FREE value */
-#define PID_BITS  22u
-#define PID_MASK  ((1ull << PID_BITS) - 1)
 #define HDR       16u
 
 /* Shared MPSC state in ctrl->kind_area. */
@@ -150,19 +148,22 @@ static inline uint64_t mrec_size(uint64_t len)
 	return (HDR + len + 7u) & ~7ull;
 }
 
+_Static_assert(LFSHM__KEY_BITS <= 54, "a key fits a BUSY word");
+
 static uint64_t busy_word(uint64_t owner)
 {
-	return W_BUSY | (owner >> 32) << PID_BITS | (owner & PID_MASK);
+	return W_BUSY | (owner & LFSHM__KEY_MASK);
 }
 
 static uint64_t busy_owner(uint64_t w)
 {
-	return ((w >> PID_BITS) & 0xffffffffull) << 32 | (w & PID_MASK);
+	return w & LFSHM__KEY_MASK;
 }
 
 static bool busy_ok(uint64_t w)
 {
-	return (w & (W_READY | W_BUSY_MBZ)) == 0 && (w & PID_MASK) != 0;
+	return (w & (W_READY | W_BUSY_MBZ)) == 0 &&
+	       (w & LFSHM__KEY_MASK) != 0;
 }
 
 static int mpsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
@@ -177,6 +178,8 @@ static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
 	return !(head & 7) && !(tail & 7) && tail - head <= cap;
 }
 
+static void finish_release(struct lfshm_ring *r);
+
 static int mpsc_open(struct lfshm_ring *r)
 {
 	struct lfshm__ctrl *c = r->ctrl;
@@ -188,9 +191,6 @@ static int mpsc_open(struct lfshm_ring *r)
 	if (r->role == LFSHM_ROLE_NONE)
 		return 0;
 	if (r->role == LFSHM_PRODUCER) {
-		if ((uint32_t)r->self_id == 0 ||
-		    (uint32_t)r->self_id > PID_MASK)
-			return -EOVERFLOW; /* pid does not fit a BUSY word */
 		r->m_busy = busy_word(r->self_id);
 		/* relaxed: a counter; ordering comes from A3/R3 at close */
 		atomic_fetch_add_explicit(&c->prod_attached, 1,
@@ -208,19 +208,20 @@ static int mpsc_open(struct lfshm_ring *r)
 		r->p_head_cache = head;
 		return 0;
 	}
-	rc = lfshm__claim(&c->cons_owner, r->self_id);
+	rc = lfshm__claim(r, &c->cons_owner, &c->cons_pid);
 	if (rc)
 		return rc;
 	/* acquire: a previous consumer's stamps and head (see lfshm__claim) */
 	head = atomic_load_explicit(&c->head, memory_order_acquire);
 	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
 	if (!positions_ok(head, tail, r->cap)) {
-		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 		return -EBADMSG;
 	}
 	r->c_head = r->c_rel = head;
 	r->c_tail_cache = tail;
 	r->m_last_end = r->m_prev_end = head;
+	finish_release(r);
 	return 0;
 }
 
@@ -254,21 +255,52 @@ static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t t,
 	return off + size > r->cap ? r->cap - off + size : size;
 }
 
-/* R1 for one record, then nothing else: the caller wakes. */
-static void publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+/*
+ * R1 for one record, then nothing else: the caller wakes.  A CAS from our
+ * own BUSY word, not a store: if the consumer took the record over (it
+ * found us dead, which the kernel only says of a process that is gone,
+ * or a hostile peer rewrote it) the space is no longer ours and nothing
+ * is published into it.  Returns 0 or -ECANCELED.
+ */
+static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
 {
-	/* R1: word1, payload and trailing pad happen-before the READY */
-	atomic_store_explicit(word_at(r, pos), w, memory_order_release);
+	uint64_t exp = r->m_busy;
+
+	/* R1 (release on success): word1, payload and trailing pad
+	 * happen-before the READY; relaxed on failure: nothing published */
+	if (LFSHM__LIKELY(atomic_compare_exchange_strong_explicit(
+		    word_at(r, pos), &exp, w, memory_order_release,
+		    memory_order_relaxed)))
+		return 0;
+	r->m_revoked++;
+	return -ECANCELED;
 }
 
-static bool publish_pending(struct lfshm_ring *r)
+/* Publish the LFSHM_MORE records in order.  Returns how many were
+ * published (> 0 means wake), or -ECANCELED when one of them had been
+ * taken over (the others are published all the same). */
+static int publish_pending_nowake(struct lfshm_ring *r)
 {
-	unsigned i, n = r->m_npend;
+	unsigned i, n = r->m_npend, done = 0;
+	int lost = 0;
 
-	for (i = 0; i < n; i++)
-		publish_one(r, r->m_pend_pos[i], r->m_pend_word[i]);
+	for (i = 0; i < n; i++) {
+		if (publish_one(r, r->m_pend_pos[i], r->m_pend_word[i]))
+			lost = 1;
+		else
+			done++;
+	}
 	r->m_npend = 0;
-	return n != 0;
+	return lost ? -ECANCELED : (int)done;
+}
+
+static int publish_pending(struct lfshm_ring *r)
+{
+	int rc = publish_pending_nowake(r);
+
+	if (rc != 0) /* something may have been published: wake */
+		lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+	return rc;
 }
 
 static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
@@ -353,6 +385,7 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		       uint32_t type, unsigned flags)
 {
 	uint64_t size, pos, w;
+	int rc;
 
 	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
 			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
@@ -373,21 +406,26 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		return 0;
 	}
 	/* per-producer order: the earlier records of the batch first */
-	publish_pending(r);
-	publish_one(r, pos, w);
+	rc = r->m_npend ? publish_pending_nowake(r) : 0;
+	if (publish_one(r, pos, w))
+		rc = -ECANCELED;
 	wake_consumer(r);
-	return 0;
+	return rc < 0 ? rc : 0;
 }
 
 static int mpsc_abort(struct lfshm_ring *r, void *buf)
 {
+	uint64_t exp;
+
 	if (!is_resv(r, buf))
 		return -EINVAL;
 	/* release: as R1 (a PAD carries no data, but it is the record's
-	 * last word for the consumer either way) */
-	atomic_store_explicit(word_at(r, r->p_resv),
-			      W_PAD | (r->m_resv_size - 8),
-			      memory_order_release);
+	 * last word for the consumer either way); a CAS from our BUSY word
+	 * as in publish_one: space taken over is the consumer's already */
+	exp = r->m_busy;
+	atomic_compare_exchange_strong_explicit(
+		word_at(r, r->p_resv), &exp, W_PAD | (r->m_resv_size - 8),
+		memory_order_release, memory_order_relaxed);
 	r->p_resv_on = 0;
 	/* the consumer may be waiting at this very record */
 	wake_consumer(r);
@@ -396,11 +434,12 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 
 static int mpsc_flush(struct lfshm_ring *r)
 {
+	int rc;
+
 	if (r->role != LFSHM_PRODUCER)
 		return -EINVAL;
-	if (publish_pending(r))
-		wake_consumer(r);
-	return 0;
+	rc = publish_pending(r);
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- consumer ------------------------------------------------------- */
@@ -472,7 +511,7 @@ static int unblock_head(struct lfshm_ring *r)
 		return 0;
 	if (!busy_ok(w) || avail < HDR || off + HDR > r->cap)
 		return lfshm__poison(r);
-	if (lfshm__owner_alive(busy_owner(w)))
+	if (lfshm__owner_alive(r, busy_owner(w)))
 		return 0;
 	r->m_unblocked++;
 	/* relaxed: the owner is dead, nobody else writes these words */
@@ -640,6 +679,15 @@ static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
 
 static void release_to(struct lfshm_ring *r, uint64_t end)
 {
+	/* Announce the release before the first stamp destroys a record:
+	 * a consumer killed from here on is finished by its successor
+	 * (finish_release), one killed before it left every message to be
+	 * delivered again.  Relaxed + a signal fence: the successor reads
+	 * this only after the kernel has proven us dead (lfshm__claim), and
+	 * a killed process's stores up to the kill point are all visible
+	 * then; only the compiler could move it after the stamps. */
+	atomic_store_explicit(&r->ctrl->rel_end, end, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
 	stamp_free(r, r->c_rel, end);
 	r->c_rel = end;
 	/* R2: our reads and the stamps are complete before the space is
@@ -676,6 +724,30 @@ static void skip_pads(struct lfshm_ring *r)
 			return;
 		r->c_head += size;
 	}
+}
+
+/*
+ * A new consumer finishes a release its predecessor died in: rel_end ahead
+ * of the head means the stamps of [head, rel_end) may be partly done, and
+ * the records there are destroyed; they were released by the dead consumer
+ * (its release call had started), so they are stamped again (the stamps
+ * are the same values) and the head moves on.  A rel_end that is not
+ * a plausible position (hostile peer) is ignored: peek then judges what
+ * it finds at the head.
+ */
+static void finish_release(struct lfshm_ring *r)
+{
+	/* relaxed: read after lfshm__claim's acquire and the kernel's proof
+	 * that the previous consumer is gone (see release_to) */
+	uint64_t end = atomic_load_explicit(&r->ctrl->rel_end,
+					    memory_order_relaxed);
+
+	if (end == r->c_rel || (end & 7) ||
+	    end - r->c_rel > r->c_tail_cache - r->c_rel)
+		return;
+	release_to(r, end);
+	r->c_head = end;
+	r->m_last_end = r->m_prev_end = end;
 }
 
 static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
@@ -795,7 +867,7 @@ static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
 		return 1;
 	if (!slow)
 		return 0;
-	return lfshm__owner_gone(atomic_load_explicit(
+	return lfshm__owner_gone(r, atomic_load_explicit(
 		       &r->ctrl->cons_owner, memory_order_acquire)) ?
 		       -EPIPE :
 		       0;
@@ -834,7 +906,7 @@ static void mpsc_close(struct lfshm_ring *r)
 		lfshm__ec_wake_all(r, &c->data_ec, r->efd_data);
 	} else if (r->role == LFSHM_CONSUMER) {
 		/* peeked but unreleased messages stay for the next consumer */
-		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 		lfshm__ec_wake_all(r, &c->space_ec, r->efd_space);
 	}
 }

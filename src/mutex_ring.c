@@ -428,8 +428,8 @@ static void wake_not_full(struct mx_shared *k)
 }
 
 /* Slots of dead producers that are in no condvar are freed; returns the
- * number of slots of live producers (lock held; reads /proc: slow path). */
-static unsigned reap_producers(struct mx_shared *k)
+ * number of slots of live producers (lock held; one F_OFD_GETLK per slot). */
+static unsigned reap_producers(const struct lfshm_ring *r, struct mx_shared *k)
 {
 	unsigned i, live = 0;
 
@@ -438,7 +438,7 @@ static unsigned reap_producers(struct mx_shared *k)
 
 		if (!k->slot[i])
 			continue;
-		if (lfshm__owner_alive(k->slot[i])) {
+		if (lfshm__owner_alive(r, k->slot[i])) {
 			live++;
 			continue;
 		}
@@ -454,13 +454,14 @@ static unsigned reap_producers(struct mx_shared *k)
 /* All producers in nf_signalled (other than mine) are dead: nobody live is
  * inside not_full, re-initialise it and free their slots.  Returns 1 when
  * rebuilt, 0 when a live one is still leaving. */
-static int nf_rebuild_if_dead(struct mx_shared *k, uint32_t mine)
+static int nf_rebuild_if_dead(const struct lfshm_ring *r, struct mx_shared *k,
+			      uint32_t mine)
 {
 	uint32_t sig = k->nf_signalled & ~mine;
 	unsigned i;
 
 	for (i = 0; i < MX_SLOTS; i++)
-		if ((sig & (1u << i)) && lfshm__owner_alive(k->slot[i]))
+		if ((sig & (1u << i)) && lfshm__owner_alive(r, k->slot[i]))
 			return 0;
 	if (k->nf_waiting & ~mine)
 		return 0; /* cannot happen (no joins while signalled) */
@@ -506,7 +507,7 @@ static int claim_slot(struct lfshm_ring *r, struct mx_priv *x)
 		if (!k->slot[i])
 			pick = i;
 	if (pick < 0) {
-		reap_producers(k); /* slow: only when all slots look taken */
+		reap_producers(r, k); /* slow: only when all slots look taken */
 		for (i = 0; i < (int)MX_SLOTS && pick < 0; i++)
 			if (!k->slot[i])
 				pick = i;
@@ -551,7 +552,7 @@ static int mx_open(struct lfshm_ring *r)
 			goto err;
 		return 0;
 	}
-	rc = lfshm__claim(&c->cons_owner, r->self_id);
+	rc = lfshm__claim(r, &c->cons_owner, &c->cons_pid);
 	if (rc)
 		goto err;
 	lk = open_lock(r);
@@ -578,7 +579,7 @@ static int mx_open(struct lfshm_ring *r)
 	x->head_pub = head;
 	return 0;
 err_unclaim:
-	lfshm__unclaim(&c->cons_owner, r->self_id);
+	lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 err:
 	free(x);
 	r->kind_priv = NULL;
@@ -658,7 +659,7 @@ static void mx_close(struct lfshm_ring *r)
 				publish_head(r);
 			mx_unlock(r, lk);
 		}
-		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 		lk = open_lock(r); /* bounded: never hang in close */
 		if (lk >= 0) {
 			wake_not_full(k); /* they see -EPIPE */
@@ -956,7 +957,7 @@ static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
 		return mx_poison(r);
 	if (producers_closed(k))
 		return -EPIPE;
-	if (slow && k->prod_ever && reap_producers(k) == 0)
+	if (slow && k->prod_ever && reap_producers(r, k) == 0)
 		return -EPIPE;
 	return 0;
 }
@@ -978,7 +979,7 @@ static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 		return 1;
 	owner = atomic_load_explicit(&r->ctrl->cons_owner,
 				     memory_order_acquire);
-	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(owner)))
+	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(r, owner)))
 		return -EPIPE;
 	return 0;
 }
@@ -1094,7 +1095,7 @@ static int join_backoff(struct lfshm_ring *r, int lk, uint32_t mine,
 {
 	struct mx_shared *k = MX(r);
 
-	if (++*rounds % 64 == 0 && nf_rebuild_if_dead(k, mine))
+	if (++*rounds % 64 == 0 && nf_rebuild_if_dead(r, k, mine))
 		return lk;
 	mx_unlock(r, lk);
 	if (*rounds < 16) {
@@ -1225,7 +1226,7 @@ static int helper_space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 		return 1;
 	owner = atomic_load_explicit(&r->ctrl->cons_owner,
 				     memory_order_acquire);
-	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(owner)))
+	if (owner == LFSHM__OWNER_GONE || (slow && lfshm__owner_gone(r, owner)))
 		return -EPIPE;
 	return 0;
 }

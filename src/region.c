@@ -9,8 +9,8 @@
  * seals, then validates a private copy of the header, and from then on
  * uses only that copy for geometry.
  *
- * Also here: role claims (owner words with pid + start time), liveness of
- * owners, and fd passing over Unix sockets.
+ * Also here: role claims (owner words holding a handle's key), liveness of
+ * owners (OFD locks, see "Liveness"), and fd passing over Unix sockets.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,6 +92,10 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
 		d->max_msg = m > UINT32_MAX - 64 ? UINT32_MAX - 64 : (uint32_t)m;
 	} else {
 		if (lfshm__rec_size(cfg->max_msg) > max_rec)
+			return -EINVAL;
+		/* MPSC pads (abort, wrap, unblock) carry a 32-bit length of at
+		 * most one record: keep the largest record's below 2^32 */
+		if (cfg->kind == LFSHM_MPSC && cfg->max_msg > LFSHM__MPSC_MAX_MSG)
 			return -EINVAL;
 		d->max_msg = cfg->max_msg;
 	}
@@ -191,7 +196,8 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
 	max_rec = d->capacity / 2;
 	if (d->kind == LFSHM_MPSC)
 		max_rec -= LFSHM__MPSC_HDR_EXTRA;
-	if (d->max_msg == 0 || lfshm__rec_size(d->max_msg) > max_rec)
+	if (d->max_msg == 0 || lfshm__rec_size(d->max_msg) > max_rec ||
+	    (d->kind == LFSHM_MPSC && d->max_msg > LFSHM__MPSC_MAX_MSG))
 		return -EBADMSG;
 	if (d->ctrl_off != LFSHM__CTRL_OFF(idx))
 		return -EBADMSG;
@@ -209,25 +215,43 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
  * when a process holds both ends or many rings of one region, and it lets
  * ThreadSanitizer see producer and consumer threads touch the same
  * addresses (with two mappings it would see two unrelated objects).
+ *
+ * Each mapping also keeps this process's liveness fd for the region (see
+ * "Liveness" below): a private open file description of the memfd, on
+ * which every handle of the process holds its OFD lock byte.
  */
-struct mapping {
+struct lfshm__mapping {
 	dev_t dev;
 	ino_t ino;
 	void *addr;
 	size_t size;
 	unsigned refs;
-	struct mapping *next;
+	int lock_fd; /* private OFD of the memfd, -1 when none could be made */
+	struct lfshm__mapping *next;
 };
 
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mapping *maps;
+static struct lfshm__mapping *maps;
 static pthread_once_t maps_once = PTHREAD_ONCE_INIT;
 
-/* a child forked while another thread held the lock must not inherit it
- * locked; the list itself is valid in the child (mappings are inherited) */
+/*
+ * In a child of fork() the inherited liveness fds would keep the parent's
+ * locks held after the parent died (the lock belongs to the open file
+ * description, which the child now shares): close them, so that only the
+ * process that took a lock keeps it.  A child that attaches a handle of
+ * its own opens a new one.  A child forked while another thread held the
+ * lock must not inherit it locked; the list itself is valid in the child.
+ */
 static void maps_child(void)
 {
+	struct lfshm__mapping *m;
+
 	pthread_mutex_init(&maps_lock, NULL);
+	for (m = maps; m; m = m->next) {
+		if (m->lock_fd >= 0)
+			close(m->lock_fd);
+		m->lock_fd = -1;
+	}
 }
 
 static void maps_init(void)
@@ -235,10 +259,25 @@ static void maps_init(void)
 	pthread_atfork(NULL, NULL, maps_child);
 }
 
-static void *map_get(int fd, const struct stat *st, int *err)
+/*
+ * A private open file description of the memfd fd: reopening it through
+ * /proc/self/fd makes a new description (dup, fork and SCM_RIGHTS share
+ * one).  /proc/self is our own process in any pid namespace and under
+ * hidepid; without /proc at all there is none (-1) and our keys are then
+ * unlocked: peers cannot prove us dead, so they never take over from us.
+ */
+static int open_lock_fd(int fd)
 {
-	struct mapping *m;
-	void *addr = NULL;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+}
+
+static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
+{
+	struct lfshm__mapping *m;
+	void *addr;
 
 	pthread_once(&maps_once, maps_init);
 	pthread_mutex_lock(&maps_lock);
@@ -246,7 +285,8 @@ static void *map_get(int fd, const struct stat *st, int *err)
 		if (m->dev == st->st_dev && m->ino == st->st_ino &&
 		    m->size == (size_t)st->st_size) {
 			m->refs++;
-			addr = m->addr;
+			if (m->lock_fd < 0) /* inherited across fork */
+				m->lock_fd = open_lock_fd(fd);
 			goto out;
 		}
 	}
@@ -260,7 +300,7 @@ static void *map_get(int fd, const struct stat *st, int *err)
 	if (addr == MAP_FAILED) {
 		*err = -errno;
 		free(m);
-		addr = NULL;
+		m = NULL;
 		goto out;
 	}
 	m->dev = st->st_dev;
@@ -268,29 +308,118 @@ static void *map_get(int fd, const struct stat *st, int *err)
 	m->addr = addr;
 	m->size = (size_t)st->st_size;
 	m->refs = 1;
+	m->lock_fd = open_lock_fd(fd);
 	m->next = maps;
 	maps = m;
 out:
 	pthread_mutex_unlock(&maps_lock);
-	return addr;
+	return m;
 }
 
-static void map_put(void *addr)
+static void map_put(struct lfshm__mapping *gone)
 {
-	struct mapping **pp, *m;
+	struct lfshm__mapping **pp, *m;
 
 	pthread_mutex_lock(&maps_lock);
 	for (pp = &maps; (m = *pp); pp = &m->next) {
-		if (m->addr != addr)
+		if (m != gone)
 			continue;
 		if (--m->refs == 0) {
 			*pp = m->next;
 			munmap(m->addr, m->size);
+			if (m->lock_fd >= 0)
+				close(m->lock_fd);
 			free(m);
 		}
 		break;
 	}
 	pthread_mutex_unlock(&maps_lock);
+}
+
+/* ---- Liveness ---------------------------------------------------------
+ *
+ * A role holder proves it is alive with an OFD write lock on one byte of
+ * the region, at LFSHM__LOCK_BASE + its key (far beyond the end of the
+ * file: locks need not cover data), taken on its process's private open
+ * file description of the memfd (struct lfshm__mapping.lock_fd).  Anyone
+ * holding the region's fd asks the kernel with F_OFD_GETLK whether that
+ * byte is locked by another description.
+ *
+ * Why an OFD lock: the kernel releases it exactly when the holder's
+ * description is closed, and a description is closed when the last
+ * process holding it exits (killed or not), which no pid namespace, no
+ * hidepid /proc, no recycled pid and no missing /proc can fake: pids and
+ * /proc/<pid>/stat are per namespace.  Neither a pidfd (needs the pid in
+ * our namespace or a socket to pass it) nor a robust futex (bound to one
+ * thread, and the kernel walks at most 2048 of a thread's robust locks at
+ * exit) covers a ring shared by fork or SCM_RIGHTS among many handles.
+ * The description is private to the process (close-on-exec, closed in
+ * fork children by maps_child), so no other process keeps it alive.
+ * Death is final: once the lock is gone the holder's process has no
+ * description left, all its stores to the region are complete (its exit
+ * closed the files after its last instruction), and a successor may take
+ * over whatever it owned.
+ */
+static int lock_byte(int fd, uint64_t key, short type, int cmd)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = LFSHM__LOCK_BASE + (off_t)(key & LFSHM__KEY_MASK),
+		.l_len = 1,
+	};
+	int rc;
+
+	do {
+		rc = fcntl(fd, cmd, &fl);
+	} while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return -errno;
+	return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 0;
+}
+
+static uint64_t random_key(void)
+{
+	static _Atomic uint64_t seq;
+	uint64_t k = 0;
+
+	/* getrandom never blocks after boot for 8 bytes; mixed with a counter
+	 * and the clock so that a failure still gives distinct keys */
+	if (getrandom(&k, sizeof(k), GRND_NONBLOCK) != sizeof(k))
+		k = (uint64_t)lfshm__now_ns() * 0x9e3779b97f4a7c15ull;
+	/* relaxed: only distinctness matters */
+	k ^= atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) << 40;
+	k &= LFSHM__KEY_MASK & ~LFSHM__KEY_LOCKED;
+	return k ? k : 1;
+}
+
+/* Give the handle its key and take its lock (not for ROLE_NONE handles,
+ * which own nothing).  A key whose byte another description holds (a
+ * collision of 53 random bits, or a hostile peer that locked it first) is
+ * replaced. */
+static void take_key(struct lfshm_ring *r)
+{
+	int i, fd = r->mapping->lock_fd;
+
+	for (i = 0; i < 16 && fd >= 0; i++) {
+		uint64_t k = random_key() | LFSHM__KEY_LOCKED;
+
+		if (lock_byte(fd, k, F_WRLCK, F_OFD_SETLK) == 0) {
+			r->self_id = k;
+			r->lock_off = LFSHM__LOCK_BASE + (k & LFSHM__KEY_MASK);
+			return;
+		}
+	}
+	r->self_id = random_key(); /* unlocked: never provably dead */
+	r->lock_off = 0;
+}
+
+static void drop_key(struct lfshm_ring *r)
+{
+	if (r->lock_off && r->mapping->lock_fd >= 0)
+		lock_byte(r->mapping->lock_fd, r->self_id, F_UNLCK,
+			  F_OFD_SETLK);
+	r->lock_off = 0;
 }
 
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
@@ -301,6 +430,7 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	struct lfshm_ring *r;
 	struct stat st;
 	int seals, rc = -ENOMEM, nfd;
+	struct lfshm__mapping *mp;
 	void *map;
 
 	if (!out || role > LFSHM_CONSUMER)
@@ -319,9 +449,10 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;
 
-	map = map_get(fd, &st, &rc);
-	if (!map)
+	mp = map_get(fd, &st, &rc);
+	if (!mp)
 		return rc;
+	map = mp->addr;
 	copy_once(&h, map, sizeof(h));
 	rc = validate(&h, (uint64_t)st.st_size, idx, &d);
 	if (rc)
@@ -353,19 +484,22 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->map_size = (uint64_t)st.st_size;
 	r->fd = nfd;
 	r->ring_idx = idx;
-	r->self_id = lfshm__self_id();
+	r->mapping = mp;
 	r->pid = (int)getpid();
+	if (role != LFSHM_ROLE_NONE)
+		take_key(r);
 	rc = r->ops->open(r);
 	if (rc)
 		goto err_r;
 	*out = r;
 	return 0;
 err_r:
+	drop_key(r);
 	free(r);
 err_fd:
 	close(nfd);
 err_map:
-	map_put(map);
+	map_put(mp);
 	return rc;
 }
 
@@ -422,9 +556,13 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 	lfshm__bridge_free(r); /* cancels a private io_uring futex wait */
 	/* A copy inherited across fork() only unmaps: flushing or releasing
 	 * from the child would publish the parent's private positions. */
-	if (r->pid == (int)getpid())
+	if (r->pid == (int)getpid()) {
 		r->ops->close(r);
-	map_put(r->map);
+		/* after the kind released its claims: a dead-looking owner
+		 * must never be one that still holds something */
+		drop_key(r);
+	}
+	map_put(r->mapping);
 	close(r->fd);
 	if (r->efd_data >= 0)
 		close(r->efd_data);
@@ -453,160 +591,66 @@ LFSHM__EXPORT uint64_t lfshm_ring_region_size(const struct lfshm_ring *r)
 	return r->map_size;
 }
 
-/* ---- Owners and liveness -------------------------------------------- */
+/* ---- Owners ---------------------------------------------------------- */
 
-/* Read state and start time (clock ticks since boot) of a process.
- * Returns 0, -ESRCH if it does not exist, or another -errno. */
-static int proc_stat(pid_t pid, char *state, uint64_t *start)
+bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long st;
-	ssize_t n;
-	int fd, i;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields resume after the
-	 * last ')' with field 3, the state; start time is field 22. */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return -EIO;
-	p += 2;
-	*state = *p;
-	for (i = 3; i < 22; i++) {
-		p = strchr(p, ' ');
-		if (!p)
-			return -EIO;
-		p++;
-	}
-	if (sscanf(p, "%llu", &st) != 1)
-		return -EIO;
-	*start = st;
-	return 0;
+	if (owner == 0 || owner == LFSHM__OWNER_GONE)
+		return false;
+	if ((owner & ~LFSHM__KEY_MASK) || !(owner & LFSHM__KEY_LOCKED))
+		return true; /* no lock to look at: cannot prove it dead */
+	/* any answer but "free" (an error included) means alive; our own
+	 * keys are locked on another description than r->fd's, so they
+	 * show as locked too */
+	return lock_byte(r->fd, owner, F_WRLCK, F_OFD_GETLK) != 0;
 }
 
-/* Threads of a process from /proc/<pid>/status, 0 if unknown. */
-static long proc_threads(pid_t pid)
+bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner)
 {
-	char path[64], buf[4096], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strstr(buf, "\nThreads:");
-	return p ? strtol(p + 9, NULL, 10) : 0;
-}
-
-uint64_t lfshm__self_id(void)
-{
-	uint64_t start = 0;
-	char state;
-	pid_t pid = getpid();
-
-	if (proc_stat(pid, &state, &start) < 0)
-		start = 0; /* no /proc: liveness falls back to kill(0) */
-	return (start & 0xffffffffull) << 32 | (uint32_t)pid;
-}
-
-bool lfshm__owner_alive(uint64_t owner)
-{
-	pid_t pid = (pid_t)(uint32_t)owner;
-	uint64_t start;
-	char state;
-	int rc;
-
-	if (owner == 0 || owner == LFSHM__OWNER_GONE || pid <= 0)
-		return false;
-	rc = proc_stat(pid, &state, &start);
-	if (rc == -ESRCH)
-		return false;
-	if (rc < 0) /* cannot tell: be conservative unless kill says gone */
-		return !(kill(pid, 0) < 0 && errno == ESRCH);
-	/* a pid with another start time is someone else */
-	if ((start & 0xffffffffull) != owner >> 32)
-		return false;
-	if (state == 'X' || state == 'x')
-		return false;
-	/* A zombie is dead (its parent just has not reaped it) - unless only
-	 * its main thread has gone (pthread_exit) and other threads run on:
-	 * the leader then shows 'Z' too, and the process is alive. */
-	if (state == 'Z')
-		return proc_threads(pid) > 1;
-	return true;
-}
-
-/*
- * Waiters ask "is my peer gone?" before every sleep.  A /proc read costs
- * 10-20 us, as much as the wake-up it precedes, so a positive answer is
- * remembered for LFSHM__ALIVE_CACHE_NS per thread: a dead peer is still
- * noticed within that time plus one sleep slice.  Role claims never use
- * the cache (lfshm__claim calls lfshm__owner_alive directly).
- */
-#define LFSHM__ALIVE_CACHE_NS 200000000ll
-
-bool lfshm__owner_gone(uint64_t owner)
-{
-	static __thread uint64_t alive_owner;
-	static __thread int64_t alive_at;
-	int64_t now;
-
 	if (owner == 0)
 		return false;
 	if (owner == LFSHM__OWNER_GONE)
 		return true;
-	now = lfshm__now_ns();
-	if (owner == alive_owner && now - alive_at < LFSHM__ALIVE_CACHE_NS)
-		return false;
-	if (!lfshm__owner_alive(owner))
-		return true;
-	alive_owner = owner;
-	alive_at = now;
-	return false;
+	return !lfshm__owner_alive(r, owner);
 }
 
-int lfshm__claim(_Atomic uint64_t *word, uint64_t self)
+int lfshm__claim(struct lfshm_ring *r, _Atomic uint64_t *word,
+		 _Atomic uint32_t *pid_word)
 {
 	/* acquire: pairs with the release in lfshm__unclaim, so a new owner
-	 * sees the positions its predecessor left */
+	 * sees the positions its predecessor left (a predecessor proven dead
+	 * left them complete: see "Liveness") */
 	uint64_t cur = atomic_load_explicit(word, memory_order_acquire);
 
 	for (;;) {
-		if (cur == self)
-			return -EBUSY; /* another handle of this process */
-		if (cur != 0 && cur != LFSHM__OWNER_GONE &&
-		    lfshm__owner_alive(cur))
+		if (cur == r->self_id)
+			return -EBUSY; /* not possible: keys are per handle */
+		if (lfshm__owner_alive(r, cur))
 			return -EBUSY;
 		if (atomic_compare_exchange_strong_explicit(
-			    word, &cur, self, memory_order_acq_rel,
+			    word, &cur, r->self_id, memory_order_acq_rel,
 			    memory_order_acquire))
-			return 0;
+			break;
 	}
+	if (pid_word) /* relaxed: display only */
+		atomic_store_explicit(pid_word, (uint32_t)getpid(),
+				      memory_order_relaxed);
+	return 0;
 }
 
-void lfshm__unclaim(_Atomic uint64_t *word, uint64_t self)
+void lfshm__unclaim(struct lfshm_ring *r, _Atomic uint64_t *word,
+		    _Atomic uint32_t *pid_word)
 {
-	uint64_t cur = self;
+	uint64_t cur = r->self_id;
 
 	/* release: our last published positions happen-before the next
 	 * owner's claim (acquire above) */
-	atomic_compare_exchange_strong_explicit(word, &cur, LFSHM__OWNER_GONE,
-						memory_order_release,
-						memory_order_relaxed);
+	if (atomic_compare_exchange_strong_explicit(word, &cur,
+						    LFSHM__OWNER_GONE,
+						    memory_order_release,
+						    memory_order_relaxed) &&
+	    pid_word)
+		atomic_store_explicit(pid_word, 0, memory_order_relaxed);
 }
 
 /* ---- fd passing ----------------------------------------------------- */

@@ -50,13 +50,15 @@ static int spsc_open(struct lfshm_ring *r)
 {
 	struct lfshm__ctrl *c = r->ctrl;
 	_Atomic uint64_t *owner;
+	_Atomic uint32_t *pidw;
 	uint64_t head, tail;
 	int rc;
 
 	if (r->role == LFSHM_ROLE_NONE)
 		return 0;
 	owner = r->role == LFSHM_PRODUCER ? &c->prod_owner : &c->cons_owner;
-	rc = lfshm__claim(owner, r->self_id);
+	pidw = r->role == LFSHM_PRODUCER ? &c->prod_pid : &c->cons_pid;
+	rc = lfshm__claim(r, owner, pidw);
 	if (rc)
 		return rc;
 	/* acquire: a predecessor in this role published these before it
@@ -64,7 +66,7 @@ static int spsc_open(struct lfshm_ring *r)
 	head = atomic_load_explicit(&c->head, memory_order_acquire);
 	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
 	if (!positions_ok(head, tail, r->cap)) {
-		lfshm__unclaim(owner, r->self_id);
+		lfshm__unclaim(r, owner, pidw);
 		return -EBADMSG;
 	}
 	r->p_tail = r->p_pub = tail;
@@ -295,7 +297,7 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 	if (!slow)
 		return 0;
 	owner = atomic_load_explicit(&r->ctrl->prod_owner, memory_order_acquire);
-	if (!lfshm__owner_gone(owner))
+	if (!lfshm__owner_gone(r, owner))
 		return 0;
 	/* gone: re-read the tail it may have published before it left */
 	return atomic_load_explicit(&r->ctrl->tail, memory_order_acquire) ==
@@ -320,7 +322,7 @@ static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
 	if (!slow)
 		return 0;
 	owner = atomic_load_explicit(&r->ctrl->cons_owner, memory_order_acquire);
-	return lfshm__owner_gone(owner) ? -EPIPE : 0;
+	return lfshm__owner_gone(r, owner) ? -EPIPE : 0;
 }
 
 static int spsc_wait_data(struct lfshm_ring *r, int64_t deadline)
@@ -349,13 +351,13 @@ static void spsc_close(struct lfshm_ring *r)
 		r->p_resv_on = 0;
 		if (!r->poisoned)
 			publish(r);
-		lfshm__unclaim(&c->prod_owner, r->self_id);
+		lfshm__unclaim(r, &c->prod_owner, &c->prod_pid);
 		/* a sleeping consumer must re-check and see -EPIPE */
 		lfshm__ec_wake_all(r, &c->data_ec, r->efd_data);
 	} else if (r->role == LFSHM_CONSUMER) {
 		/* peeked but unreleased messages stay in the ring for the next
 		 * consumer: closing never loses a message */
-		lfshm__unclaim(&c->cons_owner, r->self_id);
+		lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 		lfshm__ec_wake_all(r, &c->space_ec, r->efd_space);
 	}
 }

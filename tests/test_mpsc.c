@@ -883,7 +883,7 @@ Test(mpsc, producer_gets_epipe_when_the_consumer_is_gone)
 	lfshm_ring_close(p);
 }
 
-Test(mpsc, never_skips_a_live_producer_and_unblocks_a_recycled_pid)
+Test(mpsc, never_skips_a_live_producer_and_unblocks_an_owner_whose_lock_is_gone)
 {
 	struct lfshm_ring *c = make_consumer(4096);
 	struct lfshm_ring *p = attach_producer(c), *q = attach_producer(c);
@@ -906,11 +906,11 @@ Test(mpsc, never_skips_a_live_producer_and_unblocks_a_recycled_pid)
 	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 5);
 	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 1);
 
-	/* the same pid with another start time is someone else: dead */
+	/* another key, whose lock byte nobody holds: a dead owner */
 	cr_assert_eq(lfshm_ring_reserve(p, 5, &buf), 0);
 	w = (_Atomic uint64_t *)((char *)buf - 16);
 	v = atomic_load(w);
-	atomic_store(w, v ^ (1ull << 30)); /* flip a start-time bit */
+	atomic_store(w, v ^ (1ull << 30)); /* flip a key bit */
 	cr_assert_eq(lfshm_ring_send(q, "r", 1, 0), 0);
 	cr_expect_eq(lfshm_ring_unblock(c), 1);
 	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 1);
@@ -1077,9 +1077,9 @@ static void busy_reserved_bits(struct lfshm_ring *c, uint64_t pos)
 	atomic_store(word(c, pos), (1ull << 62) | (1ull << 58) | 1234);
 }
 
-static void busy_pid_zero(struct lfshm_ring *c, uint64_t pos)
+static void busy_key_zero(struct lfshm_ring *c, uint64_t pos)
 {
-	atomic_store(word(c, pos), (1ull << 62) | (77ull << 22));
+	atomic_store(word(c, pos), 1ull << 62);
 }
 
 static void free_of_other_lap(struct lfshm_ring *c, uint64_t pos)
@@ -1092,11 +1092,11 @@ static void garbage_tag(struct lfshm_ring *c, uint64_t pos)
 	atomic_store(word(c, pos), 0x1f00000000000000ull);
 }
 
-/* a dead owner (pid 1 with a start time it does not have) whose size
- * word is nonsense */
+/* a dead owner (a locked key whose lock nobody holds) whose size word is
+ * nonsense */
 static void dead_busy_bad_size(struct lfshm_ring *c, uint64_t pos)
 {
-	atomic_store(word(c, pos), (1ull << 62) | (0xfffffffull << 22) | 1);
+	atomic_store(word(c, pos), (1ull << 62) | LFSHM__KEY_LOCKED | 0x123456);
 	atomic_store(word(c, pos + 8), 1ull << 63 | 1ull << 40);
 }
 
@@ -1119,7 +1119,7 @@ Test(mpsc, hostile_lengths_give_ebadmsg)
 Test(mpsc, hostile_in_progress_markers_give_ebadmsg)
 {
 	expect_badmsg_after(busy_reserved_bits);
-	expect_badmsg_after(busy_pid_zero);
+	expect_badmsg_after(busy_key_zero);
 	expect_badmsg_after(free_of_other_lap);
 	expect_badmsg_after(garbage_tag);
 	expect_badmsg_after(dead_busy_bad_size);
