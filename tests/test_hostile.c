@@ -494,9 +494,11 @@ Test(hostile, attach_wants_every_seal)
  * Attach racing a peer that shrinks the region and then seals it (issue
  * 10 item 3): attach must measure the size only once the seals it checked
  * are in place, or it maps more than the file holds and the first touch
- * past the end is SIGBUS.  The race window is a few hundred ns (seen 5
- * times in 3000 free-running tries), so instead of hoping to hit it the
- * test makes the peer act at every point of attach in turn: the attaching
+ * past the end is SIGBUS.  Free-running (a forked attacher, the peer
+ * truncating and sealing after a random spin), the old order died of
+ * SIGBUS in 16-22 of 3000 tries here, at ~15 ms a try: too rare and too
+ * slow for a bounded test.  So the test makes the peer act at every point
+ * of attach in turn instead of hoping to hit one: the attaching
  * child runs under ptrace, and the parent does the peer's truncation (to
  * the header page) at the child's k-th syscall stop and adds the seals at
  * its j-th (j >= k), for every k and j until attach finishes first.
