@@ -178,7 +178,7 @@ TEST_EXTRA += man-check
 # copy and checks the tests catch each.  Not part of make test.
 .PHONY: mutate
 mutate:
-	sh tests/mutate.sh
+	MAKE="$(MAKE)" sh tests/mutate.sh
 
 clean:
 	rm -rf build lfshm.pc
