@@ -174,5 +174,11 @@ man-check:
 	sh man/check.sh
 TEST_EXTRA += man-check
 
+# Mutation audit (issue 10): plants known bugs one at a time in a scratch
+# copy and checks the tests catch each.  Not part of make test.
+.PHONY: mutate
+mutate:
+	MAKE="$(MAKE)" sh tests/mutate.sh
+
 clean:
 	rm -rf build lfshm.pc

@@ -436,15 +436,19 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	if (!out || role > LFSHM_CONSUMER)
 		return -EINVAL;
 	*out = NULL;
+	/* Seals first, then the size: once SHRINK and GROW are on, the size
+	 * cannot change any more, so fstat's answer holds for good.  In the
+	 * other order a peer can shrink and seal in between, and the mapping
+	 * then runs past the end of the file (SIGBUS at the first touch). */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
+		return errno == EBADF ? -EBADF : -EINVAL;
+	if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
+		return -EPERM;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0)
-		return -EINVAL; /* not a memfd (cannot carry seals) */
-	if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
-		return -EPERM;
 	if (st.st_size < (off_t)LFSHM__HDR_SIZE ||
 	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;

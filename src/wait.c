@@ -226,7 +226,11 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		v = atomic_fetch_or_explicit(ec, LFSHM__EC_WAITER,
 					     memory_order_relaxed);
 		/* W2: pairs with P2 in lfshm__ec_wake: the announcement is
-		 * visible before we re-check, or we see the publish. */
+		 * visible before we re-check, or we see the publish.
+		 * No test on x86 can see this fence go missing: the locked
+		 * RMW of W1 is a full barrier there already (tests/
+		 * test_litmus.c catches a missing P2, not W2).  Its proof is
+		 * the Promela model: tests/model/ (the NO_W2 variants). */
 		atomic_thread_fence(memory_order_seq_cst);
 		/* W3: re-check, including (slow) the peer's liveness */
 		rc = ready(r, arg, true);

@@ -1,0 +1,210 @@
+#!/bin/sh
+# Mutation audit (issue 10): plant one realistic bug at a time in a scratch
+# copy of the tree, build, run the tests that should catch it, and report
+# caught / survived.  Usage: tests/mutate.sh [NAME...]  (make mutate)
+#
+# Each mutant is an exact text substitution; a mutant whose text is no
+# longer in the source is reported as STALE (and counts as a failure of
+# the audit): edit it here when the code it targets changes.
+#
+# Environment: MUTATE_DIR (scratch directory, kept; default a fresh
+# mktemp -d, removed when every mutant was caught),
+# MUTATE_TIMEOUT (seconds per test binary, default 300), MUTATE_TESTS
+# (test binaries to run for every mutant instead of its own list, e.g. to
+# see what the rest of the suite catches), MAKE (default make).
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmo=${MUTATE_TIMEOUT:-300}
+make_=${MAKE:-make}
+work=${MUTATE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/lfshm-mutate.XXXXXX")}
+base=$work/base
+T=build/release/tests
+tab=$(printf '\t')
+nl='
+'
+
+# ---- the mutants: name, file, old text, new text, test binaries --------
+# (add one: a mutant_NAME function setting these five, and NAME to $all)
+
+mutant_parse_rec_end() {
+	file=src/internal.h
+	old='off + size > r->cap'
+	new='off + len > r->cap'
+	tests="test_hostile test_spsc test_mutex"
+}
+
+mutant_parse_pad_published() {
+	file=src/internal.h
+	old="!= r->cap - off ||$nl$tab$tab    r->cap - off > avail)"
+	new="!= r->cap - off)"
+	tests="test_hostile test_spsc test_mutex"
+}
+
+mutant_spsc_tail_vs_released() {
+	file=src/spsc.c
+	old='t - r->c_rel > r->cap || (t & 7)'
+	new='(t & 7)'
+	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_tail_alignment() {
+	file=src/spsc.c
+	old='t - r->c_rel > r->cap || (t & 7)))'
+	new='t - r->c_rel > r->cap))'
+	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_head_alignment() {
+	file=src/spsc.c
+	old="r->p_pub - r->p_head_cache ||$nl$tab$tab$tab    (h & 7)))"
+	new="r->p_pub - r->p_head_cache))"
+	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_attach_head_alignment() {
+	file=src/spsc.c
+	old='return !(head & 7) && !(tail & 7) && tail - head <= cap;'
+	new='return !(tail & 7) && tail - head <= cap;'
+	tests="test_hostile test_spsc"
+}
+
+mutant_mpsc_tail_vs_released() {
+	file=src/mpsc.c
+	old='t - r->c_rel > r->cap || (t & 7)'
+	new='(t & 7)'
+	tests="test_hostile test_mpsc"
+}
+
+mutant_mutex_tail_vs_released() {
+	file=src/mutex_ring.c
+	old='t - r->c_rel > r->cap || (t & 7)'
+	new='(t & 7)'
+	tests="test_hostile test_mutex"
+}
+
+mutant_attach_seals_grow_seal_only() {
+	file=src/region.c
+	old='if ((seals & LFSHM__SEALS) != LFSHM__SEALS)'
+	new='if ((seals & (F_SEAL_GROW | F_SEAL_SEAL)) != (F_SEAL_GROW | F_SEAL_SEAL))'
+	tests="test_hostile test_region"
+}
+
+mutant_attach_size_before_seals() {
+	file=src/region.c
+	seals="${tab}seals = fcntl(fd, F_GET_SEALS);
+${tab}if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
+${tab}${tab}return errno == EBADF ? -EBADF : -EINVAL;
+${tab}if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
+${tab}${tab}return -EPERM;
+"
+	size="${tab}if (fstat(fd, &st) < 0)
+${tab}${tab}return -errno;
+${tab}if (!S_ISREG(st.st_mode))
+${tab}${tab}return -EINVAL;
+"
+	old="$seals$size"
+	new="$size$seals"
+	tests="test_hostile test_region"
+}
+
+mutant_wake_without_p2() {
+	file=src/wait.c
+	old="(see the comment at the top). */$nl${tab}atomic_thread_fence(memory_order_seq_cst);"
+	new="(see the comment at the top). */"
+	tests="test_litmus"
+}
+
+all="parse_rec_end parse_pad_published spsc_tail_vs_released
+spsc_tail_alignment spsc_head_alignment spsc_attach_head_alignment
+mpsc_tail_vs_released mutex_tail_vs_released attach_seals_grow_seal_only
+attach_size_before_seals wake_without_p2"
+
+# ---- machinery -----------------------------------------------------------
+
+# Exact substitution of $old by $new in $1 (must occur exactly once).
+apply() {
+	OLD=$old NEW=$new perl -0777 -i -pe '
+		$n = () = /\Q$ENV{OLD}\E/g;
+		s/\Q$ENV{OLD}\E/$ENV{NEW}/;
+		END { exit($n == 1 ? 0 : 3) }' "$1"
+}
+
+# Run the test binaries of $tests in tree $1; 0 when all pass.
+run_tests() {
+	for t in $tests; do
+		( cd "$1" && LFSHM_VARIANT=release timeout -s KILL "$tmo" \
+			"$T/$t" --jobs 2 >"$work/$t.log" 2>&1 ) || return 1
+	done
+	return 0
+}
+
+copy_tree() {
+	mkdir -p "$2"
+	# mtimes are kept, so a mutant rebuilds only what its file touches
+	( cd "$1" && tar --exclude=./build --exclude=./.git -cf - . ) |
+		( cd "$2" && tar -xf - ) || exit 1
+	if [ "${3:-}" = build ] && [ -d "$1/build/release" ]; then
+		mkdir -p "$2/build" && cp -a "$1/build/release" "$2/build/"
+	fi
+}
+
+# the test list of the mutant just selected
+pick() {
+	"mutant_$1" 2>/dev/null || { echo "mutate: no mutant '$1'"; exit 2; }
+	tests=${MUTATE_TESTS:-$tests}
+}
+
+names=${*:-$all}
+bins=""
+for m in $names; do
+	pick "$m"
+	bins="$bins $tests"
+done
+bins=$(printf '%s\n' $bins | sort -u | sed "s|^|$T/|" | tr '\n' ' ')
+
+echo "mutate: scratch tree $work"
+copy_tree "$root" "$base"
+if ! ( cd "$base" && $make_ -s $bins >"$work/build.log" 2>&1 ); then
+	echo "mutate: the unmutated tree does not build (see $work/build.log)"
+	exit 2
+fi
+tests=$(printf '%s\n' $bins | sed "s|^$T/||" | tr '\n' ' ')
+if ! run_tests "$base"; then
+	echo "mutate: the unmutated tree fails its tests (see $work/*.log)"
+	exit 2
+fi
+
+n=0; caught=0
+for m in $names; do
+	n=$((n + 1))
+	pick "$m"
+	dir=$work/$m
+	rm -rf "$dir"
+	copy_tree "$base" "$dir" build
+	if ! apply "$dir/$file"; then
+		echo "mutate: $m: STALE (text not found once in $file)"
+		continue
+	fi
+	if ! ( cd "$dir" && $make_ -s $(printf '%s\n' $tests |
+			sed "s|^|$T/|") >"$dir/build.log" 2>&1 ); then
+		echo "mutate: $m: does not build (see $dir/build.log)"
+		continue
+	fi
+	start=$(date +%s)
+	if run_tests "$dir"; then
+		echo "mutate: $m ($file): SURVIVED ($tests)"
+	else
+		caught=$((caught + 1))
+		echo "mutate: $m ($file): caught by $t in $(($(date +%s) - start)) s"
+		cp "$work/$t.log" "$dir/caught.log"
+	fi
+	rm -rf "$dir/build" # keep the sources and logs, drop the binaries
+done
+echo "mutate: $caught of $n caught"
+if [ "$caught" -eq "$n" ]; then
+	[ -n "${MUTATE_DIR:-}" ] || rm -rf "$work"
+	exit 0
+fi
+echo "mutate: trees and logs kept in $work"
+exit 1
