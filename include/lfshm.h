@@ -336,10 +336,23 @@ const char *lfshm_strerror(int rc);
  *                       shared with the peer; the producer writes it once
  *                       per sleep, only while a consumer is armed.  Every
  *                       producer handle must then have the eventfds: attach
- *                       with lfshm_ring_attach_fds() (a handle without them
- *                       cannot wake an eventfd sleeper).  One write wakes
- *                       one reader: several producers of an MPSC ring
- *                       waiting for room at the same time need FUTEX mode.
+ *                       with lfshm_ring_attach_fds().  A handle without
+ *                       them cannot wake an eventfd sleeper: its publish
+ *                       leaves the sleeper armed, and the sleeper wakes only
+ *                       at the next publish (or close) of a handle that has
+ *                       them.  One write wakes one reader: several
+ *                       producers of an MPSC ring waiting for room at the
+ *                       same time need FUTEX mode.
+ *                       The eventfd is "written" without ever blocking,
+ *                       whatever the peer does to the shared file (it can
+ *                       clear O_NONBLOCK and fill the counter): the kernel
+ *                       signals it for a NOP on a small private io_uring
+ *                       of the writing handle.  Where io_uring is not
+ *                       available the handle falls back on write(2), skipped
+ *                       while the counter is non-zero, with O_NONBLOCK set
+ *                       again first; a peer that clears O_NONBLOCK and
+ *                       fills the counter in the few instructions between
+ *                       those checks and the write can then block it.
  * LFSHM_WAIT_AUTO (default) is FUTEX where the kernel's io_uring probe has
  * the futex opcodes, unless the ring was created with
  * LFSHM_CFG_FORCE_EVENTFD; then EVENTFD.

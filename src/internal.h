@@ -354,6 +354,9 @@ int lfshm__bridge_make_efds(int efds[2]);
 /* Validate and duplicate a peer's bridge eventfds into r->efd_data/space.
  * 0, -EINVAL (not eventfds), or -errno. */
 int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2]);
+/* Signal (add 1 to) the shared bridge eventfd efd without ever blocking,
+ * whatever the peer did to the file; lfshm__ec_wake. */
+void lfshm__bridge_signal(struct lfshm_ring *r, int efd);
 /* Free r->bridge (private io_uring, local eventfd); lfshm_ring_close. */
 void lfshm__bridge_free(struct lfshm_ring *r);
 

@@ -419,11 +419,13 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 {
 	if (!r)
 		return;
-	lfshm__bridge_free(r); /* cancels a private io_uring futex wait */
 	/* A copy inherited across fork() only unmaps: flushing or releasing
 	 * from the child would publish the parent's private positions. */
 	if (r->pid == (int)getpid())
 		r->ops->close(r);
+	/* after close, whose wake-up may use the bridge's signal ring;
+	 * before the unmap: cancels a private io_uring futex wait */
+	lfshm__bridge_free(r);
 	map_put(r->map);
 	close(r->fd);
 	if (r->efd_data >= 0)
