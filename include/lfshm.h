@@ -490,7 +490,9 @@ int lfshm_accept(struct lfshm_listener *l, struct lfshm_chan **out);
  * lfshm_connect - connect to a listener and attach the channel it offers.
  * timeout_ns < 0 waits forever for the server's answer.  Returns 0,
  * -EACCES (the server rejected us), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
- * (not an lfshm server), an attach error (-EBADMSG, -EPERM, ...), -errno.
+ * (not an lfshm server, or its region holds rings of another kind than
+ * LFSHM_SPSC: a channel is lock-free both ways), an attach error
+ * (-EBADMSG, -EPERM, ...), -errno.
  */
 int lfshm_connect(const char *path, int64_t timeout_ns,
 		  struct lfshm_chan **out);
