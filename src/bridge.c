@@ -289,12 +289,28 @@ static void sig_write(int efd)
 	(void)n; /* EAGAIN: the counter filled up since the poll: woken */
 }
 
-void lfshm__bridge_signal(struct lfshm_ring *r, int efd)
+bool lfshm__bridge_signal(struct lfshm_ring *r, int efd, bool announced)
+{
+	struct lfshm__bridge *b = r->bridge;
+
+	/* A forced wake-up (close) that no eventfd sleeper announced: each
+	 * such sleeper has LFSHM__EC_EFD set or a count pending, so this one
+	 * is a courtesy for the peers of an MPSC ring sharing one bit; not
+	 * worth a ring of its own when this handle never needed one. */
+	if (!announced && (!b || b->have_sig == 0))
+		return false;
+	b = get_bridge(r);
+	if (!b || sig_ring(b, efd) < 0)
+		sig_write(efd);
+	return true;
+}
+
+void lfshm__bridge_no_uring(struct lfshm_ring *r)
 {
 	struct lfshm__bridge *b = get_bridge(r);
 
-	if (!b || sig_ring(b, efd) < 0)
-		sig_write(efd);
+	if (b && b->have_sig == 0)
+		b->have_sig = -1;
 }
 
 static int role_dir(const struct lfshm_ring *r)

@@ -104,10 +104,10 @@ static void futex_wake(_Atomic uint32_t *word)
  * older than the sleeper's read, which comes before its W2, so P2
  * precedes W2 in the seq_cst order.
  */
-static void efd_signal(struct lfshm_ring *r, int efd)
+static void efd_signal(struct lfshm_ring *r, int efd, bool announced)
 {
-	lfshm__bridge_signal(r, efd);
-	r->stats.eventfd_writes++;
+	if (lfshm__bridge_signal(r, efd, announced))
+		r->stats.eventfd_writes++;
 }
 
 /*
@@ -137,7 +137,7 @@ static void ec_fire(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd,
 		r->stats.futex_wakes++;
 	}
 	if (efd >= 0 && (force || (v & LFSHM__EC_EFD)))
-		efd_signal(r, efd);
+		efd_signal(r, efd, v & LFSHM__EC_EFD);
 }
 
 void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)

@@ -472,22 +472,27 @@ static int clog_eventfd(void *arg)
 	return fcntl(efd, F_SETFL, fl & ~O_NONBLOCK) == 0 ? 0 : 2;
 }
 
-/* Undo the peer's work: non-blocking again, counter back to 0. */
-static void unclog_eventfd(int efd)
+/* Undo the peer's work: non-blocking again, counter back to 0.  Returns
+ * the counter found: 2^64 - 1 after a signal through io_uring (the kernel
+ * saturates it), 2^64 - 2 when the fallback skipped the write. */
+static uint64_t unclog_eventfd(int efd)
 {
 	int fl = fcntl(efd, F_GETFL);
-	uint64_t v;
+	uint64_t v = 0, first;
 
 	cr_assert_geq(fl, 0);
 	cr_assert_eq(fcntl(efd, F_SETFL, fl | O_NONBLOCK), 0);
+	cr_assert_eq(read(efd, &first, sizeof(first)), sizeof(first));
 	while (read(efd, &v, sizeof(v)) == sizeof(v))
 		;
+	return first;
 }
 
 struct hostile {
 	int fd;       /* the region */
 	int efds[2];  /* its bridge eventfds */
 	int nsteps;   /* publish/release paths the child takes, in turn */
+	int no_uring; /* the child signals with the write(2) fallback */
 	int ready[2]; /* child -> parent: ready for the next step */
 	int go[2];    /* parent -> child: the peer has clogged the eventfd */
 };
@@ -565,6 +570,8 @@ static int publish_child(void *arg)
 	child_ends(h);
 	if (lfshm_ring_attach_fds(h->fd, h->efds, 2, LFSHM_PRODUCER, &p))
 		return 1;
+	if (h->no_uring)
+		lfshm__bridge_no_uring(p);
 	for (step = 0; step < h->nsteps; step++) {
 		if (child_sync(h))
 			return 2;
@@ -590,10 +597,11 @@ static int publish_child(void *arg)
 	return 0;
 }
 
-Test(bridge, clogged_eventfd_never_blocks_a_publish, .timeout = 120)
+static void clogged_publish(int no_uring)
 {
 	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
-	struct hostile h = { .fd = lfshm_ring_fd(c), .nsteps = 3 };
+	struct hostile h = { .fd = lfshm_ring_fd(c), .nsteps = 3,
+			     .no_uring = no_uring };
 	char buf[8];
 	pid_t pid;
 
@@ -607,7 +615,9 @@ Test(bridge, clogged_eventfd_never_blocks_a_publish, .timeout = 120)
 				       step - 1);
 		}
 		if (step > 0) {
-			unclog_eventfd(h.efds[0]);
+			cr_assert_eq(unclog_eventfd(h.efds[0]),
+				     no_uring ? UINT64_MAX - 1 : UINT64_MAX,
+				     "signalled by io_uring / skipped");
 			cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0),
 				     1, "the message of step %d", step - 1);
 		}
@@ -615,6 +625,40 @@ Test(bridge, clogged_eventfd_never_blocks_a_publish, .timeout = 120)
 		clog_and_go(&h, h.efds[0]); /* the last one is for close */
 	}
 	end_child(pid, &h);
+	lfshm_ring_close(c);
+}
+
+Test(bridge, clogged_eventfd_never_blocks_a_publish, .timeout = 120)
+{
+	clogged_publish(0);
+}
+
+/* Without io_uring the write is skipped: the counter is non-zero. */
+Test(bridge, clogged_eventfd_never_blocks_a_publish_without_uring,
+     .timeout = 120)
+{
+	clogged_publish(1);
+}
+
+/* The fallback puts back an O_NONBLOCK a peer cleared, then writes. */
+Test(bridge, fallback_signal_sets_nonblock_again)
+{
+	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
+	int efds[2], fl;
+	uint64_t cnt;
+
+	need_mode(c, LFSHM_WAIT_EVENTFD);
+	cr_assert_eq(lfshm_ring_bridge_fds(c, efds), 2);
+	lfshm__bridge_no_uring(p);
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	fl = fcntl(efds[0], F_GETFL);
+	cr_assert_eq(fcntl(efds[0], F_SETFL, fl & ~O_NONBLOCK), 0);
+	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
+	cr_assert(fcntl(efds[0], F_GETFL) & O_NONBLOCK, "non-blocking again");
+	cr_assert_eq(read(efds[0], &cnt, 8), 8, "written");
+	cr_assert_eq(cnt, 1);
+	lfshm_ring_close(p);
 	lfshm_ring_close(c);
 }
 
@@ -656,7 +700,7 @@ Test(bridge, clogged_eventfd_never_blocks_a_release, .timeout = 60)
 	}
 	clog_and_go(&h, h.efds[1]);
 	end_child(pid, &h);
-	unclog_eventfd(h.efds[1]);
+	cr_assert_eq(unclog_eventfd(h.efds[1]), UINT64_MAX, "signalled");
 	lfshm_ring_close(p);
 }
 
