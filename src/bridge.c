@@ -114,8 +114,9 @@ int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2])
 
 	if (!is_eventfd(efds[0]) || !is_eventfd(efds[1]))
 		return -EINVAL;
-	/* the file status flags are shared with the peer's copy: our writes
-	 * must not block, whatever the peer set */
+	/* the file status flags are shared with the peer's copy: refuse a
+	 * peer that hands them over blocking (a sanity check only: the peer
+	 * can clear O_NONBLOCK later, which lfshm__bridge_signal copes with) */
 	fl = fcntl(efds[0], F_GETFL);
 	if (fl < 0 || !(fl & O_NONBLOCK) ||
 	    (fl = fcntl(efds[1], F_GETFL)) < 0 || !(fl & O_NONBLOCK))
