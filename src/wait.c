@@ -97,12 +97,12 @@ static void futex_wake(_Atomic uint32_t *word)
  * P4 for an eventfd sleeper (LFSHM__EC_EFD): make the shared bridge
  * eventfd readable.  lfshm__bridge_signal never blocks, whatever a hostile
  * peer did to the shared file (bridge.c).  Its fallback skips the write
- * when the counter is already non-zero: that is enough, because the
- * sleeper's wait (io_uring READ, epoll) ends on a non-zero counter, and a
- * sleeper that reads it and finds the ring empty re-arms, and its W1-W3
- * then see our publish: our counter check comes after P2 and read a value
- * older than the sleeper's read, which comes before its W2, so P2
- * precedes W2 in the seq_cst order.
+ * when the counter is already non-zero.  That is enough: the sleeper's
+ * wait (io_uring READ, epoll) ends on a non-zero counter; if its read
+ * finds the ring empty it re-arms, and that W3 sees our publish, because
+ * our check (after P2) read the counter before the sleeper's read reset
+ * it, and that read comes before the sleeper's next W2: so P2 precedes
+ * that W2 in the single order of seq_cst fences.
  */
 static void efd_signal(struct lfshm_ring *r, int efd, bool announced)
 {
