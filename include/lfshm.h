@@ -336,10 +336,23 @@ const char *lfshm_strerror(int rc);
  *                       shared with the peer; the producer writes it once
  *                       per sleep, only while a consumer is armed.  Every
  *                       producer handle must then have the eventfds: attach
- *                       with lfshm_ring_attach_fds() (a handle without them
- *                       cannot wake an eventfd sleeper).  One write wakes
- *                       one reader: several producers of an MPSC ring
- *                       waiting for room at the same time need FUTEX mode.
+ *                       with lfshm_ring_attach_fds().  A handle without
+ *                       them cannot wake an eventfd sleeper: its publish
+ *                       leaves the sleeper armed, and the sleeper wakes only
+ *                       at the next publish (or close) of a handle that has
+ *                       them.  One write wakes one reader: several
+ *                       producers of an MPSC ring waiting for room at the
+ *                       same time need FUTEX mode.
+ *                       The eventfd is "written" without ever blocking,
+ *                       whatever the peer does to the shared file (it can
+ *                       clear O_NONBLOCK and fill the counter): the kernel
+ *                       signals it for a NOP on a small private io_uring
+ *                       of the writing handle.  Where io_uring is not
+ *                       available the handle falls back on write(2), skipped
+ *                       while the counter is non-zero, with O_NONBLOCK set
+ *                       again first; a peer that clears O_NONBLOCK and
+ *                       fills the counter in the few instructions between
+ *                       those checks and the write can then block it.
  * LFSHM_WAIT_AUTO (default) is FUTEX where the kernel's io_uring probe has
  * the futex opcodes, unless the ring was created with
  * LFSHM_CFG_FORCE_EVENTFD; then EVENTFD.
@@ -477,7 +490,9 @@ int lfshm_accept(struct lfshm_listener *l, struct lfshm_chan **out);
  * lfshm_connect - connect to a listener and attach the channel it offers.
  * timeout_ns < 0 waits forever for the server's answer.  Returns 0,
  * -EACCES (the server rejected us), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
- * (not an lfshm server), an attach error (-EBADMSG, -EPERM, ...), -errno.
+ * (not an lfshm server, or its region holds rings of another kind than
+ * LFSHM_SPSC: a channel is lock-free both ways), an attach error
+ * (-EBADMSG, -EPERM, ...), -errno.
  */
 int lfshm_connect(const char *path, int64_t timeout_ns,
 		  struct lfshm_chan **out);

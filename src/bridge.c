@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,11 @@ struct lfshm__bridge {
 	int local_efd;
 	unsigned pending;    /* futex waits in flight in priv */
 	struct io_uring priv;
+	/* lfshm__bridge_signal: a ring whose only job is to make the kernel
+	 * signal the shared eventfd (io_uring_register_eventfd) */
+	int have_sig;        /* 1: sig is set up, -1: io_uring unavailable */
+	int sig_efd;         /* the eventfd registered with sig, or -1 */
+	struct io_uring sig;
 };
 
 /* ---- eventfds ------------------------------------------------------- */
@@ -108,8 +114,9 @@ int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2])
 
 	if (!is_eventfd(efds[0]) || !is_eventfd(efds[1]))
 		return -EINVAL;
-	/* the file status flags are shared with the peer's copy: our writes
-	 * must not block, whatever the peer set */
+	/* the file status flags are shared with the peer's copy: refuse a
+	 * peer that hands them over blocking (a sanity check only: the peer
+	 * can clear O_NONBLOCK later, which lfshm__bridge_signal copes with) */
 	fl = fcntl(efds[0], F_GETFL);
 	if (fl < 0 || !(fl & O_NONBLOCK) ||
 	    (fl = fcntl(efds[1], F_GETFL)) < 0 || !(fl & O_NONBLOCK))
@@ -122,6 +129,11 @@ int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2])
 		rc = -errno;
 		close(d0);
 		return rc;
+	}
+	if (r->bridge && r->bridge->have_sig > 0 && r->bridge->sig_efd >= 0) {
+		/* the number may come back for another file: forget it */
+		io_uring_unregister_eventfd(&r->bridge->sig);
+		r->bridge->sig_efd = -1;
 	}
 	if (r->efd_data >= 0)
 		close(r->efd_data);
@@ -186,10 +198,120 @@ static struct lfshm__bridge *get_bridge(struct lfshm_ring *r)
 {
 	if (!r->bridge) {
 		r->bridge = calloc(1, sizeof(*r->bridge));
-		if (r->bridge)
+		if (r->bridge) {
 			r->bridge->local_efd = -1;
+			r->bridge->sig_efd = -1;
+		}
 	}
 	return r->bridge;
+}
+
+/* ---- signalling a shared eventfd ------------------------------------ */
+
+/*
+ * The bridge eventfds are shared with the peer, and so is their open file
+ * description with its O_NONBLOCK flag: a peer that clears the flag and
+ * fills the counter to 2^64 - 2 makes a write(2) of 1 block until somebody
+ * reads, which a hostile peer never does.  We cannot get a description of
+ * our own (an eventfd cannot be re-opened through /proc/self/fd: ENXIO),
+ * and pwritev2(RWF_NOWAIT) is -EOPNOTSUPP on an eventfd.
+ *
+ * The kernel's own eventfd_signal() never blocks: it adds 1 unless the
+ * counter is saturated, and wakes the readers.  io_uring calls it for the
+ * eventfd registered with a ring (io_uring_register_eventfd) each time a
+ * completion is posted.  So each handle that writes an eventfd gets a
+ * small private ring with that eventfd registered, and a signal is one
+ * IORING_OP_NOP: one io_uring_enter, about as cheap as the write, and
+ * whatever the peer did to the file, it cannot block.
+ *
+ * Without io_uring (kernel.io_uring_disabled, ENOMEM) we fall back on
+ * write(2) with two checks first: poll(POLLIN | POLLOUT, 0) skips the
+ * write when the counter is already non-zero (the reader is woken by it
+ * anyway; see the comment at the top of wait.c for why that is enough) and
+ * F_SETFL puts back an O_NONBLOCK the peer cleared.  The window that then
+ * remains: a peer that, between our poll (counter 0) and our write, both
+ * clears O_NONBLOCK again (after our F_SETFL) and raises the counter to
+ * 2^64 - 2, and then never reads, blocks that write.
+ */
+static int sig_ring(struct lfshm__bridge *b, int efd)
+{
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	int rc;
+
+	if (b->have_sig < 0)
+		return -EOPNOTSUPP;
+	if (!b->have_sig) {
+		rc = io_uring_queue_init(2, &b->sig, 0);
+		if (rc < 0) {
+			b->have_sig = -1; /* do not retry on every wake-up */
+			return rc;
+		}
+		b->have_sig = 1;
+		b->sig_efd = -1;
+	}
+	if (b->sig_efd != efd) {
+		/* a handle writes one eventfd (its role's direction);
+		 * switching is only for robustness */
+		if (b->sig_efd >= 0)
+			io_uring_unregister_eventfd(&b->sig);
+		b->sig_efd = -1;
+		rc = io_uring_register_eventfd(&b->sig, efd);
+		if (rc < 0)
+			return rc;
+		b->sig_efd = efd;
+	}
+	sqe = io_uring_get_sqe(&b->sig);
+	if (!sqe)
+		return -EBUSY; /* an unsubmitted NOP: cannot happen */
+	io_uring_prep_nop(sqe);
+	rc = io_uring_submit(&b->sig);
+	/* the NOP completes inline; reap so the CQ never fills */
+	while (io_uring_peek_cqe(&b->sig, &cqe) == 0)
+		io_uring_cqe_seen(&b->sig, cqe);
+	return rc == 1 ? 0 : (rc < 0 ? rc : -EIO);
+}
+
+static void sig_write(int efd)
+{
+	struct pollfd p = { .fd = efd, .events = POLLIN | POLLOUT };
+	uint64_t one = 1;
+	ssize_t n;
+	int fl;
+
+	if (poll(&p, 1, 0) != 1 || (p.revents & POLLIN) ||
+	    !(p.revents & POLLOUT))
+		return; /* non-zero counter: the reader wakes anyway */
+	fl = fcntl(efd, F_GETFL);
+	if (fl < 0 ||
+	    (!(fl & O_NONBLOCK) && fcntl(efd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return;
+	n = write(efd, &one, sizeof(one));
+	(void)n; /* EAGAIN: the counter filled up since the poll: woken */
+}
+
+bool lfshm__bridge_signal(struct lfshm_ring *r, int efd, bool announced)
+{
+	struct lfshm__bridge *b = r->bridge;
+
+	/* A forced wake-up (close) that no eventfd sleeper announced: each
+	 * such sleeper has LFSHM__EC_EFD set or a count pending, so this one
+	 * is a courtesy for the peers of an MPSC ring sharing one bit; not
+	 * worth a ring of its own when this handle never needed one. */
+	if (!announced && (!b || b->have_sig == 0))
+		return false;
+	b = get_bridge(r);
+	if (!b || sig_ring(b, efd) < 0)
+		sig_write(efd);
+	return true;
+}
+
+void lfshm__bridge_no_uring(struct lfshm_ring *r)
+{
+	struct lfshm__bridge *b = get_bridge(r);
+
+	if (b && b->have_sig == 0)
+		b->have_sig = -1;
 }
 
 static int role_dir(const struct lfshm_ring *r)
@@ -512,6 +634,8 @@ void lfshm__bridge_free(struct lfshm_ring *r)
 		io_uring_queue_exit(&b->priv); /* cancels the futex wait */
 	if (b->local_efd >= 0)
 		close(b->local_efd);
+	if (b->have_sig > 0)
+		io_uring_queue_exit(&b->sig);
 	free(b);
 	r->bridge = NULL;
 }

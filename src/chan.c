@@ -340,6 +340,39 @@ static int poll_in(int fd, int64_t timeout_ns)
 	}
 }
 
+/*
+ * A channel is two SPSC rings, lock-free both ways.  A server that hands
+ * out rings of another kind is not following the protocol, and could hurt
+ * us: the lock of an LFSHM_MUTEX ring it holds would block our send with
+ * timeout 0 (and an attach for up to two seconds).  So the client looks at
+ * the kinds in the region header before it attaches, and refuses anything
+ * but SPSC with -EPROTO.  What that look cannot decide (a short file, not
+ * our magic or version) is left to the attach, which reports it as
+ * before.  The attach copies the header once more and picks its ops by
+ * that copy, so the kind is checked again on the handles (kind_ok): a
+ * server that rewrites the header in between is refused as well, and can
+ * at most make that attach wait for its lock (bounded, two seconds).
+ */
+static int region_kinds_ok(int mfd)
+{
+	struct lfshm__region_hdr h;
+	unsigned i;
+
+	if (pread(mfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    h.magic != LFSHM__MAGIC || h.version != LFSHM__LAYOUT_VERSION ||
+	    h.nrings == 0 || h.nrings > LFSHM__MAX_RINGS)
+		return 0; /* the attach says what is wrong */
+	for (i = 0; i < h.nrings; i++)
+		if (h.ring[i].kind != LFSHM_SPSC)
+			return -EPROTO;
+	return 0;
+}
+
+static int kind_ok(const struct lfshm_ring *r)
+{
+	return r->kind == LFSHM_SPSC ? 0 : -EPROTO;
+}
+
 LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 				struct lfshm_chan **out)
 {
@@ -399,11 +432,17 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		rc = -ENOMEM;
 		goto err_fds;
 	}
-	rc = lfshm__ring_open(fds[0], 0, LFSHM_CONSUMER, &c->rx);
+	rc = region_kinds_ok(fds[0]);
+	if (!rc)
+		rc = lfshm__ring_open(fds[0], 0, LFSHM_CONSUMER, &c->rx);
+	if (!rc)
+		rc = kind_ok(c->rx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->rx, fds + 1);
 	if (!rc)
 		rc = lfshm__ring_open(fds[0], 1, LFSHM_PRODUCER, &c->tx);
+	if (!rc)
+		rc = kind_ok(c->tx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->tx, fds + 3);
 	if (!rc && fcntl(sock, F_SETFL, O_NONBLOCK) < 0)

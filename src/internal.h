@@ -388,6 +388,13 @@ int lfshm__bridge_make_efds(int efds[2]);
 /* Validate and duplicate a peer's bridge eventfds into r->efd_data/space.
  * 0, -EINVAL (not eventfds), or -errno. */
 int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2]);
+/* Signal (add 1 to) the shared bridge eventfd efd without ever blocking,
+ * whatever the peer did to the file (lfshm__ec_wake).  announced: a
+ * sleeper set LFSHM__EC_EFD; if not (a forced wake-up), the signal may be
+ * skipped.  Returns whether it signalled. */
+bool lfshm__bridge_signal(struct lfshm_ring *r, int efd, bool announced);
+/* Tests: make r's signals take the write(2) fallback (no io_uring). */
+void lfshm__bridge_no_uring(struct lfshm_ring *r);
 /* Free r->bridge (private io_uring, local eventfd); lfshm_ring_close. */
 void lfshm__bridge_free(struct lfshm_ring *r);
 

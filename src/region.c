@@ -557,7 +557,6 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 {
 	if (!r)
 		return;
-	lfshm__bridge_free(r); /* cancels a private io_uring futex wait */
 	/* A copy inherited across fork() only unmaps: flushing or releasing
 	 * from the child would publish the parent's private positions. */
 	if (r->pid == (int)getpid()) {
@@ -566,6 +565,9 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 		 * must never be one that still holds something */
 		drop_key(r);
 	}
+	/* after close, whose wake-up may use the bridge's signal ring;
+	 * before the unmap: cancels a private io_uring futex wait */
+	lfshm__bridge_free(r);
 	map_put(r->mapping);
 	close(r->fd);
 	if (r->efd_data >= 0)

@@ -93,36 +93,51 @@ static void futex_wake(_Atomic uint32_t *word)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-static void efd_signal(struct lfshm_ring *r, int efd)
+/*
+ * P4 for an eventfd sleeper (LFSHM__EC_EFD): make the shared bridge
+ * eventfd readable.  lfshm__bridge_signal never blocks, whatever a hostile
+ * peer did to the shared file (bridge.c).  Its fallback skips the write
+ * when the counter is already non-zero.  That is enough: the sleeper's
+ * wait (io_uring READ, epoll) ends on a non-zero counter; if its read
+ * finds the ring empty it re-arms, and that W3 sees our publish, because
+ * our check (after P2) read the counter before the sleeper's read reset
+ * it, and that read comes before the sleeper's next W2: so P2 precedes
+ * that W2 in the single order of seq_cst fences.
+ */
+static void efd_signal(struct lfshm_ring *r, int efd, bool announced)
 {
-	uint64_t one = 1;
-	ssize_t n;
-
-	if (efd < 0)
-		return;
-	/* An eventfd write fails only when the counter would overflow, which
-	 * means the reader has plenty pending already. */
-	n = write(efd, &one, sizeof(one));
-	(void)n;
-	r->stats.eventfd_writes++;
+	if (lfshm__bridge_signal(r, efd, announced))
+		r->stats.eventfd_writes++;
 }
 
-/* P4: bump the count and clear the waiter bits in one step, then wake
- * whoever was announced in the old value (everyone when force). */
+/*
+ * P4: bump the count and clear the waiter bits in one step, then wake
+ * whoever was announced in the old value (everyone when force).
+ *
+ * A handle without the eventfd (efd < 0: attached with lfshm_ring_attach,
+ * or the ring has none) cannot wake an eventfd sleeper, so it leaves
+ * LFSHM__EC_EFD in place: the next waker that has the eventfd (a producer
+ * attached with lfshm_ring_attach_fds, or its close) still writes it.
+ * Clearing it would lose that sleeper's wake-up for good.  The wake-up of
+ * this very publish is still late for such a sleeper; lfshm.h says that
+ * EVENTFD mode needs every waker to have the eventfds.
+ */
 static void ec_fire(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd,
 		    uint32_t v, bool force)
 {
-	/* relaxed: the futex syscall and the eventfd write order the rest */
+	uint32_t keep = efd < 0 ? LFSHM__EC_EFD : 0;
+
+	/* relaxed: the futex syscall and the eventfd signal order the rest */
 	while (!atomic_compare_exchange_weak_explicit(
-		ec, &v, (v + 1) & LFSHM__EC_COUNT, memory_order_relaxed,
-		memory_order_relaxed))
+		ec, &v, ((v + 1) & LFSHM__EC_COUNT) | (v & keep),
+		memory_order_relaxed, memory_order_relaxed))
 		;
 	if (force || (v & LFSHM__EC_WAITER)) {
 		futex_wake(ec);
 		r->stats.futex_wakes++;
 	}
-	if (force || (v & LFSHM__EC_EFD))
-		efd_signal(r, efd);
+	if (efd >= 0 && (force || (v & LFSHM__EC_EFD)))
+		efd_signal(r, efd, v & LFSHM__EC_EFD);
 }
 
 void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
@@ -136,6 +151,10 @@ void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
 	 * only an announcement, no data is read through it. */
 	v = atomic_load_explicit(ec, memory_order_relaxed);
 	if (LFSHM__LIKELY(!(v & (LFSHM__EC_WAITER | LFSHM__EC_EFD))))
+		return;
+	/* only an eventfd sleeper, and no eventfd to write: leave its bit
+	 * (see ec_fire) without paying the CAS on every publish */
+	if (efd < 0 && !(v & LFSHM__EC_WAITER))
 		return;
 	ec_fire(r, ec, efd, v, false);
 }

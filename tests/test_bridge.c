@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <signal.h>
@@ -447,6 +448,306 @@ Test(bridge, kinds_without_bridge_say_eopnotsupp_or_work)
 			  lfshm_test_kind_name(cfg.kind), rc);
 		lfshm_ring_close(c);
 	}
+}
+
+/* ---- a hostile peer holding the shared eventfds --------------------- */
+
+/*
+ * The bridge eventfds are shared open file descriptions: a peer can clear
+ * their O_NONBLOCK and fill the counter, after which a write(2) of 1
+ * blocks until somebody reads.  Our side's wake-up (a producer's publish,
+ * a consumer's release, either side's close) must still never block.
+ */
+#define HANG_MS 10000 /* "returned promptly" means: not stuck this long */
+
+/* Forked peer: clear O_NONBLOCK on the shared file and fill the counter
+ * to the largest value it can hold. */
+static int clog_eventfd(void *arg)
+{
+	int efd = *(int *)arg, fl = fcntl(efd, F_GETFL);
+	uint64_t v = 0xfffffffffffffffeull;
+
+	if (fl < 0 || write(efd, &v, sizeof(v)) != sizeof(v))
+		return 1;
+	return fcntl(efd, F_SETFL, fl & ~O_NONBLOCK) == 0 ? 0 : 2;
+}
+
+/* Undo the peer's work: non-blocking again, counter back to 0.  Returns
+ * the counter found: 2^64 - 1 after a signal through io_uring (the kernel
+ * saturates it), 2^64 - 2 when the fallback skipped the write. */
+static uint64_t unclog_eventfd(int efd)
+{
+	int fl = fcntl(efd, F_GETFL);
+	uint64_t v = 0, first;
+
+	cr_assert_geq(fl, 0);
+	cr_assert_eq(fcntl(efd, F_SETFL, fl | O_NONBLOCK), 0);
+	cr_assert_eq(read(efd, &first, sizeof(first)), sizeof(first));
+	while (read(efd, &v, sizeof(v)) == sizeof(v))
+		;
+	return first;
+}
+
+struct hostile {
+	int fd;       /* the region */
+	int efds[2];  /* its bridge eventfds */
+	int nsteps;   /* publish/release paths the child takes, in turn */
+	int no_uring; /* the child signals with the write(2) fallback */
+	int ready[2]; /* child -> parent: ready for the next step */
+	int go[2];    /* parent -> child: the peer has clogged the eventfd */
+};
+
+/* Child: keep only our ends of the pipes, so that a parent that gives
+ * up (its ends closed at exit) ends our wait too. */
+static void child_ends(struct hostile *h)
+{
+	close(h->ready[0]);
+	close(h->go[1]);
+}
+
+/* Child: tell the parent we are ready, wait for its go.  0 or -1. */
+static int child_sync(struct hostile *h)
+{
+	char b = 0;
+
+	if (write(h->ready[1], &b, 1) != 1)
+		return -1;
+	return read(h->go[0], &b, 1) == 1 ? 0 : -1;
+}
+
+/* Parent: wait (bounded) until the child is ready for the next step,
+ * i.e. it came back from the previous one. */
+static bool await_child(struct hostile *h)
+{
+	struct pollfd p = { .fd = h->ready[0], .events = POLLIN };
+	char b;
+
+	return poll(&p, 1, HANG_MS) == 1 && read(h->ready[0], &b, 1) == 1;
+}
+
+/* Parent: a forked peer clogs efd, then the child may go on. */
+static void clog_and_go(struct hostile *h, int efd)
+{
+	char b = 0;
+	int st = lfshm_test_wait(lfshm_test_spawn(clog_eventfd, &efd),
+				 HANG_MS);
+
+	cr_assert_eq(st, 0, "peer failed (exit %d)", st);
+	cr_assert_eq(write(h->go[1], &b, 1), 1);
+}
+
+static pid_t start_child(int (*child)(void *), struct hostile *h)
+{
+	cr_assert_eq(pipe(h->ready), 0);
+	cr_assert_eq(pipe(h->go), 0);
+	return lfshm_test_spawn(child, h);
+}
+
+/* Parent: the child must exit 0 (its close wakes the peer too). */
+static void end_child(pid_t pid, struct hostile *h)
+{
+	int st = lfshm_test_wait(pid, HANG_MS);
+
+	cr_assert_eq(st, 0, "child exit %d (%d: stuck)", st, -ETIMEDOUT);
+	for (int i = 0; i < 2; i++) {
+		close(h->ready[i]);
+		close(h->go[i]);
+	}
+}
+
+/* Child: attach as producer and publish one message in each of three
+ * ways (send with timeout 0; commit_ex(MORE) + flush; reserve + commit),
+ * each once the parent armed its consumer and clogged the eventfd; then
+ * close (a wake-up of its own).  The attach comes first: it refuses an
+ * eventfd that is blocking already. */
+static int publish_child(void *arg)
+{
+	struct hostile *h = arg;
+	struct lfshm_ring *p = NULL;
+	void *buf;
+	int rc, step;
+
+	child_ends(h);
+	if (lfshm_ring_attach_fds(h->fd, h->efds, 2, LFSHM_PRODUCER, &p))
+		return 1;
+	if (h->no_uring)
+		lfshm__bridge_no_uring(p);
+	for (step = 0; step < h->nsteps; step++) {
+		if (child_sync(h))
+			return 2;
+		if (step == 0) {
+			rc = lfshm_ring_send(p, "x", 1, 0);
+		} else {
+			rc = lfshm_ring_reserve(p, 1, &buf);
+			if (rc == 0 && step == 1) {
+				rc = lfshm_ring_commit_ex(p, buf, 1, 0,
+							  LFSHM_MORE);
+				if (rc == 0)
+					rc = lfshm_ring_flush(p);
+			} else if (rc == 0) {
+				rc = lfshm_ring_commit(p, buf);
+			}
+		}
+		if (rc)
+			return 3;
+	}
+	if (child_sync(h))
+		return 2;
+	lfshm_ring_close(p);
+	return 0;
+}
+
+static void clogged_publish(int no_uring)
+{
+	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct hostile h = { .fd = lfshm_ring_fd(c), .nsteps = 3,
+			     .no_uring = no_uring };
+	char buf[8];
+	pid_t pid;
+
+	need_mode(c, LFSHM_WAIT_EVENTFD);
+	cr_assert_eq(lfshm_ring_bridge_fds(c, h.efds), 2);
+	pid = start_child(publish_child, &h);
+	for (int step = 0; step <= h.nsteps; step++) {
+		if (!await_child(&h)) {
+			end_child(pid, &h);
+			cr_assert_fail("step %d: the producer is stuck",
+				       step - 1);
+		}
+		if (step > 0) {
+			cr_assert_eq(unclog_eventfd(h.efds[0]),
+				     no_uring ? UINT64_MAX - 1 : UINT64_MAX,
+				     "signalled by io_uring / skipped");
+			cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0),
+				     1, "the message of step %d", step - 1);
+		}
+		cr_assert_eq(lfshm_ring_arm(c), 0, "armed: EFD announced");
+		clog_and_go(&h, h.efds[0]); /* the last one is for close */
+	}
+	end_child(pid, &h);
+	lfshm_ring_close(c);
+}
+
+Test(bridge, clogged_eventfd_never_blocks_a_publish, .timeout = 120)
+{
+	clogged_publish(0);
+}
+
+/* Without io_uring the write is skipped: the counter is non-zero. */
+Test(bridge, clogged_eventfd_never_blocks_a_publish_without_uring,
+     .timeout = 120)
+{
+	clogged_publish(1);
+}
+
+/* The fallback puts back an O_NONBLOCK a peer cleared, then writes. */
+Test(bridge, fallback_signal_sets_nonblock_again)
+{
+	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
+	int efds[2], fl;
+	uint64_t cnt;
+
+	need_mode(c, LFSHM_WAIT_EVENTFD);
+	cr_assert_eq(lfshm_ring_bridge_fds(c, efds), 2);
+	lfshm__bridge_no_uring(p);
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	fl = fcntl(efds[0], F_GETFL);
+	cr_assert_eq(fcntl(efds[0], F_SETFL, fl & ~O_NONBLOCK), 0);
+	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
+	cr_assert(fcntl(efds[0], F_GETFL) & O_NONBLOCK, "non-blocking again");
+	cr_assert_eq(read(efds[0], &cnt, 8), 8, "written");
+	cr_assert_eq(cnt, 1);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/* Child: attach as consumer and take one message (the release wakes the
+ * producer armed for room), then close. */
+static int release_child(void *arg)
+{
+	struct hostile *h = arg;
+	struct lfshm_ring *c = NULL;
+	char buf[64];
+	long n;
+
+	child_ends(h);
+	if (lfshm_ring_attach_fds(h->fd, h->efds, 2, LFSHM_CONSUMER, &c))
+		return 1;
+	if (child_sync(h))
+		return 2;
+	n = lfshm_ring_recv(c, buf, sizeof(buf), 0);
+	lfshm_ring_close(c);
+	return n > 0 ? 0 : 3;
+}
+
+Test(bridge, clogged_eventfd_never_blocks_a_release, .timeout = 60)
+{
+	struct lfshm_ring *p = mk(4096, 0, LFSHM_PRODUCER);
+	struct hostile h = { .fd = lfshm_ring_fd(p), .nsteps = 1 };
+	char msg[64] = { 0 };
+	pid_t pid;
+
+	need_mode(p, LFSHM_WAIT_EVENTFD);
+	cr_assert_eq(lfshm_ring_bridge_fds(p, h.efds), 2);
+	while (lfshm_ring_send(p, msg, sizeof(msg), 0) == 0)
+		;
+	cr_assert_eq(lfshm_ring_arm_space(p, sizeof(msg)), 0, "armed");
+	pid = start_child(release_child, &h);
+	if (!await_child(&h)) {
+		end_child(pid, &h);
+		cr_assert_fail("the consumer could not attach");
+	}
+	clog_and_go(&h, h.efds[1]);
+	end_child(pid, &h);
+	cr_assert_eq(unclog_eventfd(h.efds[1]), UINT64_MAX, "signalled");
+	lfshm_ring_close(p);
+}
+
+/*
+ * An EVENTFD-mode consumer is armed; a producer handle without the
+ * eventfds publishes.  It cannot write the eventfd, so it must leave the
+ * announcement (LFSHM__EC_EFD) in place: the next producer that has the
+ * eventfds then writes it and the sleeper wakes.  (Clearing it loses the
+ * wake-up for good: no later publish would write the eventfd.)
+ */
+static void bare_producer_keeps_announcement(unsigned kind)
+{
+	struct lfshm_ring *c = mk_kind(kind, 4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *bare = NULL, *p;
+	uint64_t cnt;
+	int efd;
+
+	need_mode(c, LFSHM_WAIT_EVENTFD);
+	efd = lfshm_ring_eventfd(c);
+	cr_assert_geq(efd, 0);
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER,
+				       &bare), 0);
+	cr_assert_eq(lfshm_ring_send(bare, "a", 1, 0), 0);
+	cr_assert_eq(read(efd, &cnt, 8), -1, "nobody could write it");
+	cr_assert(atomic_load(&c->ctrl->data_ec) & LFSHM__EC_EFD,
+		  "the announcement is still there");
+	if (kind == LFSHM_SPSC)
+		lfshm_ring_close(bare); /* one producer at a time */
+	p = att(c, LFSHM_PRODUCER);
+	cr_assert_eq(lfshm_ring_send(p, "b", 1, 0), 0);
+	cr_assert_eq(read(efd, &cnt, 8), 8, "the producer with the eventfd "
+					    "woke the sleeper");
+	if (kind != LFSHM_SPSC)
+		lfshm_ring_close(bare);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(bridge, bare_producer_keeps_the_eventfd_announcement_spsc)
+{
+	bare_producer_keeps_announcement(LFSHM_SPSC);
+}
+
+Test(bridge, bare_producer_keeps_the_eventfd_announcement_mpsc)
+{
+	bare_producer_keeps_announcement(LFSHM_MPSC);
 }
 
 /* ---- no lost wake-up, cross-process --------------------------------- */

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -328,6 +330,67 @@ Test(chan, client_refuses_a_pipe_offered_as_region, .timeout = 60)
 Test(chan, client_sees_a_server_that_hangs_up, .timeout = 60)
 {
 	fake_server(2, -ECONNREFUSED);
+}
+
+/*
+ * A hostile server that follows the wire format but hands out rings of
+ * another kind than SPSC (an LFSHM_MUTEX ring, whose lock it could hold
+ * to block our send with timeout 0): the client must refuse with -EPROTO
+ * and close every fd it received.
+ */
+static void kind_server(unsigned kind0, unsigned kind1)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct lfshm_ring_config cfg[2] = {
+		{ .kind = kind0, .capacity = 4096 },
+		{ .kind = kind1, .capacity = 4096 },
+	};
+	uint32_t hello[4] = { 0x4843464cu, 1u | 5u << 16, 0, 0 };
+	int want = -EPROTO, fds[5], ls, cs, st, rc;
+	uint64_t size;
+	void *map;
+	pid_t pid;
+
+	rc = lfshm__region_create(cfg, 2, &fds[0], &map, &size);
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("kind not in this build");
+	cr_assert_eq(rc, 0, "region: %d", rc);
+	munmap(map, size);
+	for (int i = 1; i < 5; i++) {
+		fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		cr_assert_geq(fds[i], 0);
+	}
+	mkpath();
+	strcpy(a.sun_path, path);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(ls, 1), 0);
+	pid = lfshm_test_spawn(expect_connect_error, &want);
+	cs = accept(ls, NULL, NULL);
+	cr_assert_geq(cs, 0);
+	cr_assert_eq(lfshm_send_fds(cs, fds, 5, hello, sizeof(hello)), 0);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d (100 + errno, 99: fd leak)", st);
+	close(cs);
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	close(ls);
+	unlink(path);
+}
+
+Test(chan, client_refuses_mutex_rings, .timeout = 60)
+{
+	kind_server(LFSHM_MUTEX, LFSHM_MUTEX);
+}
+
+Test(chan, client_refuses_a_mutex_ring_to_send_on, .timeout = 60)
+{
+	kind_server(LFSHM_SPSC, LFSHM_MUTEX);
+}
+
+Test(chan, client_refuses_mpsc_rings, .timeout = 60)
+{
+	kind_server(LFSHM_MPSC, LFSHM_MPSC);
 }
 
 /* ---- a server that survives bad clients ----------------------------- */
