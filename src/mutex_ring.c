@@ -1458,10 +1458,28 @@ static void bridge_stop(struct lfshm_ring *r)
 	b->running = 0;
 }
 
+/* A handle inherited across fork(), closed in the child: free what the
+ * handle owns in this process.  The helper thread existed in the parent
+ * only (not joined: it is not ours); its private mutex may have been
+ * copied locked, so it is not destroyed either, just freed.  No shared
+ * state is touched: role, slot and lock are the parent's. */
+static void mx_forget(struct lfshm_ring *r)
+{
+	struct mx_priv *x = PRIV(r);
+
+	if (!x)
+		return;
+	if (x->br.efd >= 0)
+		close(x->br.efd);
+	free(x);
+	r->kind_priv = NULL;
+}
+
 const struct lfshm__ops lfshm__mutex_ops = {
 	.init = mx_init,
 	.open = mx_open,
 	.close = mx_close,
+	.forget = mx_forget,
 	.reserve = mx_reserve,
 	.commit = mx_commit,
 	.abort = mx_abort,

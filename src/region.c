@@ -424,6 +424,8 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 	 * from the child would publish the parent's private positions. */
 	if (r->pid == (int)getpid())
 		r->ops->close(r);
+	else if (r->ops->forget)
+		r->ops->forget(r);
 	map_put(r->map);
 	close(r->fd);
 	if (r->efd_data >= 0)
