@@ -31,11 +31,26 @@
  *   tries the lock for a moment, when its cached tail says empty, and
  *   reports -EAGAIN if it stays busy (the reservation is invisible
  *   anyway); release() publishes the head at once if the lock is free,
- *   else with its next locked operation.  Timed waits take the lock with
+ *   else hands it over (below).  Timed waits take the lock with
  *   pthread_mutex_clocklock; but a thread woken in a condvar re-takes the
  *   lock without a deadline (POSIX), so a reservation held across user
  *   code can stretch a timed wait until it is committed or its producer
  *   dies.  Attach waits at most 2 s for the lock (-EBUSY).
+ *
+ *   Release hand-over (issue 10): the consumer stores its released head
+ *   in rel_pend (release) before it tries the lock; every unlock looks
+ *   at rel_pend afterwards and publishes it (unlock_apply, trylock: if
+ *   the lock is taken again, that holder's unlock does it), so does every
+ *   producer locker before it reads the head (apply_rel).  The one holder
+ *   that drops the lock without an unlock is a producer going to sleep in
+ *   not_full: it sets its nf_waiting bit and then looks at rel_pend
+ *   (nf_join); the consumer, after a busy trylock, looks at nf_waiting
+ *   and then waits up to MX_REL_WAIT_NS for the lock.  Both sides fence
+ *   (seq_cst) between their store and their load, so one of them sees
+ *   the other.  (The lock word is only accessed through glibc's atomic
+ *   instructions; the fences order our accesses around them.)  Residual:
+ *   a producer preempted for longer than MX_REL_WAIT_NS between nf_join
+ *   and its sleep finds the room one sleep slice (1 s) later.
  *
  *   Two handles used by the same thread: while one holds the lock (an
  *   outstanding reservation or batch), calls of the other find the lock
@@ -136,13 +151,16 @@ struct mx_shared {
 	pthread_cond_t not_full;  /* producers wait */
 	uint32_t magic;
 	uint32_t ne_waiting;   /* 1: someone sleeps in not_empty */
-	uint32_t nf_waiting;   /* slot bits: asleep in not_full */
+	_Atomic uint32_t nf_waiting; /* slot bits: asleep in not_full */
 	uint32_t nf_signalled; /* slot bits: broadcast, not yet left */
 	uint32_t in_cv;        /* lock holder is in a broadcast (MX_IN_*) */
 	uint32_t prod_ever;    /* a producer attached once */
 	uint32_t nprod;        /* slots in use */
 	uint32_t repairs;      /* EOWNERDEAD repairs (diagnostics) */
 	uint64_t slot[MX_SLOTS]; /* owner words of attached producers */
+	/* the consumer's latest released head, stored without the lock;
+	 * stored in ctrl->head by whoever holds the lock (apply_rel) */
+	_Atomic uint64_t rel_pend;
 };
 
 _Static_assert(sizeof(struct mx_shared) <=
@@ -171,7 +189,6 @@ struct mx_priv {
 	int locked;          /* this handle holds the lock */
 	pthread_t holder;    /* the thread that took it */
 	uint64_t resv_from;  /* tail before the reservation (and its pad) */
-	uint64_t head_pub;   /* consumer: head last stored in ctrl->head */
 	int slot;            /* producer slot, -1 none */
 	struct mx_bridge br;
 };
@@ -274,7 +291,10 @@ static bool state_ok(const struct lfshm_ring *r, const struct mx_shared *k)
 					     memory_order_relaxed);
 
 	return k->magic == MX_MAGIC && positions_ok(head, tail, r->cap) &&
-	       k->nprod <= MX_SLOTS && !(k->nf_waiting & ~all) &&
+	       k->nprod <= MX_SLOTS &&
+	       /* relaxed: under the lock */
+	       !(atomic_load_explicit(&k->nf_waiting, memory_order_relaxed) &
+		 ~all) &&
 	       !(k->nf_signalled & ~all) && k->ne_waiting <= 1;
 }
 
@@ -373,10 +393,14 @@ static int mx_lock_until(struct lfshm_ring *r, int64_t deadline)
 	}
 }
 
+static void unlock_apply(struct lfshm_ring *r);
+
 static void mx_unlock(struct lfshm_ring *r, int how)
 {
-	if (how == 0)
+	if (how == 0) {
 		pthread_mutex_unlock(&MX(r)->lock);
+		unlock_apply(r);
+	}
 }
 
 /* pthread_cond_timedwait on CLOCK_MONOTONIC ns; 0 (woken, maybe
@@ -418,13 +442,98 @@ static void wake_not_empty(struct mx_shared *k)
  * nf_waiting to nf_signalled until each has left the condvar. */
 static void wake_not_full(struct mx_shared *k)
 {
-	if (!k->nf_waiting)
+	/* relaxed: under the lock (the consumer's unlocked read is a hint,
+	 * ordered by the fences of mx_release / wait_space_locked) */
+	uint32_t w = atomic_load_explicit(&k->nf_waiting, memory_order_relaxed);
+
+	if (!w)
 		return;
-	k->nf_signalled |= k->nf_waiting;
-	k->nf_waiting = 0;
+	k->nf_signalled |= w;
+	atomic_store_explicit(&k->nf_waiting, 0, memory_order_relaxed);
 	k->in_cv = MX_IN_NOT_FULL;
 	pthread_cond_broadcast(&k->not_full);
 	k->in_cv = 0;
+}
+
+/* Publish the head the consumer left in rel_pend because the lock was
+ * busy when it released (lock held; any locker may do it).  Returns 1
+ * when the head moved (producers asleep for room are woken), 0 when there
+ * was nothing new, or nothing sane: rel_pend must lie in [head, tail]. */
+static int apply_rel(struct lfshm_ring *r)
+{
+	struct mx_shared *k = MX(r);
+	/* acquire: pairs with the release store in mx_release, so that the
+	 * consumer's reads of the records it gave back happen before a
+	 * producer reuses their space (L2 when the lock was not taken) */
+	uint64_t p = atomic_load_explicit(&k->rel_pend, memory_order_acquire);
+	/* relaxed: under the lock */
+	uint64_t h = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+
+	if (p == h || (p & 7) || p - h > t - h)
+		return 0;
+	/* relaxed: under the lock (L2 as in publish_head) */
+	atomic_store_explicit(&r->ctrl->head, p, memory_order_relaxed);
+	wake_not_full(k);
+	return 1;
+}
+
+/* After every unlock: a release that found the lock busy left its head
+ * in rel_pend for the holder, i.e. for us.  Publish it unless another
+ * thread holds the lock by now (its own unlock comes here in turn). */
+static void unlock_apply(struct lfshm_ring *r)
+{
+	struct mx_shared *k = MX(r);
+	int rc;
+
+	for (;;) {
+		/* seq_cst: our unlock before the look at rel_pend; pairs with
+		 * the fence in mx_release (either it saw the lock free, or
+		 * we see its rel_pend) */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* relaxed: a hint, apply_rel re-reads under the lock */
+		if (atomic_load_explicit(&k->rel_pend, memory_order_relaxed) ==
+		    atomic_load_explicit(&r->ctrl->head, memory_order_relaxed))
+			return;
+		rc = pthread_mutex_trylock(&k->lock);
+		if (rc == EOWNERDEAD)
+			rc = mx_repair(r) ? -1 : 0;
+		if (rc)
+			return; /* busy: the holder does it; EDEADLK: ours */
+		rc = apply_rel(r);
+		pthread_mutex_unlock(&k->lock);
+		if (!rc)
+			return;
+	}
+}
+
+/* Announce a sleep in not_full (lock held).  A release that found the
+ * lock busy may have left its head in rel_pend just now.  Returns 1 (not
+ * announced) when that release made the head move: look again. */
+static int nf_join(struct lfshm_ring *r, uint32_t mine)
+{
+	struct mx_shared *k = MX(r);
+
+	/* relaxed + seq_cst fence: the bit before the look at rel_pend;
+	 * pairs with the fence in mx_release: either we see its rel_pend,
+	 * or it sees our bit and waits for the lock we are about to drop
+	 * in the condvar */
+	atomic_fetch_or_explicit(&k->nf_waiting, mine, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&k->rel_pend, memory_order_relaxed) ==
+	    atomic_load_explicit(&r->ctrl->head, memory_order_relaxed))
+		return 0;
+	/* relaxed: under the lock */
+	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
+	return apply_rel(r);
+}
+
+/* We left not_full (see "Dead waiters"); lock held. */
+static void nf_leave(struct mx_shared *k, uint32_t mine)
+{
+	/* relaxed: under the lock */
+	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
+	k->nf_signalled &= ~mine;
 }
 
 /* Slots of dead producers that are in no condvar are freed; returns the
@@ -442,7 +551,10 @@ static unsigned reap_producers(struct mx_shared *k)
 			live++;
 			continue;
 		}
-		if ((k->nf_waiting | k->nf_signalled) & bit)
+		/* relaxed: under the lock */
+		if ((atomic_load_explicit(&k->nf_waiting,
+					  memory_order_relaxed) |
+		     k->nf_signalled) & bit)
 			continue; /* freed by the not_full rebuild */
 		k->slot[i] = 0;
 		if (k->nprod)
@@ -462,7 +574,8 @@ static int nf_rebuild_if_dead(struct mx_shared *k, uint32_t mine)
 	for (i = 0; i < MX_SLOTS; i++)
 		if ((sig & (1u << i)) && lfshm__owner_alive(k->slot[i]))
 			return 0;
-	if (k->nf_waiting & ~mine)
+	/* relaxed: under the lock */
+	if (atomic_load_explicit(&k->nf_waiting, memory_order_relaxed) & ~mine)
 		return 0; /* cannot happen (no joins while signalled) */
 	if (cond_reinit(&k->not_full))
 		return 0;
@@ -568,14 +681,17 @@ static int mx_open(struct lfshm_ring *r)
 	 * (see "Dead waiters" at the top) */
 	rc = cond_reinit(&k->not_empty);
 	k->ne_waiting = 0;
+	/* what the previous consumer released is gone for us as well */
+	apply_rel(r);
 	head = atomic_load_explicit(&c->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	/* relaxed: under the lock, and we have read no record yet */
+	atomic_store_explicit(&k->rel_pend, head, memory_order_relaxed);
 	mx_unlock(r, lk);
 	if (rc)
 		goto err_unclaim;
 	r->c_head = r->c_rel = head;
 	r->c_tail_cache = tail;
-	x->head_pub = head;
 	return 0;
 err_unclaim:
 	lfshm__unclaim(&c->cons_owner, r->self_id);
@@ -608,6 +724,7 @@ static void drop_lock(struct lfshm_ring *r)
 
 	x->locked = 0;
 	pthread_mutex_unlock(&MX(r)->lock);
+	unlock_apply(r);
 }
 
 static bool is_holder(const struct mx_priv *x)
@@ -640,7 +757,10 @@ static void mx_close(struct lfshm_ring *r)
 			if (x->slot >= 0 && (unsigned)x->slot < MX_SLOTS &&
 			    k->slot[x->slot] == r->self_id) {
 				k->slot[x->slot] = 0;
-				k->nf_waiting &= ~(1u << x->slot);
+				/* relaxed: under the lock */
+				atomic_fetch_and_explicit(&k->nf_waiting,
+							  ~(1u << x->slot),
+							  memory_order_relaxed);
 				k->nf_signalled &= ~(1u << x->slot);
 				if (k->nprod)
 					k->nprod--;
@@ -701,6 +821,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			return -EDEADLK; /* another handle of this thread */
 		x->locked = 1;
 		x->holder = pthread_self();
+		apply_rel(r);
 		head = atomic_load_explicit(&r->ctrl->head,
 					    memory_order_relaxed);
 		tail = atomic_load_explicit(&r->ctrl->tail,
@@ -713,6 +834,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	} else {
 		if (!pthread_equal(x->holder, pthread_self()))
 			return -EINVAL; /* the batch is another thread's */
+		apply_rel(r);
 		/* L2: relaxed under the lock */
 		head = atomic_load_explicit(&r->ctrl->head,
 					    memory_order_relaxed);
@@ -844,12 +966,11 @@ static int load_tail(struct lfshm_ring *r)
  * happen before a producer that takes the lock after us reuses them. */
 static void publish_head(struct lfshm_ring *r)
 {
-	struct mx_priv *x = PRIV(r);
-
-	if (x->head_pub == r->c_rel)
+	/* relaxed: under the lock */
+	if (atomic_load_explicit(&r->ctrl->head, memory_order_relaxed) ==
+	    r->c_rel)
 		return;
 	atomic_store_explicit(&r->ctrl->head, r->c_rel, memory_order_relaxed);
-	x->head_pub = r->c_rel;
 	wake_not_full(MX(r));
 }
 
@@ -908,8 +1029,13 @@ static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
+/* A release that finds the lock busy waits this long for it when a
+ * producer announced a sleep for room (see mx_release). */
+#define MX_REL_WAIT_NS 10000000ll
+
 static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
+	struct mx_shared *k = MX(r);
 	uint64_t end;
 	int lk;
 
@@ -922,12 +1048,27 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	if (end == r->c_rel)
 		return 0;
 	r->c_rel = end;
-	/* publish now if the lock is free, else with our next locked
-	 * operation (refresh, wait, close): never wait behind a producer's
-	 * reservation here */
+	/* release: our reads of the records given back happen before a
+	 * producer that acquires rel_pend (apply_rel) reuses the space */
+	atomic_store_explicit(&k->rel_pend, end, memory_order_release);
+	/* seq_cst: rel_pend before the look at the lock and nf_waiting;
+	 * pairs with the fences of unlock_apply and nf_join */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Publish now if the lock is free.  If it is busy, its holder
+	 * publishes rel_pend after its unlock (unlock_apply), unless it
+	 * leaves the lock by going to sleep in not_full without having
+	 * seen rel_pend: then its bit is in nf_waiting (nf_join), and we
+	 * wait a little for the lock it is dropping.  Never unbounded: the
+	 * holder may keep a reservation for as long as it likes. */
 	lk = mx_lock_until(r, 0);
+	/* relaxed: ordered by the fence above */
+	if (lk == -EAGAIN &&
+	    atomic_load_explicit(&k->nf_waiting, memory_order_relaxed))
+		lk = mx_lock_until(r, lfshm__now_ns() + MX_REL_WAIT_NS);
+	if (lk == -EAGAIN || lk == -ETIMEDOUT)
+		return 0;
 	if (lk < 0)
-		return lk == -EAGAIN ? 0 : lk;
+		return lk;
 	publish_head(r);
 	mx_unlock(r, lk);
 	return 0;
@@ -964,11 +1105,11 @@ static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
 /* Room for a len-byte record at the current tail?  Lock held. */
 static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t head = atomic_load_explicit(&r->ctrl->head,
-					     memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
-					     memory_order_relaxed);
-	uint64_t owner;
+	uint64_t head, tail, owner;
+
+	apply_rel(r);
+	head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 
 	if (!positions_ok(head, tail, r->cap))
 		return mx_poison(r);
@@ -1071,7 +1212,9 @@ static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
 	 * producer may be waiting for exactly that space, so take the lock
 	 * and publish it before spinning (spinning first deadlocked a
 	 * spin-forever consumer against a producer waiting for space). */
-	if (PRIV(r)->head_pub == r->c_rel)
+	/* relaxed: a hint */
+	if (atomic_load_explicit(&r->ctrl->head, memory_order_relaxed) ==
+	    r->c_rel)
 		spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
@@ -1147,14 +1290,13 @@ static int wait_space_locked(struct lfshm_ring *r, int lk, uint32_t len,
 				return lk;
 			continue;
 		}
-		k->nf_waiting |= mine;
+		if (nf_join(r, mine))
+			continue; /* a release came in: look again */
 		r->stats.futex_waits++;
 		rc = mx_cond_wait(r, &k->not_full, slice_end(now, deadline));
 		if (rc && rc != -ETIMEDOUT)
 			return rc; /* lock lost */
-		/* we left not_full (see "Dead waiters") */
-		k->nf_waiting &= ~mine;
-		k->nf_signalled &= ~mine;
+		nf_leave(k, mine);
 		if (rc == -ETIMEDOUT)
 			slow = true;
 	}
@@ -1185,7 +1327,7 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 	/* spin until the head moves past what reserve last saw (a fresh
 	 * snapshot here could already be the release that made room, and the
 	 * spin would wait for a second one that never comes) */
-	spin_hint(r, &r->ctrl->head, r->p_head_cache, deadline);
+	spin_hint(r, &MX(r)->rel_pend, r->p_head_cache, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
@@ -1212,12 +1354,13 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 /* Room for a len-byte record now (lock held), from shared state only. */
 static int helper_space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t head = atomic_load_explicit(&r->ctrl->head,
-					     memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
-					     memory_order_relaxed);
-	uint64_t size = lfshm__rec_size(len), off = tail & r->mask, owner;
-	uint64_t need = off + size > r->cap ? r->cap - off + size : size;
+	uint64_t head, tail, size = lfshm__rec_size(len), off, owner, need;
+
+	apply_rel(r);
+	head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+	off = tail & r->mask;
+	need = off + size > r->cap ? r->cap - off + size : size;
 
 	if (!positions_ok(head, tail, r->cap))
 		return -EBADMSG;
@@ -1262,13 +1405,13 @@ static int helper_wait(struct lfshm_ring *r, struct mx_bridge *b,
 					return lk;
 				continue;
 			}
-			k->nf_waiting |= mine;
+			if (nf_join(r, mine))
+				continue;
 			rc = mx_cond_wait(r, &k->not_full,
 					  lfshm__now_ns() + LFSHM__SLICE_NS);
 			if (rc && rc != -ETIMEDOUT)
 				return rc;
-			k->nf_waiting &= ~mine;
-			k->nf_signalled &= ~mine;
+			nf_leave(k, mine);
 		}
 		if (rc == -ETIMEDOUT)
 			slow = true;
@@ -1380,7 +1523,9 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 		 * that space (found by make bench: stream, uring wait).  The
 		 * lock is held by producers for a batch at most; if it stays
 		 * busy, report "ready" so the loop comes back. */
-		if (x->head_pub != r->c_rel) {
+		/* relaxed: a hint */
+		if (atomic_load_explicit(&r->ctrl->head,
+					 memory_order_relaxed) != r->c_rel) {
 			int lk = mx_lock_until(r, lfshm__deadline(1000000000));
 
 			if (lk == -ETIMEDOUT || lk == -EAGAIN)
