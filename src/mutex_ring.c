@@ -182,6 +182,10 @@ struct mx_bridge {
 	uint32_t len;        /* space: record length */
 	uint64_t head;       /* data: consumer's c_head when armed */
 	int efd;             /* written when the wait is done */
+	int done;            /* the thread left its loop */
+	int orphan;          /* close gave up waiting: the thread frees all */
+	struct lfshm_ring *hr;  /* the thread's copy of the handle */
+	struct lfshm_ring *pin; /* a handle that keeps the mapping for it */
 };
 
 /* Process-local extras (r->kind_priv). */
@@ -701,7 +705,7 @@ err:
 	return rc;
 }
 
-static void bridge_stop(struct lfshm_ring *r);
+static int bridge_stop(struct lfshm_ring *r);
 static void publish_head(struct lfshm_ring *r);
 static uint64_t resv_rewind(const struct lfshm_ring *r);
 
@@ -732,6 +736,27 @@ static bool is_holder(const struct mx_priv *x)
 	return x->locked && pthread_equal(x->holder, pthread_self());
 }
 
+/* Give the producer slot back (lock held, lk as mx_lock returned, and
+ * released here); a sleeping consumer must re-check: maybe -EPIPE. */
+static void release_slot(struct lfshm_ring *r, int lk)
+{
+	struct mx_shared *k = MX(r);
+	int slot = PRIV(r)->slot;
+
+	if (slot >= 0 && (unsigned)slot < MX_SLOTS &&
+	    k->slot[slot] == r->self_id) {
+		k->slot[slot] = 0;
+		/* relaxed: under the lock */
+		atomic_fetch_and_explicit(&k->nf_waiting, ~(1u << slot),
+					  memory_order_relaxed);
+		k->nf_signalled &= ~(1u << slot);
+		if (k->nprod)
+			k->nprod--;
+	}
+	wake_not_empty(k);
+	mx_unlock(r, lk);
+}
+
 static void mx_close(struct lfshm_ring *r)
 {
 	struct lfshm__ctrl *c = r->ctrl;
@@ -741,34 +766,26 @@ static void mx_close(struct lfshm_ring *r)
 
 	if (!x)
 		return;
-	bridge_stop(r);
+	if (r->role == LFSHM_PRODUCER && is_holder(x)) {
+		/* first: our own helper may be waiting for this lock */
+		if (r->p_resv_on) {
+			r->p_resv_on = 0;
+			r->p_tail = resv_rewind(r);
+		}
+		if (!r->poisoned)
+			publish(r);
+		drop_lock(r);
+	}
+	if (bridge_stop(r)) {
+		/* the helper could not leave (a peer holds the lock): it
+		 * releases the role, the eventfd and x itself once it can */
+		r->kind_priv = NULL;
+		return;
+	}
 	if (r->role == LFSHM_PRODUCER) {
-		if (is_holder(x)) {
-			if (r->p_resv_on) {
-				r->p_resv_on = 0;
-				r->p_tail = resv_rewind(r);
-			}
-			if (!r->poisoned)
-				publish(r);
-			drop_lock(r);
-		}
 		lk = open_lock(r); /* bounded: never hang in close */
-		if (lk >= 0) {
-			if (x->slot >= 0 && (unsigned)x->slot < MX_SLOTS &&
-			    k->slot[x->slot] == r->self_id) {
-				k->slot[x->slot] = 0;
-				/* relaxed: under the lock */
-				atomic_fetch_and_explicit(&k->nf_waiting,
-							  ~(1u << x->slot),
-							  memory_order_relaxed);
-				k->nf_signalled &= ~(1u << x->slot);
-				if (k->nprod)
-					k->nprod--;
-			}
-			/* a sleeping consumer must re-check: maybe -EPIPE */
-			wake_not_empty(k);
-			mx_unlock(r, lk);
-		}
+		if (lk >= 0)
+			release_slot(r, lk);
 	} else if (r->role == LFSHM_CONSUMER) {
 		/* peeked but unreleased messages stay for the next consumer;
 		 * a release the lock was too busy for is published first */
@@ -1422,6 +1439,47 @@ static int helper_wait(struct lfshm_ring *r, struct mx_bridge *b,
 	return rc;
 }
 
+/* The thread's private resources (mu/cv not in use any more). */
+static void bridge_free(struct mx_bridge *b)
+{
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	free(b->hr);
+	b->hr = NULL;
+	lfshm_ring_close(b->pin); /* after hr: the mapping may go with it */
+	b->pin = NULL;
+}
+
+/* Close gave up on this thread (a peer held the lock): now that it is
+ * out of the condvar, finish the close in its place.  The lock is taken
+ * without a deadline: nobody waits for this detached thread. */
+static void orphan_finish(struct lfshm_ring *hr)
+{
+	struct mx_priv *x = PRIV(hr);
+	int lk;
+
+	if (hr->role == LFSHM_PRODUCER) {
+		lk = mx_lock(hr);
+		if (lk >= 0)
+			release_slot(hr, lk);
+	} else if (hr->role == LFSHM_CONSUMER) {
+		/* its releases are in rel_pend: any locker publishes them */
+		lfshm__unclaim(&hr->ctrl->cons_owner, hr->self_id);
+		lk = mx_lock(hr);
+		if (lk >= 0) {
+			wake_not_full(MX(hr)); /* they see -EPIPE */
+			mx_unlock(hr, lk);
+		}
+	}
+	if (x->br.efd >= 0)
+		close(x->br.efd);
+	bridge_free(&x->br); /* frees hr */
+	free(x);
+}
+
+/* The helper thread.  It works on its own copy of the handle (hr), whose
+ * mapping is kept by b->pin: close may return while it is still stuck
+ * in the lock (see bridge_stop) and free the handle. */
 static void *bridge_main(void *arg)
 {
 	struct lfshm_ring *r = arg;
@@ -1429,6 +1487,7 @@ static void *bridge_main(void *arg)
 	uint64_t one = 1, head;
 	unsigned dir;
 	uint32_t len;
+	int orphan;
 	ssize_t n;
 
 	mx_in_helper = 1;
@@ -1450,7 +1509,12 @@ static void *bridge_main(void *arg)
 		n = write(b->efd, &one, sizeof(one));
 		(void)n; /* fails only when the counter is huge: readable */
 	}
+	b->done = 1;
+	orphan = b->orphan;
+	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
+	if (orphan)
+		orphan_finish(r);
 	return NULL;
 }
 
@@ -1472,31 +1536,55 @@ static int mx_bridge_fd(struct lfshm_ring *r, unsigned dir)
 static int bridge_start(struct lfshm_ring *r)
 {
 	struct mx_bridge *b = &PRIV(r)->br;
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	int rc;
 
-	rc = pthread_mutex_init(&b->mu, NULL);
+	b->hr = malloc(sizeof(*b->hr));
+	if (!b->hr)
+		return -ENOMEM;
+	*b->hr = *r; /* geometry, ctrl, role, slot (kind_priv) */
+	b->hr->bridge = NULL;
+	rc = lfshm__ring_open(r->fd, r->ring_idx, LFSHM_ROLE_NONE, &b->pin);
 	if (rc)
-		return -rc;
-	rc = pthread_cond_init(&b->cv, NULL);
-	if (rc) {
-		pthread_mutex_destroy(&b->mu);
-		return -rc;
+		goto err_hr;
+	rc = -pthread_mutex_init(&b->mu, NULL);
+	if (rc)
+		goto err_pin;
+	rc = -pthread_condattr_init(&ca);
+	if (!rc) {
+		/* close waits on it with a CLOCK_MONOTONIC deadline */
+		rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (!rc)
+			rc = -pthread_cond_init(&b->cv, &ca);
+		pthread_condattr_destroy(&ca);
 	}
+	if (rc)
+		goto err_mu;
 	atomic_store_explicit(&b->stop, 0, memory_order_relaxed);
 	b->armed = 0;
+	b->done = 0;
+	b->orphan = 0;
 	/* the thread inherits our mask: block everything in it */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&b->thr, NULL, bridge_main, r);
+	rc = -pthread_create(&b->thr, NULL, bridge_main, b->hr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		pthread_cond_destroy(&b->cv);
-		pthread_mutex_destroy(&b->mu);
-		return -rc;
+		goto err_mu;
 	}
 	b->running = 1;
 	return 0;
+err_mu:
+	pthread_mutex_destroy(&b->mu);
+err_pin:
+	lfshm_ring_close(b->pin);
+	b->pin = NULL;
+err_hr:
+	free(b->hr);
+	b->hr = NULL;
+	return rc;
 }
 
 static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
@@ -1572,35 +1660,62 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	return 0;
 }
 
-static void bridge_stop(struct lfshm_ring *r)
+/* Stop and join the helper thread, in bounded time.  It may sleep in a
+ * shared condvar: wake it under the lock.  But a peer may hold the lock
+ * for ever (a reservation in a stopped process), and a thread in
+ * pthread_cond_timedwait cannot return before it got the lock back; then
+ * close gives up on it after MX_OPEN_WAIT_NS: the thread is detached and
+ * finishes the close itself when it gets the lock (orphan_finish), on its
+ * own copy of the handle and mapping.  Returns 1 in that case (the
+ * caller must leave the role, the eventfd and x to the thread), else 0. */
+static int bridge_stop(struct lfshm_ring *r)
 {
 	struct mx_priv *x = PRIV(r);
 	struct mx_bridge *b = &x->br;
 	struct mx_shared *k = MX(r);
-	int lk;
+	struct timespec ts;
+	int64_t deadline;
+	int lk, armed;
 
 	if (!b->running)
-		return;
+		return 0;
 	pthread_mutex_lock(&b->mu);
 	atomic_store_explicit(&b->stop, 1, memory_order_relaxed);
-	pthread_cond_signal(&b->cv);
+	armed = b->armed;
+	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	/* it may sleep in a shared condvar: wake it (else it notices stop
-	 * within a slice) */
-	lk = mx_lock(r);
-	if (lk >= 0) {
-		if (r->role == LFSHM_CONSUMER) {
-			k->ne_waiting = 1;
-			wake_not_empty(k);
-		} else {
-			wake_not_full(k);
+	deadline = lfshm__now_ns() + MX_OPEN_WAIT_NS;
+	if (armed) {
+		/* it may sleep in a shared condvar: wake it (else it notices
+		 * stop within a slice) */
+		lk = mx_lock_until(r, deadline);
+		if (lk >= 0) {
+			if (r->role == LFSHM_CONSUMER) {
+				k->ne_waiting = 1;
+				wake_not_empty(k);
+			} else {
+				wake_not_full(k);
+			}
+			mx_unlock(r, lk);
 		}
-		mx_unlock(r, lk);
 	}
+	ts.tv_sec = deadline / 1000000000ll;
+	ts.tv_nsec = deadline % 1000000000ll;
+	pthread_mutex_lock(&b->mu);
+	while (!b->done && pthread_cond_timedwait(&b->cv, &b->mu, &ts) == 0)
+		;
+	if (!b->done) {
+		b->orphan = 1;
+		pthread_mutex_unlock(&b->mu);
+		pthread_detach(b->thr);
+		b->running = 0;
+		return 1;
+	}
+	pthread_mutex_unlock(&b->mu);
 	pthread_join(b->thr, NULL);
-	pthread_cond_destroy(&b->cv);
-	pthread_mutex_destroy(&b->mu);
+	bridge_free(b);
 	b->running = 0;
+	return 0;
 }
 
 /* A handle inherited across fork(), closed in the child: free what the
@@ -1616,6 +1731,10 @@ static void mx_forget(struct lfshm_ring *r)
 		return;
 	if (x->br.efd >= 0)
 		close(x->br.efd);
+	if (x->br.running) {
+		free(x->br.hr);
+		lfshm_ring_close(x->br.pin); /* inherited as well */
+	}
 	free(x);
 	r->kind_priv = NULL;
 }

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -1042,7 +1043,24 @@ struct closer_arg {
 	int fd;
 	int ready_fd; /* closer -> parent: armed, then closed */
 	int go_fd;    /* parent -> closer: close now, then holder killed */
+	unsigned role;
 };
+
+/* Threads of this process. */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
 
 /* A consumer with its bridge thread running closes while a stopped peer
  * holds the ring's lock; then, once the peer is gone, everything the
@@ -1056,9 +1074,13 @@ static int closer_main(void *arg)
 	char byte = 1;
 	die_with_parent();
 
-	if (lfshm_ring_attach(a->fd, LFSHM_CONSUMER, &c))
+	if (lfshm_ring_attach(a->fd, a->role, &c))
 		return 10;
-	if (lfshm_ring_eventfd(c) < 0 || lfshm_ring_arm(c) != 0)
+	if (lfshm_ring_eventfd(c) < 0)
+		return 11;
+	/* producer: the ring has room for the holder's 16 bytes only */
+	if ((a->role == LFSHM_CONSUMER ? lfshm_ring_arm(c) :
+					 lfshm_ring_arm_space(c, 100)) != 0)
 		return 11;
 	if (write(a->ready_fd, &byte, 1) != 1 ||
 	    read(a->go_fd, &byte, 1) != 1)
@@ -1069,21 +1091,24 @@ static int closer_main(void *arg)
 		return 13;
 	/* the lock holder is dead: the helper gets the lock and leaves */
 	end = now_ns() + 20ll * 1000000000;
-	while ((n = lfshm_test_count_fds()) != before) {
+	while ((n = lfshm_test_count_fds()) != before || count_threads() != 1) {
 		if (now_ns() > end)
 			return 14;
 		sched_yield();
 	}
+#if LFSHM_TEST_ASAN
+	if (__lsan_do_recoverable_leak_check())
+		return 90;
+#endif
 	return 0;
 }
 
 /* Issue 10 (reported as "bridge_stop takes an unbounded lock in close"):
  * confirmed; close also had to join a helper thread that cannot leave
  * its condvar while the lock is held.  Close is now bounded. */
-Test(mutex, close_with_the_bridge_running_does_not_hang_on_a_stopped_peer,
-     .timeout = 120)
+static void close_while_stopped_peer_holds_the_lock(unsigned role)
 {
-	struct lfshm_ring *c = make_ring(4096, 100);
+	struct lfshm_ring *c = make_ring(4096, 100), *p = NULL;
 	struct closer_arg ca;
 	struct hold_arg h;
 	int rdy[2], go[2], prdy[2], fd, rc;
@@ -1093,11 +1118,17 @@ Test(mutex, close_with_the_bridge_running_does_not_hang_on_a_stopped_peer,
 
 	fd = dup(lfshm_ring_fd(c));
 	cr_assert_geq(fd, 0);
-	lfshm_ring_close(c); /* the consumer role is the closer's */
+	if (role == LFSHM_CONSUMER) {
+		lfshm_ring_close(c); /* the consumer role is the closer's */
+		c = NULL;
+	} else {
+		cr_assert_eq(lfshm_ring_attach(fd, LFSHM_PRODUCER, &p), 0);
+		fill_ring(p);
+	}
 	cr_assert_eq(pipe2(rdy, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
 	cr_assert_eq(pipe2(prdy, O_CLOEXEC), 0);
-	ca = (struct closer_arg){ fd, rdy[1], go[0] };
+	ca = (struct closer_arg){ fd, rdy[1], go[0], role };
 	cpid = lfshm_test_spawn(closer_main, &ca);
 	cr_assert_gt(cpid, 0);
 	cr_assert_eq(read(rdy[0], &byte, 1), 1, "closer never armed");
@@ -1128,4 +1159,18 @@ Test(mutex, close_with_the_bridge_running_does_not_hang_on_a_stopped_peer,
 	close(go[1]);
 	close(prdy[0]);
 	close(prdy[1]);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(mutex, close_with_the_bridge_running_does_not_hang_on_a_stopped_peer,
+     .timeout = 120)
+{
+	close_while_stopped_peer_holds_the_lock(LFSHM_CONSUMER);
+}
+
+Test(mutex, producer_close_with_the_bridge_running_is_bounded_too,
+     .timeout = 120)
+{
+	close_while_stopped_peer_holds_the_lock(LFSHM_PRODUCER);
 }
