@@ -112,8 +112,9 @@
  * (lfshm_ring_set_spin) polls the peer's position without the lock.
  *
  * Event-loop bridge: a helper thread per handle (started by the first
- * lfshm_ring_arm*, stopped by close) waits on the condvar on the loop's
- * behalf and writes a process-local eventfd (bridge_fd).
+ * lfshm_ring_arm*, stopped by close in bounded time, see bridge_stop)
+ * waits on the condvar on the loop's behalf and writes a process-local
+ * eventfd (bridge_fd).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -1362,8 +1363,10 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
  * is lost: the thread checks the ring under the lock before it sleeps, so
  * a publish between the loop's check and the thread's is seen at once.
  * The thread runs with all signals blocked, touches only shared state
- * (never the handle's private positions or counters), and is stopped and
- * joined by close (which broadcasts the condvar it may sleep in).  While a
+ * (never the handle's private positions or counters: it has its own copy
+ * of the handle), and is stopped and joined by close (which broadcasts
+ * the condvar it may sleep in), or left to finish the close by itself
+ * when a peer keeps the lock (bridge_stop).  While a
  * wait is armed, the handle's own blocking calls (wait_space/send with a
  * timeout) should not be used: the thread sleeps on the handle's behalf.
  */
