@@ -512,6 +512,14 @@ static void unlock_apply(struct lfshm_ring *r)
 	}
 }
 
+/* We left not_full (see "Dead waiters"); lock held. */
+static void nf_leave(struct mx_shared *k, uint32_t mine)
+{
+	/* relaxed: under the lock */
+	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
+	k->nf_signalled &= ~mine;
+}
+
 /* Announce a sleep in not_full (lock held).  A release that found the
  * lock busy may have left its head in rel_pend just now.  Returns 1 (not
  * announced) when that release made the head move: look again. */
@@ -528,17 +536,11 @@ static int nf_join(struct lfshm_ring *r, uint32_t mine)
 	if (atomic_load_explicit(&k->rel_pend, memory_order_relaxed) ==
 	    atomic_load_explicit(&r->ctrl->head, memory_order_relaxed))
 		return 0;
-	/* relaxed: under the lock */
-	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
-	return apply_rel(r);
-}
-
-/* We left not_full (see "Dead waiters"); lock held. */
-static void nf_leave(struct mx_shared *k, uint32_t mine)
-{
-	/* relaxed: under the lock */
-	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
-	k->nf_signalled &= ~mine;
+	if (!apply_rel(r))
+		return 0; /* nothing sane to apply: sleep, announced */
+	/* its broadcast moved our bit to nf_signalled: we never went in */
+	nf_leave(k, mine);
+	return 1;
 }
 
 /* Slots of dead producers that are in no condvar are freed; returns the
