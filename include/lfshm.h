@@ -141,7 +141,12 @@ int lfshm_ring_fd(const struct lfshm_ring *r);
 
 /* Close the handle: flush pending LFSHM_MORE records, release the role so
  * that the peer sees -EPIPE once the ring is drained, unmap, close fds.
- * NULL is accepted. */
+ * NULL is accepted.  Never waits unboundedly: on an LFSHM_MUTEX ring whose
+ * lock another process keeps (a stopped peer), close gives up after about
+ * 2 s per step; a handle whose event-loop bridge thread is stuck behind
+ * that lock then leaves the role, the eventfd and the thread to be freed
+ * by the thread itself once the lock is let go.  In a fork()ed child,
+ * closing an inherited handle frees what it holds in the child only. */
 void lfshm_ring_close(struct lfshm_ring *r);
 
 /* Ring geometry as validated at create/attach. */
@@ -187,6 +192,10 @@ int lfshm_ring_flush(struct lfshm_ring *r);
  * peek returns 0, -EAGAIN (empty), -EPIPE (empty and the producer closed),
  * -EBADMSG (corrupt region: handle poisoned), -EINVAL (not the consumer).
  * release returns 0 or -EINVAL (m was not peeked or is already released).
+ * The space is visible to producers (and a producer asleep for it woken)
+ * when release returns; on an LFSHM_MUTEX ring whose lock is busy, the
+ * lock holder publishes it, and release may wait up to 10 ms for the lock
+ * when a producer is asleep for room.
  */
 int lfshm_ring_peek(struct lfshm_ring *r, struct lfshm_msg *m);
 int lfshm_ring_release(struct lfshm_ring *r, struct lfshm_msg *m);

@@ -278,6 +278,10 @@ struct lfshm__ops {
 	int (*open)(struct lfshm_ring *r);
 	/* flush, release the role and wake the peer */
 	void (*close)(struct lfshm_ring *r);
+	/* optional: a handle inherited across fork() is closed in the child
+	 * (close() is not called): free its process-local state (kind_priv,
+	 * fds) without touching shared state or the parent's threads */
+	void (*forget)(struct lfshm_ring *r);
 	int (*reserve)(struct lfshm_ring *r, uint32_t len, void **buf);
 	int (*commit)(struct lfshm_ring *r, void *buf, uint32_t len,
 		      uint32_t type, unsigned flags);

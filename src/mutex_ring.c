@@ -31,11 +31,26 @@
  *   tries the lock for a moment, when its cached tail says empty, and
  *   reports -EAGAIN if it stays busy (the reservation is invisible
  *   anyway); release() publishes the head at once if the lock is free,
- *   else with its next locked operation.  Timed waits take the lock with
+ *   else hands it over (below).  Timed waits take the lock with
  *   pthread_mutex_clocklock; but a thread woken in a condvar re-takes the
  *   lock without a deadline (POSIX), so a reservation held across user
  *   code can stretch a timed wait until it is committed or its producer
  *   dies.  Attach waits at most 2 s for the lock (-EBUSY).
+ *
+ *   Release hand-over (issue 10): the consumer stores its released head
+ *   in rel_pend (release) before it tries the lock; every unlock looks
+ *   at rel_pend afterwards and publishes it (unlock_apply, trylock: if
+ *   the lock is taken again, that holder's unlock does it), so does every
+ *   producer locker before it reads the head (apply_rel).  The one holder
+ *   that drops the lock without an unlock is a producer going to sleep in
+ *   not_full: it sets its nf_waiting bit and then looks at rel_pend
+ *   (nf_join); the consumer, after a busy trylock, looks at nf_waiting
+ *   and then waits up to MX_REL_WAIT_NS for the lock.  Both sides fence
+ *   (seq_cst) between their store and their load, so one of them sees
+ *   the other.  (The lock word is only accessed through glibc's atomic
+ *   instructions; the fences order our accesses around them.)  Residual:
+ *   a producer preempted for longer than MX_REL_WAIT_NS between nf_join
+ *   and its sleep finds the room one sleep slice (1 s) later.
  *
  *   Two handles used by the same thread: while one holds the lock (an
  *   outstanding reservation or batch), calls of the other find the lock
@@ -97,8 +112,9 @@
  * (lfshm_ring_set_spin) polls the peer's position without the lock.
  *
  * Event-loop bridge: a helper thread per handle (started by the first
- * lfshm_ring_arm*, stopped by close) waits on the condvar on the loop's
- * behalf and writes a process-local eventfd (bridge_fd).
+ * lfshm_ring_arm*, stopped by close in bounded time, see bridge_stop)
+ * waits on the condvar on the loop's behalf and writes a process-local
+ * eventfd (bridge_fd).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -136,13 +152,16 @@ struct mx_shared {
 	pthread_cond_t not_full;  /* producers wait */
 	uint32_t magic;
 	uint32_t ne_waiting;   /* 1: someone sleeps in not_empty */
-	uint32_t nf_waiting;   /* slot bits: asleep in not_full */
+	_Atomic uint32_t nf_waiting; /* slot bits: asleep in not_full */
 	uint32_t nf_signalled; /* slot bits: broadcast, not yet left */
 	uint32_t in_cv;        /* lock holder is in a broadcast (MX_IN_*) */
 	uint32_t prod_ever;    /* a producer attached once */
 	uint32_t nprod;        /* slots in use */
 	uint32_t repairs;      /* EOWNERDEAD repairs (diagnostics) */
 	uint64_t slot[MX_SLOTS]; /* owner words of attached producers */
+	/* the consumer's latest released head, stored without the lock;
+	 * stored in ctrl->head by whoever holds the lock (apply_rel) */
+	_Atomic uint64_t rel_pend;
 };
 
 _Static_assert(sizeof(struct mx_shared) <=
@@ -164,6 +183,10 @@ struct mx_bridge {
 	uint32_t len;        /* space: record length */
 	uint64_t head;       /* data: consumer's c_head when armed */
 	int efd;             /* written when the wait is done */
+	int done;            /* the thread left its loop */
+	int orphan;          /* close gave up waiting: the thread frees all */
+	struct lfshm_ring *hr;  /* the thread's copy of the handle */
+	struct lfshm_ring *pin; /* a handle that keeps the mapping for it */
 };
 
 /* Process-local extras (r->kind_priv). */
@@ -171,7 +194,6 @@ struct mx_priv {
 	int locked;          /* this handle holds the lock */
 	pthread_t holder;    /* the thread that took it */
 	uint64_t resv_from;  /* tail before the reservation (and its pad) */
-	uint64_t head_pub;   /* consumer: head last stored in ctrl->head */
 	int slot;            /* producer slot, -1 none */
 	struct mx_bridge br;
 };
@@ -274,7 +296,10 @@ static bool state_ok(const struct lfshm_ring *r, const struct mx_shared *k)
 					     memory_order_relaxed);
 
 	return k->magic == MX_MAGIC && positions_ok(head, tail, r->cap) &&
-	       k->nprod <= MX_SLOTS && !(k->nf_waiting & ~all) &&
+	       k->nprod <= MX_SLOTS &&
+	       /* relaxed: under the lock */
+	       !(atomic_load_explicit(&k->nf_waiting, memory_order_relaxed) &
+		 ~all) &&
 	       !(k->nf_signalled & ~all) && k->ne_waiting <= 1;
 }
 
@@ -373,10 +398,14 @@ static int mx_lock_until(struct lfshm_ring *r, int64_t deadline)
 	}
 }
 
+static void unlock_apply(struct lfshm_ring *r);
+
 static void mx_unlock(struct lfshm_ring *r, int how)
 {
-	if (how == 0)
+	if (how == 0) {
 		pthread_mutex_unlock(&MX(r)->lock);
+		unlock_apply(r);
+	}
 }
 
 /* pthread_cond_timedwait on CLOCK_MONOTONIC ns; 0 (woken, maybe
@@ -418,13 +447,100 @@ static void wake_not_empty(struct mx_shared *k)
  * nf_waiting to nf_signalled until each has left the condvar. */
 static void wake_not_full(struct mx_shared *k)
 {
-	if (!k->nf_waiting)
+	/* relaxed: under the lock (the consumer's unlocked read is a hint,
+	 * ordered by the fences of mx_release / wait_space_locked) */
+	uint32_t w = atomic_load_explicit(&k->nf_waiting, memory_order_relaxed);
+
+	if (!w)
 		return;
-	k->nf_signalled |= k->nf_waiting;
-	k->nf_waiting = 0;
+	k->nf_signalled |= w;
+	atomic_store_explicit(&k->nf_waiting, 0, memory_order_relaxed);
 	k->in_cv = MX_IN_NOT_FULL;
 	pthread_cond_broadcast(&k->not_full);
 	k->in_cv = 0;
+}
+
+/* Publish the head the consumer left in rel_pend because the lock was
+ * busy when it released (lock held; any locker may do it).  Returns 1
+ * when the head moved (producers asleep for room are woken), 0 when there
+ * was nothing new, or nothing sane: rel_pend must lie in [head, tail]. */
+static int apply_rel(struct lfshm_ring *r)
+{
+	struct mx_shared *k = MX(r);
+	/* acquire: pairs with the release store in mx_release, so that the
+	 * consumer's reads of the records it gave back happen before a
+	 * producer reuses their space (L2 when the lock was not taken) */
+	uint64_t p = atomic_load_explicit(&k->rel_pend, memory_order_acquire);
+	/* relaxed: under the lock */
+	uint64_t h = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+
+	if (p == h || (p & 7) || p - h > t - h)
+		return 0;
+	/* relaxed: under the lock (L2 as in publish_head) */
+	atomic_store_explicit(&r->ctrl->head, p, memory_order_relaxed);
+	wake_not_full(k);
+	return 1;
+}
+
+/* After every unlock: a release that found the lock busy left its head
+ * in rel_pend for the holder, i.e. for us.  Publish it unless another
+ * thread holds the lock by now (its own unlock comes here in turn). */
+static void unlock_apply(struct lfshm_ring *r)
+{
+	struct mx_shared *k = MX(r);
+	int rc;
+
+	for (;;) {
+		/* seq_cst: our unlock before the look at rel_pend; pairs with
+		 * the fence in mx_release (either it saw the lock free, or
+		 * we see its rel_pend) */
+		atomic_thread_fence(memory_order_seq_cst);
+		/* relaxed: a hint, apply_rel re-reads under the lock */
+		if (atomic_load_explicit(&k->rel_pend, memory_order_relaxed) ==
+		    atomic_load_explicit(&r->ctrl->head, memory_order_relaxed))
+			return;
+		rc = pthread_mutex_trylock(&k->lock);
+		if (rc == EOWNERDEAD)
+			rc = mx_repair(r) ? -1 : 0;
+		if (rc)
+			return; /* busy: the holder does it; EDEADLK: ours */
+		rc = apply_rel(r);
+		pthread_mutex_unlock(&k->lock);
+		if (!rc)
+			return;
+	}
+}
+
+/* We left not_full (see "Dead waiters"); lock held. */
+static void nf_leave(struct mx_shared *k, uint32_t mine)
+{
+	/* relaxed: under the lock */
+	atomic_fetch_and_explicit(&k->nf_waiting, ~mine, memory_order_relaxed);
+	k->nf_signalled &= ~mine;
+}
+
+/* Announce a sleep in not_full (lock held).  A release that found the
+ * lock busy may have left its head in rel_pend just now.  Returns 1 (not
+ * announced) when that release made the head move: look again. */
+static int nf_join(struct lfshm_ring *r, uint32_t mine)
+{
+	struct mx_shared *k = MX(r);
+
+	/* relaxed + seq_cst fence: the bit before the look at rel_pend;
+	 * pairs with the fence in mx_release: either we see its rel_pend,
+	 * or it sees our bit and waits for the lock we are about to drop
+	 * in the condvar */
+	atomic_fetch_or_explicit(&k->nf_waiting, mine, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&k->rel_pend, memory_order_relaxed) ==
+	    atomic_load_explicit(&r->ctrl->head, memory_order_relaxed))
+		return 0;
+	if (!apply_rel(r))
+		return 0; /* nothing sane to apply: sleep, announced */
+	/* its broadcast moved our bit to nf_signalled: we never went in */
+	nf_leave(k, mine);
+	return 1;
 }
 
 /* Slots of dead producers that are in no condvar are freed; returns the
@@ -442,7 +558,10 @@ static unsigned reap_producers(const struct lfshm_ring *r, struct mx_shared *k)
 			live++;
 			continue;
 		}
-		if ((k->nf_waiting | k->nf_signalled) & bit)
+		/* relaxed: under the lock */
+		if ((atomic_load_explicit(&k->nf_waiting,
+					  memory_order_relaxed) |
+		     k->nf_signalled) & bit)
 			continue; /* freed by the not_full rebuild */
 		k->slot[i] = 0;
 		if (k->nprod)
@@ -463,7 +582,8 @@ static int nf_rebuild_if_dead(const struct lfshm_ring *r, struct mx_shared *k,
 	for (i = 0; i < MX_SLOTS; i++)
 		if ((sig & (1u << i)) && lfshm__owner_alive(r, k->slot[i]))
 			return 0;
-	if (k->nf_waiting & ~mine)
+	/* relaxed: under the lock */
+	if (atomic_load_explicit(&k->nf_waiting, memory_order_relaxed) & ~mine)
 		return 0; /* cannot happen (no joins while signalled) */
 	if (cond_reinit(&k->not_full))
 		return 0;
@@ -569,14 +689,17 @@ static int mx_open(struct lfshm_ring *r)
 	 * (see "Dead waiters" at the top) */
 	rc = cond_reinit(&k->not_empty);
 	k->ne_waiting = 0;
+	/* what the previous consumer released is gone for us as well */
+	apply_rel(r);
 	head = atomic_load_explicit(&c->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+	/* relaxed: under the lock, and we have read no record yet */
+	atomic_store_explicit(&k->rel_pend, head, memory_order_relaxed);
 	mx_unlock(r, lk);
 	if (rc)
 		goto err_unclaim;
 	r->c_head = r->c_rel = head;
 	r->c_tail_cache = tail;
-	x->head_pub = head;
 	return 0;
 err_unclaim:
 	lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
@@ -586,7 +709,7 @@ err:
 	return rc;
 }
 
-static void bridge_stop(struct lfshm_ring *r);
+static int bridge_stop(struct lfshm_ring *r);
 static void publish_head(struct lfshm_ring *r);
 static uint64_t resv_rewind(const struct lfshm_ring *r);
 
@@ -609,11 +732,33 @@ static void drop_lock(struct lfshm_ring *r)
 
 	x->locked = 0;
 	pthread_mutex_unlock(&MX(r)->lock);
+	unlock_apply(r);
 }
 
 static bool is_holder(const struct mx_priv *x)
 {
 	return x->locked && pthread_equal(x->holder, pthread_self());
+}
+
+/* Give the producer slot back (lock held, lk as mx_lock returned, and
+ * released here); a sleeping consumer must re-check: maybe -EPIPE. */
+static void release_slot(struct lfshm_ring *r, int lk)
+{
+	struct mx_shared *k = MX(r);
+	int slot = PRIV(r)->slot;
+
+	if (slot >= 0 && (unsigned)slot < MX_SLOTS &&
+	    k->slot[slot] == r->self_id) {
+		k->slot[slot] = 0;
+		/* relaxed: under the lock */
+		atomic_fetch_and_explicit(&k->nf_waiting, ~(1u << slot),
+					  memory_order_relaxed);
+		k->nf_signalled &= ~(1u << slot);
+		if (k->nprod)
+			k->nprod--;
+	}
+	wake_not_empty(k);
+	mx_unlock(r, lk);
 }
 
 static void mx_close(struct lfshm_ring *r)
@@ -625,31 +770,26 @@ static void mx_close(struct lfshm_ring *r)
 
 	if (!x)
 		return;
-	bridge_stop(r);
+	if (r->role == LFSHM_PRODUCER && is_holder(x)) {
+		/* first: our own helper may be waiting for this lock */
+		if (r->p_resv_on) {
+			r->p_resv_on = 0;
+			r->p_tail = resv_rewind(r);
+		}
+		if (!r->poisoned)
+			publish(r);
+		drop_lock(r);
+	}
+	if (bridge_stop(r)) {
+		/* the helper could not leave (a peer holds the lock): it
+		 * releases the role, the eventfd and x itself once it can */
+		r->kind_priv = NULL;
+		return;
+	}
 	if (r->role == LFSHM_PRODUCER) {
-		if (is_holder(x)) {
-			if (r->p_resv_on) {
-				r->p_resv_on = 0;
-				r->p_tail = resv_rewind(r);
-			}
-			if (!r->poisoned)
-				publish(r);
-			drop_lock(r);
-		}
 		lk = open_lock(r); /* bounded: never hang in close */
-		if (lk >= 0) {
-			if (x->slot >= 0 && (unsigned)x->slot < MX_SLOTS &&
-			    k->slot[x->slot] == r->self_id) {
-				k->slot[x->slot] = 0;
-				k->nf_waiting &= ~(1u << x->slot);
-				k->nf_signalled &= ~(1u << x->slot);
-				if (k->nprod)
-					k->nprod--;
-			}
-			/* a sleeping consumer must re-check: maybe -EPIPE */
-			wake_not_empty(k);
-			mx_unlock(r, lk);
-		}
+		if (lk >= 0)
+			release_slot(r, lk);
 	} else if (r->role == LFSHM_CONSUMER) {
 		/* peeked but unreleased messages stay for the next consumer;
 		 * a release the lock was too busy for is published first */
@@ -702,6 +842,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			return -EDEADLK; /* another handle of this thread */
 		x->locked = 1;
 		x->holder = pthread_self();
+		apply_rel(r);
 		head = atomic_load_explicit(&r->ctrl->head,
 					    memory_order_relaxed);
 		tail = atomic_load_explicit(&r->ctrl->tail,
@@ -714,6 +855,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	} else {
 		if (!pthread_equal(x->holder, pthread_self()))
 			return -EINVAL; /* the batch is another thread's */
+		apply_rel(r);
 		/* L2: relaxed under the lock */
 		head = atomic_load_explicit(&r->ctrl->head,
 					    memory_order_relaxed);
@@ -845,12 +987,11 @@ static int load_tail(struct lfshm_ring *r)
  * happen before a producer that takes the lock after us reuses them. */
 static void publish_head(struct lfshm_ring *r)
 {
-	struct mx_priv *x = PRIV(r);
-
-	if (x->head_pub == r->c_rel)
+	/* relaxed: under the lock */
+	if (atomic_load_explicit(&r->ctrl->head, memory_order_relaxed) ==
+	    r->c_rel)
 		return;
 	atomic_store_explicit(&r->ctrl->head, r->c_rel, memory_order_relaxed);
-	x->head_pub = r->c_rel;
 	wake_not_full(MX(r));
 }
 
@@ -909,8 +1050,13 @@ static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
+/* A release that finds the lock busy waits this long for it when a
+ * producer announced a sleep for room (see mx_release). */
+#define MX_REL_WAIT_NS 10000000ll
+
 static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
+	struct mx_shared *k = MX(r);
 	uint64_t end;
 	int lk;
 
@@ -923,12 +1069,27 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	if (end == r->c_rel)
 		return 0;
 	r->c_rel = end;
-	/* publish now if the lock is free, else with our next locked
-	 * operation (refresh, wait, close): never wait behind a producer's
-	 * reservation here */
+	/* release: our reads of the records given back happen before a
+	 * producer that acquires rel_pend (apply_rel) reuses the space */
+	atomic_store_explicit(&k->rel_pend, end, memory_order_release);
+	/* seq_cst: rel_pend before the look at the lock and nf_waiting;
+	 * pairs with the fences of unlock_apply and nf_join */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Publish now if the lock is free.  If it is busy, its holder
+	 * publishes rel_pend after its unlock (unlock_apply), unless it
+	 * leaves the lock by going to sleep in not_full without having
+	 * seen rel_pend: then its bit is in nf_waiting (nf_join), and we
+	 * wait a little for the lock it is dropping.  Never unbounded: the
+	 * holder may keep a reservation for as long as it likes. */
 	lk = mx_lock_until(r, 0);
+	/* relaxed: ordered by the fence above */
+	if (lk == -EAGAIN &&
+	    atomic_load_explicit(&k->nf_waiting, memory_order_relaxed))
+		lk = mx_lock_until(r, lfshm__now_ns() + MX_REL_WAIT_NS);
+	if (lk == -EAGAIN || lk == -ETIMEDOUT)
+		return 0;
 	if (lk < 0)
-		return lk == -EAGAIN ? 0 : lk;
+		return lk;
 	publish_head(r);
 	mx_unlock(r, lk);
 	return 0;
@@ -965,11 +1126,11 @@ static int data_check(struct lfshm_ring *r, uint64_t head, bool slow)
 /* Room for a len-byte record at the current tail?  Lock held. */
 static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t head = atomic_load_explicit(&r->ctrl->head,
-					     memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
-					     memory_order_relaxed);
-	uint64_t owner;
+	uint64_t head, tail, owner;
+
+	apply_rel(r);
+	head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 
 	if (!positions_ok(head, tail, r->cap))
 		return mx_poison(r);
@@ -1072,7 +1233,9 @@ static int mx_wait_data(struct lfshm_ring *r, int64_t deadline)
 	 * producer may be waiting for exactly that space, so take the lock
 	 * and publish it before spinning (spinning first deadlocked a
 	 * spin-forever consumer against a producer waiting for space). */
-	if (PRIV(r)->head_pub == r->c_rel)
+	/* relaxed: a hint */
+	if (atomic_load_explicit(&r->ctrl->head, memory_order_relaxed) ==
+	    r->c_rel)
 		spin_hint(r, &r->ctrl->tail, r->c_head, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
@@ -1148,14 +1311,13 @@ static int wait_space_locked(struct lfshm_ring *r, int lk, uint32_t len,
 				return lk;
 			continue;
 		}
-		k->nf_waiting |= mine;
+		if (nf_join(r, mine))
+			continue; /* a release came in: look again */
 		r->stats.futex_waits++;
 		rc = mx_cond_wait(r, &k->not_full, slice_end(now, deadline));
 		if (rc && rc != -ETIMEDOUT)
 			return rc; /* lock lost */
-		/* we left not_full (see "Dead waiters") */
-		k->nf_waiting &= ~mine;
-		k->nf_signalled &= ~mine;
+		nf_leave(k, mine);
 		if (rc == -ETIMEDOUT)
 			slow = true;
 	}
@@ -1186,7 +1348,7 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 	/* spin until the head moves past what reserve last saw (a fresh
 	 * snapshot here could already be the release that made room, and the
 	 * spin would wait for a second one that never comes) */
-	spin_hint(r, &r->ctrl->head, r->p_head_cache, deadline);
+	spin_hint(r, &MX(r)->rel_pend, r->p_head_cache, deadline);
 	lk = mx_lock_until(r, deadline);
 	if (lk < 0)
 		return lk;
@@ -1204,8 +1366,10 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
  * is lost: the thread checks the ring under the lock before it sleeps, so
  * a publish between the loop's check and the thread's is seen at once.
  * The thread runs with all signals blocked, touches only shared state
- * (never the handle's private positions or counters), and is stopped and
- * joined by close (which broadcasts the condvar it may sleep in).  While a
+ * (never the handle's private positions or counters: it has its own copy
+ * of the handle), and is stopped and joined by close (which broadcasts
+ * the condvar it may sleep in), or left to finish the close by itself
+ * when a peer keeps the lock (bridge_stop).  While a
  * wait is armed, the handle's own blocking calls (wait_space/send with a
  * timeout) should not be used: the thread sleeps on the handle's behalf.
  */
@@ -1213,12 +1377,13 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 /* Room for a len-byte record now (lock held), from shared state only. */
 static int helper_space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t head = atomic_load_explicit(&r->ctrl->head,
-					     memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&r->ctrl->tail,
-					     memory_order_relaxed);
-	uint64_t size = lfshm__rec_size(len), off = tail & r->mask, owner;
-	uint64_t need = off + size > r->cap ? r->cap - off + size : size;
+	uint64_t head, tail, size = lfshm__rec_size(len), off, owner, need;
+
+	apply_rel(r);
+	head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
+	off = tail & r->mask;
+	need = off + size > r->cap ? r->cap - off + size : size;
 
 	if (!positions_ok(head, tail, r->cap))
 		return -EBADMSG;
@@ -1263,13 +1428,13 @@ static int helper_wait(struct lfshm_ring *r, struct mx_bridge *b,
 					return lk;
 				continue;
 			}
-			k->nf_waiting |= mine;
+			if (nf_join(r, mine))
+				continue;
 			rc = mx_cond_wait(r, &k->not_full,
 					  lfshm__now_ns() + LFSHM__SLICE_NS);
 			if (rc && rc != -ETIMEDOUT)
 				return rc;
-			k->nf_waiting &= ~mine;
-			k->nf_signalled &= ~mine;
+			nf_leave(k, mine);
 		}
 		if (rc == -ETIMEDOUT)
 			slow = true;
@@ -1280,6 +1445,47 @@ static int helper_wait(struct lfshm_ring *r, struct mx_bridge *b,
 	return rc;
 }
 
+/* The thread's private resources (mu/cv not in use any more). */
+static void bridge_free(struct mx_bridge *b)
+{
+	pthread_cond_destroy(&b->cv);
+	pthread_mutex_destroy(&b->mu);
+	free(b->hr);
+	b->hr = NULL;
+	lfshm_ring_close(b->pin); /* after hr: the mapping may go with it */
+	b->pin = NULL;
+}
+
+/* Close gave up on this thread (a peer held the lock): now that it is
+ * out of the condvar, finish the close in its place.  The lock is taken
+ * without a deadline: nobody waits for this detached thread. */
+static void orphan_finish(struct lfshm_ring *hr)
+{
+	struct mx_priv *x = PRIV(hr);
+	int lk;
+
+	if (hr->role == LFSHM_PRODUCER) {
+		lk = mx_lock(hr);
+		if (lk >= 0)
+			release_slot(hr, lk);
+	} else if (hr->role == LFSHM_CONSUMER) {
+		/* its releases are in rel_pend: any locker publishes them */
+		lfshm__unclaim(hr, &hr->ctrl->cons_owner, &hr->ctrl->cons_pid);
+		lk = mx_lock(hr);
+		if (lk >= 0) {
+			wake_not_full(MX(hr)); /* they see -EPIPE */
+			mx_unlock(hr, lk);
+		}
+	}
+	if (x->br.efd >= 0)
+		close(x->br.efd);
+	bridge_free(&x->br); /* frees hr */
+	free(x);
+}
+
+/* The helper thread.  It works on its own copy of the handle (hr), whose
+ * mapping is kept by b->pin: close may return while it is still stuck
+ * in the lock (see bridge_stop) and free the handle. */
 static void *bridge_main(void *arg)
 {
 	struct lfshm_ring *r = arg;
@@ -1287,6 +1493,7 @@ static void *bridge_main(void *arg)
 	uint64_t one = 1, head;
 	unsigned dir;
 	uint32_t len;
+	int orphan;
 	ssize_t n;
 
 	mx_in_helper = 1;
@@ -1308,7 +1515,12 @@ static void *bridge_main(void *arg)
 		n = write(b->efd, &one, sizeof(one));
 		(void)n; /* fails only when the counter is huge: readable */
 	}
+	b->done = 1;
+	orphan = b->orphan;
+	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
+	if (orphan)
+		orphan_finish(r);
 	return NULL;
 }
 
@@ -1330,31 +1542,55 @@ static int mx_bridge_fd(struct lfshm_ring *r, unsigned dir)
 static int bridge_start(struct lfshm_ring *r)
 {
 	struct mx_bridge *b = &PRIV(r)->br;
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	int rc;
 
-	rc = pthread_mutex_init(&b->mu, NULL);
+	b->hr = malloc(sizeof(*b->hr));
+	if (!b->hr)
+		return -ENOMEM;
+	*b->hr = *r; /* geometry, ctrl, role, slot (kind_priv) */
+	b->hr->bridge = NULL;
+	rc = lfshm__ring_open(r->fd, r->ring_idx, LFSHM_ROLE_NONE, &b->pin);
 	if (rc)
-		return -rc;
-	rc = pthread_cond_init(&b->cv, NULL);
-	if (rc) {
-		pthread_mutex_destroy(&b->mu);
-		return -rc;
+		goto err_hr;
+	rc = -pthread_mutex_init(&b->mu, NULL);
+	if (rc)
+		goto err_pin;
+	rc = -pthread_condattr_init(&ca);
+	if (!rc) {
+		/* close waits on it with a CLOCK_MONOTONIC deadline */
+		rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (!rc)
+			rc = -pthread_cond_init(&b->cv, &ca);
+		pthread_condattr_destroy(&ca);
 	}
+	if (rc)
+		goto err_mu;
 	atomic_store_explicit(&b->stop, 0, memory_order_relaxed);
 	b->armed = 0;
+	b->done = 0;
+	b->orphan = 0;
 	/* the thread inherits our mask: block everything in it */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&b->thr, NULL, bridge_main, r);
+	rc = -pthread_create(&b->thr, NULL, bridge_main, b->hr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		pthread_cond_destroy(&b->cv);
-		pthread_mutex_destroy(&b->mu);
-		return -rc;
+		goto err_mu;
 	}
 	b->running = 1;
 	return 0;
+err_mu:
+	pthread_mutex_destroy(&b->mu);
+err_pin:
+	lfshm_ring_close(b->pin);
+	b->pin = NULL;
+err_hr:
+	free(b->hr);
+	b->hr = NULL;
+	return rc;
 }
 
 static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
@@ -1381,7 +1617,9 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 		 * that space (found by make bench: stream, uring wait).  The
 		 * lock is held by producers for a batch at most; if it stays
 		 * busy, report "ready" so the loop comes back. */
-		if (x->head_pub != r->c_rel) {
+		/* relaxed: a hint */
+		if (atomic_load_explicit(&r->ctrl->head,
+					 memory_order_relaxed) != r->c_rel) {
 			int lk = mx_lock_until(r, lfshm__deadline(1000000000));
 
 			if (lk == -ETIMEDOUT || lk == -EAGAIN)
@@ -1428,41 +1666,90 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	return 0;
 }
 
-static void bridge_stop(struct lfshm_ring *r)
+/* Stop and join the helper thread, in bounded time.  It may sleep in a
+ * shared condvar: wake it under the lock.  But a peer may hold the lock
+ * for ever (a reservation in a stopped process), and a thread in
+ * pthread_cond_timedwait cannot return before it got the lock back; then
+ * close gives up on it after MX_OPEN_WAIT_NS: the thread is detached and
+ * finishes the close itself when it gets the lock (orphan_finish), on its
+ * own copy of the handle and mapping.  Returns 1 in that case (the
+ * caller must leave the role, the eventfd and x to the thread), else 0. */
+static int bridge_stop(struct lfshm_ring *r)
 {
 	struct mx_priv *x = PRIV(r);
 	struct mx_bridge *b = &x->br;
 	struct mx_shared *k = MX(r);
-	int lk;
+	struct timespec ts;
+	int64_t deadline;
+	int lk, armed;
 
 	if (!b->running)
-		return;
+		return 0;
 	pthread_mutex_lock(&b->mu);
 	atomic_store_explicit(&b->stop, 1, memory_order_relaxed);
-	pthread_cond_signal(&b->cv);
+	armed = b->armed;
+	pthread_cond_broadcast(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	/* it may sleep in a shared condvar: wake it (else it notices stop
-	 * within a slice) */
-	lk = mx_lock(r);
-	if (lk >= 0) {
-		if (r->role == LFSHM_CONSUMER) {
-			k->ne_waiting = 1;
-			wake_not_empty(k);
-		} else {
-			wake_not_full(k);
+	deadline = lfshm__now_ns() + MX_OPEN_WAIT_NS;
+	if (armed) {
+		/* it may sleep in a shared condvar: wake it (else it notices
+		 * stop within a slice) */
+		lk = mx_lock_until(r, deadline);
+		if (lk >= 0) {
+			if (r->role == LFSHM_CONSUMER) {
+				k->ne_waiting = 1;
+				wake_not_empty(k);
+			} else {
+				wake_not_full(k);
+			}
+			mx_unlock(r, lk);
 		}
-		mx_unlock(r, lk);
 	}
+	ts.tv_sec = deadline / 1000000000ll;
+	ts.tv_nsec = deadline % 1000000000ll;
+	pthread_mutex_lock(&b->mu);
+	while (!b->done && pthread_cond_timedwait(&b->cv, &b->mu, &ts) == 0)
+		;
+	if (!b->done) {
+		b->orphan = 1;
+		pthread_mutex_unlock(&b->mu);
+		pthread_detach(b->thr);
+		b->running = 0;
+		return 1;
+	}
+	pthread_mutex_unlock(&b->mu);
 	pthread_join(b->thr, NULL);
-	pthread_cond_destroy(&b->cv);
-	pthread_mutex_destroy(&b->mu);
+	bridge_free(b);
 	b->running = 0;
+	return 0;
+}
+
+/* A handle inherited across fork(), closed in the child: free what the
+ * handle owns in this process.  The helper thread existed in the parent
+ * only (not joined: it is not ours); its private mutex may have been
+ * copied locked, so it is not destroyed either, just freed.  No shared
+ * state is touched: role, slot and lock are the parent's. */
+static void mx_forget(struct lfshm_ring *r)
+{
+	struct mx_priv *x = PRIV(r);
+
+	if (!x)
+		return;
+	if (x->br.efd >= 0)
+		close(x->br.efd);
+	if (x->br.running) {
+		free(x->br.hr);
+		lfshm_ring_close(x->br.pin); /* inherited as well */
+	}
+	free(x);
+	r->kind_priv = NULL;
 }
 
 const struct lfshm__ops lfshm__mutex_ops = {
 	.init = mx_init,
 	.open = mx_open,
 	.close = mx_close,
+	.forget = mx_forget,
 	.reserve = mx_reserve,
 	.commit = mx_commit,
 	.abort = mx_abort,

@@ -564,6 +564,8 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 		/* after the kind released its claims: a dead-looking owner
 		 * must never be one that still holds something */
 		drop_key(r);
+	} else if (r->ops->forget) {
+		r->ops->forget(r);
 	}
 	/* after close, whose wake-up may use the bridge's signal ring;
 	 * before the unmap: cancels a private io_uring futex wait */

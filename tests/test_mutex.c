@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,6 +27,20 @@
 #include <unistd.h>
 
 #include "common.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LFSHM_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LFSHM_TEST_ASAN 1
+#endif
+#endif
+#ifndef LFSHM_TEST_ASAN
+#define LFSHM_TEST_ASAN 0
+#endif
+#if LFSHM_TEST_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #define HDR 16u /* message header: producer id, pad, sequence number */
 #define MAXID 512u
@@ -792,4 +807,370 @@ Test(mutex, abort_after_flush_keeps_the_published_padding)
 		lfshm_ring_close(p);
 		lfshm_ring_close(c);
 	}
+}
+
+/* ---- issue 10: release with the lock busy, inherited close, close with
+ * a stopped lock holder ------------------------------------------------- */
+
+struct hold_arg {
+	int fd;
+	int ready_fd; /* the child writes a byte here (-1: none) */
+	int go_fd;    /* ... and reads one from here before going on */
+	int64_t timeout_ns;
+};
+
+/* Holds the ring's lock (a reservation) until told to abort it. */
+static int lock_holder_main(void *arg)
+{
+	struct hold_arg *a = arg;
+	struct lfshm_ring *p;
+	char byte = 1;
+	void *w;
+	die_with_parent();
+
+	if (lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p))
+		return 10;
+	if (lfshm_ring_reserve(p, 16, &w))
+		return 11;
+	if (write(a->ready_fd, &byte, 1) != 1)
+		return 12;
+	if (read(a->go_fd, &byte, 1) != 1)
+		return 13;
+	if (lfshm_ring_abort(p, w))
+		return 14;
+	lfshm_ring_close(p);
+	return 0;
+}
+
+/* Holds the ring's lock (a reservation) until killed. */
+static int stuck_holder_main(void *arg)
+{
+	struct hold_arg *a = arg;
+	struct lfshm_ring *p;
+	char byte = 1;
+	void *w;
+	die_with_parent();
+
+	if (lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p))
+		return 10;
+	if (lfshm_ring_reserve(p, 16, &w))
+		return 11;
+	if (write(a->ready_fd, &byte, 1) != 1)
+		return 12;
+	for (;;)
+		pause();
+}
+
+/* One 100-byte send; exit 0, or 100 + errno of the failure. */
+static int one_send_main(void *arg)
+{
+	struct hold_arg *a = arg;
+	unsigned char buf[100] = { 0 };
+	struct lfshm_ring *p;
+	char byte = 1;
+	int rc;
+	die_with_parent();
+
+	if (lfshm_ring_attach(a->fd, LFSHM_PRODUCER, &p))
+		return 10;
+	if (a->ready_fd >= 0 && write(a->ready_fd, &byte, 1) != 1)
+		return 11;
+	rc = lfshm_ring_send(p, buf, sizeof(buf), a->timeout_ns);
+	lfshm_ring_close(p);
+	return rc ? 100 + (-rc % 100) : 0;
+}
+
+/* Fill the ring with 100-byte messages through p; returns how many. */
+static unsigned fill_ring(struct lfshm_ring *p)
+{
+	unsigned char buf[100] = { 0 };
+	unsigned n = 0;
+	int rc;
+
+	while ((rc = lfshm_ring_send(p, buf, sizeof(buf), 0)) == 0)
+		n++;
+	cr_assert_eq(rc, -EAGAIN);
+	cr_assert_gt(n, 0);
+	return n;
+}
+
+/* Peek n messages and release them with one zero-copy release while a
+ * producer process holds the ring's lock (reservation), then let it
+ * abort; returns with the holder gone. */
+static void release_under_busy_lock(struct lfshm_ring *c, int fd, unsigned n)
+{
+	struct hold_arg h;
+	struct lfshm_msg m;
+	int rdy[2], go[2];
+	unsigned i;
+	pid_t hpid;
+	char byte = 1;
+
+	/* peek first: peek itself needs the lock for a moment */
+	for (i = 0; i < n; i++)
+		cr_assert_eq(lfshm_ring_peek(c, &m), 0, "peek %u", i);
+	cr_assert_eq(pipe2(rdy, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	h = (struct hold_arg){ .fd = fd, .ready_fd = rdy[1], .go_fd = go[0] };
+	hpid = lfshm_test_spawn(lock_holder_main, &h);
+	cr_assert_gt(hpid, 0);
+	cr_assert_eq(read(rdy[0], &byte, 1), 1, "holder never reserved");
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	cr_assert_eq(write(go[1], &byte, 1), 1);
+	cr_assert_eq(lfshm_test_wait(hpid, 30000), 0, "holder");
+	close(rdy[0]);
+	close(rdy[1]);
+	close(go[0]);
+	close(go[1]);
+}
+
+/* Issue 10: a release that finds the lock busy used to stay unpublished
+ * until the consumer's next locked call; an idle consumer then left the
+ * producers "full" for ever.  Now the lock holder publishes it. */
+Test(mutex, release_with_the_lock_busy_is_published_for_an_idle_consumer,
+     .timeout = 120)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p;
+	struct hold_arg s;
+	unsigned n;
+	pid_t spid;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	n = fill_ring(p);
+	release_under_busy_lock(c, lfshm_ring_fd(c), n);
+	/* the consumer makes no further call: a new producer finds the
+	 * room at once (timeout 0) */
+	s = (struct hold_arg){ .fd = lfshm_ring_fd(c), .ready_fd = -1 };
+	spid = lfshm_test_spawn(one_send_main, &s);
+	cr_assert_gt(spid, 0);
+	cr_assert_eq(lfshm_test_wait(spid, 30000), 0,
+		     "send after the release (111: -EAGAIN, still full)");
+	/* and our own producer handle as well */
+	cr_expect_eq(lfshm_ring_send(p, "x", 1, 0), 0);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/* Same, with a producer asleep for room when the release comes: it is
+ * woken (it used to sleep on in 1 s slices, finding the ring full). */
+Test(mutex, release_with_the_lock_busy_wakes_a_producer_asleep_for_room,
+     .timeout = 120)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p;
+	struct hold_arg s;
+	int rdy[2];
+	unsigned n;
+	pid_t spid;
+	char byte;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	n = fill_ring(p);
+	cr_assert_eq(pipe2(rdy, O_CLOEXEC), 0);
+	s = (struct hold_arg){ .fd = lfshm_ring_fd(c), .ready_fd = rdy[1],
+			       .timeout_ns = 20ll * 1000000000 };
+	spid = lfshm_test_spawn(one_send_main, &s);
+	cr_assert_gt(spid, 0);
+	cr_assert_eq(read(rdy[0], &byte, 1), 1);
+	cr_assert(wait_sleeping(spid, 10ll * 1000000000), "never slept");
+	release_under_busy_lock(c, lfshm_ring_fd(c), n);
+	/* consumer idle from here on */
+	cr_assert_eq(lfshm_test_wait(spid, 60000), 0,
+		     "sender (210: -ETIMEDOUT, never saw the room)");
+	close(rdy[0]);
+	close(rdy[1]);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+struct inherit_arg {
+	struct lfshm_ring *c, *p;
+	int before;
+};
+
+/* In the forked child: close the inherited handles, count what is left. */
+static int close_inherited_main(void *arg)
+{
+	struct inherit_arg *a = arg;
+	int n;
+
+	lfshm_ring_close(a->c);
+	lfshm_ring_close(a->p);
+	n = lfshm_test_count_fds();
+	if (n != a->before)
+		return 10 + (n > a->before ? (n - a->before) % 50 : 49);
+#if LFSHM_TEST_ASAN
+	if (__lsan_do_recoverable_leak_check())
+		return 90;
+#endif
+	return 0;
+}
+
+/* Issue 10: closing an inherited handle in a fork()ed child skipped the
+ * kind's close, and with it the bridge eventfd and the handle's state. */
+Test(mutex, closing_inherited_bridged_handles_in_a_child_frees_them)
+{
+	unsigned char buf[100] = { 0 };
+	struct inherit_arg a;
+	struct lfshm_ring *c, *p;
+	int before = lfshm_test_count_fds(), rc;
+	pid_t pid;
+
+	c = make_ring(4096, 100);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	/* both bridges started: helper threads and their eventfds */
+	cr_assert_geq(lfshm_ring_eventfd(c), 0);
+	cr_assert_eq(lfshm_ring_arm(c), 0);
+	fill_ring(p);
+	cr_assert_geq(lfshm_ring_eventfd(p), 0);
+	cr_assert_eq(lfshm_ring_arm_space(p, 100), 0);
+	a = (struct inherit_arg){ c, p, before };
+	pid = lfshm_test_spawn(close_inherited_main, &a);
+	cr_assert_gt(pid, 0);
+	rc = lfshm_test_wait(pid, 30000);
+	cr_assert_eq(rc, 0, "child: %d (1x: fds leaked, 90: memory leaked)",
+		     rc);
+	/* the parent's handles are untouched and close normally */
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 0), -EAGAIN);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+	cr_expect_eq(lfshm_test_count_fds(), before);
+}
+
+struct closer_arg {
+	int fd;
+	int ready_fd; /* closer -> parent: armed, then closed */
+	int go_fd;    /* parent -> closer: close now, then holder killed */
+	unsigned role;
+};
+
+/* Threads of this process. */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A consumer with its bridge thread running closes while a stopped peer
+ * holds the ring's lock; then, once the peer is gone, everything the
+ * handle had (eventfd, helper thread's state) is freed. */
+static int closer_main(void *arg)
+{
+	struct closer_arg *a = arg;
+	int before = lfshm_test_count_fds(), n;
+	struct lfshm_ring *c;
+	int64_t end;
+	char byte = 1;
+	die_with_parent();
+
+	if (lfshm_ring_attach(a->fd, a->role, &c))
+		return 10;
+	if (lfshm_ring_eventfd(c) < 0)
+		return 11;
+	/* producer: the ring has room for the holder's 16 bytes only */
+	if ((a->role == LFSHM_CONSUMER ? lfshm_ring_arm(c) :
+					 lfshm_ring_arm_space(c, 100)) != 0)
+		return 11;
+	if (write(a->ready_fd, &byte, 1) != 1 ||
+	    read(a->go_fd, &byte, 1) != 1)
+		return 12;
+	lfshm_ring_close(c);
+	if (write(a->ready_fd, &byte, 1) != 1 ||
+	    read(a->go_fd, &byte, 1) != 1)
+		return 13;
+	/* the lock holder is dead: the helper gets the lock and leaves */
+	end = now_ns() + 20ll * 1000000000;
+	while ((n = lfshm_test_count_fds()) != before || count_threads() != 1) {
+		if (now_ns() > end)
+			return 14;
+		sched_yield();
+	}
+#if LFSHM_TEST_ASAN
+	if (__lsan_do_recoverable_leak_check())
+		return 90;
+#endif
+	return 0;
+}
+
+/* Issue 10 (reported as "bridge_stop takes an unbounded lock in close"):
+ * confirmed; close also had to join a helper thread that cannot leave
+ * its condvar while the lock is held.  Close is now bounded. */
+static void close_while_stopped_peer_holds_the_lock(unsigned role)
+{
+	struct lfshm_ring *c = make_ring(4096, 100), *p = NULL;
+	struct closer_arg ca;
+	struct hold_arg h;
+	int rdy[2], go[2], prdy[2], fd, rc;
+	struct pollfd pl;
+	pid_t cpid, hpid;
+	char byte = 1;
+
+	fd = dup(lfshm_ring_fd(c));
+	cr_assert_geq(fd, 0);
+	if (role == LFSHM_CONSUMER) {
+		lfshm_ring_close(c); /* the consumer role is the closer's */
+		c = NULL;
+	} else {
+		cr_assert_eq(lfshm_ring_attach(fd, LFSHM_PRODUCER, &p), 0);
+		fill_ring(p);
+	}
+	cr_assert_eq(pipe2(rdy, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(go, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(prdy, O_CLOEXEC), 0);
+	ca = (struct closer_arg){ fd, rdy[1], go[0], role };
+	cpid = lfshm_test_spawn(closer_main, &ca);
+	cr_assert_gt(cpid, 0);
+	cr_assert_eq(read(rdy[0], &byte, 1), 1, "closer never armed");
+	h = (struct hold_arg){ .fd = fd, .ready_fd = prdy[1] };
+	hpid = lfshm_test_spawn(stuck_holder_main, &h);
+	cr_assert_gt(hpid, 0);
+	cr_assert_eq(read(prdy[0], &byte, 1), 1, "holder never reserved");
+	/* stopped, not just paused: it will not run again by itself */
+	cr_assert_eq(kill(hpid, SIGSTOP), 0);
+	cr_assert_eq(write(go[1], &byte, 1), 1);
+	pl = (struct pollfd){ .fd = rdy[0], .events = POLLIN };
+	do {
+		rc = poll(&pl, 1, 30000);
+	} while (rc < 0 && errno == EINTR);
+	kill(hpid, SIGKILL);
+	cr_assert_eq(lfshm_test_wait(hpid, 10000), 128 + SIGKILL);
+	if (rc != 1)
+		kill(cpid, SIGKILL);
+	cr_assert_eq(rc, 1, "lfshm_ring_close() hung for 30 s");
+	cr_assert_eq(read(rdy[0], &byte, 1), 1);
+	cr_assert_eq(write(go[1], &byte, 1), 1);
+	rc = lfshm_test_wait(cpid, 30000);
+	cr_assert_eq(rc, 0, "closer: %d (14: its resources never freed)", rc);
+	close(fd);
+	close(rdy[0]);
+	close(rdy[1]);
+	close(go[0]);
+	close(go[1]);
+	close(prdy[0]);
+	close(prdy[1]);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(mutex, close_with_the_bridge_running_does_not_hang_on_a_stopped_peer,
+     .timeout = 120)
+{
+	close_while_stopped_peer_holds_the_lock(LFSHM_CONSUMER);
+}
+
+Test(mutex, producer_close_with_the_bridge_running_is_bounded_too,
+     .timeout = 120)
+{
+	close_while_stopped_peer_holds_the_lock(LFSHM_PRODUCER);
 }
