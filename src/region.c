@@ -175,7 +175,7 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
 	uint64_t max_rec;
 
 	if (h->magic != LFSHM__MAGIC)
-		return -EBADMSG;
+		return -EPROTO; /* not an lfshm region at all */
 	if (h->version != LFSHM__LAYOUT_VERSION)
 		return -EPROTO;
 	if (h->size != size || h->nrings == 0 || h->nrings > LFSHM__MAX_RINGS ||
