@@ -100,7 +100,8 @@ $(B)/tests/%: tests/%.c $(TEST_COMMON) $(LIB_A) $(wildcard tests/*.h)
 		$(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion) $(LIBS)
 
 # Sub-makefiles: each area owns its fragment.
-include $(wildcard bench/bench.mk fuzz/fuzz.mk examples/examples.mk tests/model/model.mk)
+include $(wildcard bench/bench.mk fuzz/fuzz.mk examples/examples.mk tests/model/model.mk \
+		    tools/tools.mk)
 
 programs: $(PROGRAMS)
 

@@ -82,7 +82,11 @@ struct lfshm__ctrl {
 	_Atomic uint64_t cons_owner;
 	_Atomic uint32_t prod_attached; /* count of producers attached (MPSC) */
 	uint32_t pad0;
-	uint8_t pad0b[LFSHM__LINE - 24];
+	/* display only (lfshm stat): pid of the role holder as seen in its
+	 * own pid namespace, 0 if none; never trusted by the library */
+	_Atomic uint32_t prod_pid;
+	_Atomic uint32_t cons_pid;
+	uint8_t pad0b[LFSHM__LINE - 32];
 	/* line 1: producer side, written by the producer(s) */
 	_Atomic uint64_t tail;
 	uint8_t pad1[LFSHM__LINE - 8];
