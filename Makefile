@@ -225,9 +225,14 @@ install-check: lib
 	@echo "install-check: installed copies build and run through pkg-config"
 TEST_EXTRA += install-check
 
-# Every public function has a man page, and every page renders cleanly.
+# Every public function has a man page, and every page renders cleanly
+# (section 1 too: the lfshm command).
 man-check:
 	sh man/check.sh
+	@if command -v groff >/dev/null 2>&1; then for p in man/*.1; do \
+		out=$$(groff -man -ww -z $$p 2>&1); \
+		if [ -n "$$out" ]; then echo "groff: $$p: $$out"; exit 1; fi; \
+	done; fi
 TEST_EXTRA += man-check
 
 clean:
