@@ -220,7 +220,7 @@ install-check: lib
 	! nm -D --defined-only $(INSTALL_CHECK_DIR)/dest/usr/lib/liblfshm.so.$(VERSION) | \
 		awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | grep -v '^lfshm_' | grep -v '^LFSHM_'
 	$(MAKE) install PREFIX=$(IC_PREFIX)
-	PKG_CONFIG_PATH=$(IC_PREFIX)/lib/pkgconfig sh examples/prefix_check.sh \
+	PKG_CONFIG_PATH=$(IC_PREFIX)/lib/pkgconfig sh tests/install_check.sh \
 		$(IC_PREFIX) $(INSTALL_CHECK_DIR) "$(CC)"
 	@echo "install-check: installed copies build and run through pkg-config"
 TEST_EXTRA += install-check
