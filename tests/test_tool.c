@@ -14,6 +14,8 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -217,6 +219,58 @@ ParameterizedTest(const unsigned *kindp, tool, stat_json_shows_a_live_ring,
 	cr_expect_eq(rc, 0);
 	cr_expect_eq(count(out, "{\"pid\":"), 2, "%s", out);
 	cr_expect_eq(count(out, "\"in_bytes_per_s\":0,"), 1, "%s", out);
+	holder_stop(&h);
+}
+
+static void *recv_forever(void *arg)
+{
+	char buf[64];
+
+	lfshm_ring_recv(arg, buf, sizeof(buf), -1);
+	return NULL;
+}
+
+/* child: a consumer thread asleep on the futex of an empty SPSC ring;
+ * ready once the waiter bit is set in the region (no timing involved) */
+static int sleeping_consumer(struct holder *h)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 4096 };
+	struct lfshm__ctrl *c;
+	struct lfshm_ring *r;
+	pthread_t t;
+	void *m;
+
+	if (lfshm_ring_create(&cfg, LFSHM_CONSUMER, &r))
+		return 10;
+	lfshm_ring_set_spin(r, 0);
+	m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, lfshm_ring_fd(r), 0);
+	if (m == MAP_FAILED)
+		return 11;
+	c = (struct lfshm__ctrl *)((char *)m + LFSHM__CTRL_OFF(0));
+	if (pthread_create(&t, NULL, recv_forever, r))
+		return 12;
+	while (!(atomic_load(&c->data_ec) & LFSHM__EC_WAITER))
+		sched_yield();
+	return 0; /* the thread sleeps on until the process exits */
+}
+
+Test(tool, stat_shows_a_sleeping_consumer, .timeout = 60)
+{
+	struct holder h = { 0 };
+	static char out[1 << 16];
+	char pid[16];
+	int rc;
+
+	holder_start(&h, sleeping_consumer);
+	snprintf(pid, sizeof(pid), "%d", (int)h.pid);
+	rc = run_tool(out, sizeof(out), "stat", "--json", pid, NULL, NULL);
+	cr_expect_eq(rc, 0);
+	expect_field(out, "\"producers\":0,");
+	expect_field(out, "\"waiters\":{\"consumer_futex\":true,"
+			  "\"consumer_eventfd\":false,\"producer_futex\":false,"
+			  "\"producer_eventfd\":false}");
+	rc = run_tool(out, sizeof(out), "stat", pid, NULL, NULL, NULL);
+	cr_expect(strstr(out, " C    ok"), "%s", out);
 	holder_stop(&h);
 }
 
