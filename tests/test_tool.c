@@ -85,6 +85,7 @@ struct holder {
 	int ready[2], hold[2];
 	unsigned kind;
 	pid_t pid;
+	pid_t *aux; /* shared with the child (MAP_SHARED), optional */
 };
 
 static void holder_start(struct holder *h, int (*fn)(struct holder *))
@@ -272,6 +273,58 @@ Test(tool, stat_shows_a_sleeping_consumer, .timeout = 60)
 	rc = run_tool(out, sizeof(out), "stat", pid, NULL, NULL, NULL);
 	cr_expect(strstr(out, " C    ok"), "%s", out);
 	holder_stop(&h);
+}
+
+/* child: an SPSC ring whose consumer (a grandchild) died without closing */
+static int dead_consumer(struct holder *h)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 4096 };
+	struct lfshm_ring *r, *c;
+	pid_t pid;
+	int st;
+
+	if (lfshm_ring_create(&cfg, LFSHM_PRODUCER, &r))
+		return 10;
+	pid = fork();
+	if (pid < 0)
+		return 11;
+	if (pid == 0)
+		_exit(lfshm_ring_attach(lfshm_ring_fd(r), LFSHM_CONSUMER, &c) ?
+			      1 : 0); /* dies holding the role */
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st))
+		return 12;
+	if (lfshm_ring_send(r, "x", 1, 0)) /* 16 bytes nobody will read */
+		return 13;
+	*h->aux = pid; /* ordered before the parent's read of ready */
+	return 0;
+}
+
+Test(tool, stat_shows_a_dead_consumer, .timeout = 60)
+{
+	struct holder h = { 0 };
+	static char out[1 << 16];
+	char pid[16];
+	pid_t dead;
+	int rc;
+
+	h.aux = mmap(NULL, sizeof(*h.aux), PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert(h.aux != MAP_FAILED);
+	holder_start(&h, dead_consumer);
+	dead = *h.aux;
+	cr_assert_gt(dead, 0);
+	snprintf(pid, sizeof(pid), "%d", (int)h.pid);
+	rc = run_tool(out, sizeof(out), "stat", "--json", pid, NULL, NULL);
+	cr_expect_eq(rc, 0);
+	expect_field(out, "\"in_flight\":16,");
+	expect_field(out, "\"producer_pid\":%d,\"consumer_pid\":%d,",
+		     (int)h.pid, (int)dead);
+	expect_field(out, "\"producer_state\":\"alive\","
+			  "\"consumer_state\":\"dead\"");
+	expect_field(out, "\"status\":\"consumer-dead\"");
+	holder_stop(&h);
+	munmap(h.aux, sizeof(*h.aux));
 }
 
 /* ---- hostile regions ---------------------------------------------------- */
