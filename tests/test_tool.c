@@ -220,6 +220,8 @@ ParameterizedTest(const unsigned *kindp, tool, stat_json_shows_a_live_ring,
 	cr_expect_eq(rc, 0);
 	cr_expect_eq(count(out, "{\"pid\":"), 2, "%s", out);
 	cr_expect_eq(count(out, "\"in_bytes_per_s\":0,"), 1, "%s", out);
+	/* data waits and the live consumer's head did not move: stalled */
+	cr_expect_eq(count(out, "\"status\":\"stalled\""), 1, "%s", out);
 	holder_stop(&h);
 }
 
