@@ -5,17 +5,25 @@
 #                   under ASan+UBSan and TSan, clang -Werror build, fuzz corpus
 #                   replay + short fuzz runs, protocol model check, bench smoke
 #   make bench      the benchmark comparison (lfshm vs UDS over io_uring ...)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (library, header, pkg-config
+#                   file, man pages, the lfshm command, example sources)
+#
+# -Werror is on for `make test` and `make warn-clang` (and WERROR=1), not
+# for a plain `make` / `make install`: a newer compiler's new warning must
+# not break a user's build.  The library needs liburing only; ck (libck-dev)
+# is for the benchmarks.
 #
 # Variants: SAN=address,undefined or SAN=thread build into build/<variant>/,
 # CC=clang works everywhere.  Sub-makefiles (bench/, fuzz/, examples/) add
 # their targets and append to TEST_EXTRA the checks `make test` must run.
 
 PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 MANDIR  ?= $(PREFIX)/share/man
 PKGDIR  ?= $(LIBDIR)/pkgconfig
+DOCDIR  ?= $(PREFIX)/share/doc/lfshm
 DESTDIR ?=
 
 VERSION  := 0.1.0
@@ -30,10 +38,21 @@ B       := build/$(VARIANT)
 DEB_PKGS := build-essential pkg-config liburing-dev libck-dev libcriterion-dev \
 	    clang libclang-rt-14-dev gnuplot-nox spin
 
-PKG_CFLAGS := $(shell pkg-config --cflags liburing ck 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs liburing ck 2>/dev/null)
+# Per target: the library (and everything linking it) needs liburing; only
+# the benchmarks need ck (bench/bench.mk adds CK_CFLAGS / CK_LIBS).
+PKG_CFLAGS := $(shell pkg-config --cflags liburing 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs liburing 2>/dev/null)
+CK_CFLAGS  := $(shell pkg-config --cflags ck 2>/dev/null)
+CK_LIBS    := $(shell pkg-config --libs ck 2>/dev/null)
 
-WARN    := -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+# make test exports WERROR=1 to every stage it runs
+WERROR  ?=
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+WERROR  := 1
+endif
+export WERROR
+WARN    := -Wall -Wextra $(if $(filter-out 0 no,$(WERROR)),-Werror,) \
+	   -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wshadow -Wpointer-arith -Wno-unused-parameter
 OPT     := $(if $(SAN),-O1 -g -fno-omit-frame-pointer,-O2 -g)
 SANFL   := $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all,)
@@ -81,7 +100,8 @@ $(B)/tests/%: tests/%.c $(TEST_COMMON) $(LIB_A) $(wildcard tests/*.h)
 		$(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion) $(LIBS)
 
 # Sub-makefiles: each area owns its fragment.
-include $(wildcard bench/bench.mk fuzz/fuzz.mk examples/examples.mk tests/model/model.mk)
+include $(wildcard bench/bench.mk fuzz/fuzz.mk examples/examples.mk tests/model/model.mk \
+		    tools/tools.mk)
 
 programs: $(PROGRAMS)
 
@@ -115,7 +135,7 @@ test: deps
 
 # -Werror under clang too: library, programs (bench, examples) and tests.
 warn-clang:
-	$(MAKE) CC=clang all $(TEST_BIN:build/$(VARIANT)/%=build/$(VARIANT)-clang/%)
+	$(MAKE) CC=clang WERROR=1 all $(TEST_BIN:build/$(VARIANT)/%=build/$(VARIANT)-clang/%)
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -131,14 +151,34 @@ deps:
 	fi
 
 deps-quiet:
-	@pkg-config --exists liburing ck || { echo "missing dependencies: run 'make deps'"; exit 1; }
+	@pkg-config --exists liburing || { echo "missing dependencies (liburing-dev): run 'make deps'"; exit 1; }
 
-lfshm.pc: lfshm.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCDIR@|$(INCDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+deps-ck-quiet:
+	@pkg-config --exists ck || { echo "missing dependencies (libck-dev, for the benchmarks): run 'make deps'"; exit 1; }
 
-install: lib lfshm.pc
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man3
+# lfshm.pc says where the library is installed, so it is rebuilt whenever
+# PREFIX, LIBDIR or INCDIR differ from the last time: build/pc.vars holds
+# them and is rewritten (new mtime) only when they change.  libdir and
+# includedir are ${prefix}-relative when they live under PREFIX.
+pc-rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+PC_VARS := prefix=$(PREFIX) libdir=$(LIBDIR) includedir=$(INCDIR) version=$(VERSION)
+
+build/pc.vars: FORCE
+	@mkdir -p build
+	@echo '$(PC_VARS)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+lfshm.pc: lfshm.pc.in build/pc.vars
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc-rel,$(LIBDIR))|' \
+	    -e 's|@INCDIR@|$(call pc-rel,$(INCDIR))|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+.PHONY: FORCE deps-quiet deps-ck-quiet
+FORCE:
+
+install: lib lfshm.pc $(TOOL) $(EX_SRCS)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PKGDIR) \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(DOCDIR)/examples
 	install -m 644 include/lfshm.h $(DESTDIR)$(INCDIR)/lfshm.h
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/liblfshm.a
 	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(VERSION)
@@ -146,32 +186,53 @@ install: lib lfshm.pc
 	ln -sf liblfshm.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/liblfshm.so
 	install -m 644 lfshm.pc $(DESTDIR)$(PKGDIR)/lfshm.pc
 	for m in $(wildcard man/*.3); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done
+	for m in $(wildcard man/*.1); do install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/lfshm
+	for f in $(EX_SRCS); do install -m 644 $$f $(DESTDIR)$(DOCDIR)/examples/; done
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR)/lfshm.h $(DESTDIR)$(LIBDIR)/liblfshm.a \
 	      $(DESTDIR)$(LIBDIR)/liblfshm.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblfshm.so.$(SOMAJOR) \
-	      $(DESTDIR)$(LIBDIR)/liblfshm.so $(DESTDIR)$(PKGDIR)/lfshm.pc
+	      $(DESTDIR)$(LIBDIR)/liblfshm.so $(DESTDIR)$(PKGDIR)/lfshm.pc \
+	      $(DESTDIR)$(BINDIR)/lfshm
 	for m in $(notdir $(wildcard man/*.3)); do rm -f $(DESTDIR)$(MANDIR)/man3/$$m; done
+	for m in $(notdir $(wildcard man/*.1)); do rm -f $(DESTDIR)$(MANDIR)/man1/$$m; done
+	rm -rf $(DESTDIR)$(DOCDIR)/examples
 
-# Install into a scratch DESTDIR and build examples/hello.c against the
-# installed copy through pkg-config, as a user would (make test runs it).
+# Install as a packager would (PREFIX=/usr into a DESTDIR), then into a
+# non-default prefix after the default build (lfshm.pc must follow PREFIX),
+# and build programs against each installed copy through pkg-config, as a
+# user would (make test runs it).  The prefix build links with an rpath
+# and checks that it runs with the library from that prefix and that the
+# library's version matches pkg-config's.
 INSTALL_CHECK_DIR := $(CURDIR)/build/install-check
-install-check:
+IC_PREFIX := $(INSTALL_CHECK_DIR)/prefix
+install-check: lib
 	rm -rf $(INSTALL_CHECK_DIR)
-	$(MAKE) install DESTDIR=$(INSTALL_CHECK_DIR) PREFIX=/usr/local
-	PKG_CONFIG_SYSROOT_DIR=$(INSTALL_CHECK_DIR) \
-	PKG_CONFIG_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib/pkgconfig \
+	$(MAKE) install DESTDIR=$(INSTALL_CHECK_DIR)/dest PREFIX=/usr
+	grep -qx 'prefix=/usr' $(INSTALL_CHECK_DIR)/dest/usr/lib/pkgconfig/lfshm.pc
+	grep -qx 'libdir=$${prefix}/lib' $(INSTALL_CHECK_DIR)/dest/usr/lib/pkgconfig/lfshm.pc
+	PKG_CONFIG_SYSROOT_DIR=$(INSTALL_CHECK_DIR)/dest \
+	PKG_CONFIG_PATH=$(INSTALL_CHECK_DIR)/dest/usr/lib/pkgconfig \
 		sh -c '$(CC) -Wall -Werror examples/hello.c $$(pkg-config --cflags --libs lfshm) -o $(INSTALL_CHECK_DIR)/hello'
-	LD_LIBRARY_PATH=$(INSTALL_CHECK_DIR)/usr/local/lib timeout 60 $(INSTALL_CHECK_DIR)/hello
-	readelf -d $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | grep -q 'SONAME.*liblfshm.so.$(SOMAJOR)'
-	! nm -D --defined-only $(INSTALL_CHECK_DIR)/usr/local/lib/liblfshm.so.$(VERSION) | \
+	LD_LIBRARY_PATH=$(INSTALL_CHECK_DIR)/dest/usr/lib timeout 60 $(INSTALL_CHECK_DIR)/hello
+	readelf -d $(INSTALL_CHECK_DIR)/dest/usr/lib/liblfshm.so.$(VERSION) | grep -q 'SONAME.*liblfshm.so.$(SOMAJOR)'
+	! nm -D --defined-only $(INSTALL_CHECK_DIR)/dest/usr/lib/liblfshm.so.$(VERSION) | \
 		awk '$$2 ~ /^[TDBR]$$/ {print $$3}' | grep -v '^lfshm_' | grep -v '^LFSHM_'
-	@echo "install-check: installed copy builds and runs through pkg-config"
+	$(MAKE) install PREFIX=$(IC_PREFIX)
+	PKG_CONFIG_PATH=$(IC_PREFIX)/lib/pkgconfig sh tests/install_check.sh \
+		$(IC_PREFIX) $(INSTALL_CHECK_DIR) "$(CC)"
+	@echo "install-check: installed copies build and run through pkg-config"
 TEST_EXTRA += install-check
 
-# Every public function has a man page, and every page renders cleanly.
+# Every public function has a man page, and every page renders cleanly
+# (section 1 too: the lfshm command).
 man-check:
 	sh man/check.sh
+	@if command -v groff >/dev/null 2>&1; then for p in man/*.1; do \
+		out=$$(groff -man -ww -z $$p 2>&1); \
+		if [ -n "$$out" ]; then echo "groff: $$p: $$out"; exit 1; fi; \
+	done; fi
 TEST_EXTRA += man-check
 
 # Mutation audit (issue 10): plants known bugs one at a time in a scratch

@@ -16,7 +16,7 @@ TEST_EXTRA  += bench-smoke
 # Run context compiled in (printed on stderr by every program).
 BENCH_VERSIONS = liburing $(shell pkg-config --modversion liburing 2>/dev/null), \
 	ck $(shell pkg-config --modversion ck 2>/dev/null), lfshm $(VERSION)
-BENCH_DEFS = -DBENCH_VERSIONS='"$(strip $(BENCH_VERSIONS))"' \
+BENCH_DEFS = $(CK_CFLAGS) -DBENCH_VERSIONS='"$(strip $(BENCH_VERSIONS))"' \
 	     -DBENCH_CFLAGS='"$(strip $(OPT) $(SANFL))"'
 
 # The io_uring wait of lfshm (issue 3): enabled when the library defines
@@ -26,20 +26,20 @@ BENCH_DEFS = -DBENCH_VERSIONS='"$(strip $(BENCH_VERSIONS))"' \
 BENCH_RING_URING = $(shell nm -g --defined-only $(LIB_A) 2>/dev/null | \
 	grep -q ' T lfshm_ring_prep_wait$$' && \
 	nm -g --defined-only $(LIB_A) | grep -q ' T lfshm_ring_arm$$' && \
-	$(CC) $(CFLAGS) -DBENCH_RING_URING -fsyntax-only bench/lfshm.c \
+	$(CC) $(CFLAGS) $(CK_CFLAGS) -DBENCH_RING_URING -fsyntax-only bench/lfshm.c \
 	>/dev/null 2>&1 && echo -DBENCH_RING_URING)
 
 BENCH_HDRS := bench/harness.h include/lfshm.h
 
-$(BENCH_DIR)/%.o: bench/%.c $(BENCH_HDRS) | deps-quiet
+$(BENCH_DIR)/%.o: bench/%.c $(BENCH_HDRS) | deps-quiet deps-ck-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) -c $< -o $@
 
-$(BENCH_DIR)/lfshm.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet
+$(BENCH_DIR)/lfshm.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet deps-ck-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) $(BENCH_RING_URING) -c $< -o $@
 
-$(BENCH_DIR)/mutex.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet
+$(BENCH_DIR)/mutex.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet deps-ck-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BENCH_DEFS) $(BENCH_RING_URING) \
 		-DBENCH_PROG_MUTEX -c $< -o $@
@@ -47,19 +47,19 @@ $(BENCH_DIR)/mutex.o: bench/lfshm.c $(BENCH_HDRS) $(LIB_A) | deps-quiet
 bench-link = $(if $(filter release,$(VARIANT)),ln -sfn ../$@ bench/$(notdir $@))
 
 $(BENCH_DIR)/floor: $(BENCH_DIR)/floor.o $(BENCH_DIR)/harness.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CK_LIBS)
 	$(bench-link)
 
 $(BENCH_DIR)/uds: $(BENCH_DIR)/uds.o $(BENCH_DIR)/harness.o
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CK_LIBS)
 	$(bench-link)
 
 $(BENCH_DIR)/lfshm: $(BENCH_DIR)/lfshm.o $(BENCH_DIR)/harness.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CK_LIBS)
 	$(bench-link)
 
 $(BENCH_DIR)/mutex: $(BENCH_DIR)/mutex.o $(BENCH_DIR)/harness.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(CK_LIBS)
 	$(bench-link)
 
 .PHONY: bench bench-run bench-smoke bench-programs

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * client - echo client for uring_server: N forked clients, each with its
- * own channel, send one request at a time and wait for the echo in an
- * io_uring loop (or a blocking recv), checking every byte that comes back.
+ * client - echo client for uring_server and epoll_server: N forked
+ * clients, each with its own channel, send one request at a time and wait
+ * for the echo in an io_uring loop, an epoll loop (-w epoll: the ring's
+ * lfshm_ring_eventfd() and the channel socket in one epoll set) or a
+ * blocking recv, checking every byte that comes back.
  * Prints one line of round-trip latency over all clients.
  *
  *   client [-p path] [-c clients] [-n requests] [-s size] [-e]
- *          [-w uring|block] [-k die_after] [-b garbage|corrupt|hang]
+ *          [-w uring|epoll|block] [-k die_after] [-b garbage|corrupt|hang]
  *     -e  force the eventfd wait path (default: io_uring futex wait)
  *     -k  the first client SIGKILLs itself after that many requests, with
  *         one request in flight (the others go on; exit status ignores it)
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,13 +42,15 @@
 static const char *path = ECHO_DEFAULT_PATH;
 static unsigned nclients = 1, size = 64, die_after;
 static uint64_t nreq = 10000;
-static int force_efd, block;
+static int force_efd, block, use_epoll;
 static const char *bad;
 
 struct waiter {
 	struct io_uring ring;
 	struct lfshm_chan *ch;
 	int wait_on, sock_on;
+	int ep;              /* -w epoll: the epoll set */
+	int ep_rx, ep_tx;    /* the rings' eventfds are in it */
 };
 
 static uint64_t now_ns(void)
@@ -91,6 +96,46 @@ static int uring_sleep(struct waiter *w, struct lfshm_ring *r)
 	return rc;
 }
 
+/* The same with epoll: the armed ring's eventfd and the channel socket.
+ * Level-triggered; a readable eventfd is cleared (8 bytes, non-blocking). */
+static int epoll_sleep(struct waiter *w, struct lfshm_ring *r)
+{
+	int *in_set = r == lfshm_chan_rx(w->ch) ? &w->ep_rx : &w->ep_tx;
+	int fd = lfshm_ring_eventfd(r), sock = lfshm_chan_fd(w->ch), n, i;
+	struct epoll_event ev[4];
+	uint64_t v;
+
+	if (fd < 0)
+		return fd;
+	if (!*in_set) {
+		struct epoll_event e = { .events = EPOLLIN, .data.fd = fd };
+
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &e) < 0)
+			return -errno;
+		*in_set = 1;
+	}
+	do {
+		n = epoll_wait(w->ep, ev, 4, -1);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (i = 0; i < n; i++) {
+		if (ev[i].data.fd == sock) {
+			if (lfshm_chan_check(w->ch))
+				return -EPIPE;
+		} else if (read(ev[i].data.fd, &v, sizeof(v)) < 0 &&
+			   errno != EAGAIN) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+static int sleep_on(struct waiter *w, struct lfshm_ring *r)
+{
+	return use_epoll ? epoll_sleep(w, r) : uring_sleep(w, r);
+}
+
 static int send_req(struct waiter *w, const void *buf, uint32_t len)
 {
 	struct lfshm_ring *tx = lfshm_chan_tx(w->ch);
@@ -104,7 +149,7 @@ static int send_req(struct waiter *w, const void *buf, uint32_t len)
 			continue;
 		if (rc < 0)
 			return rc;
-		rc = uring_sleep(w, tx);
+		rc = sleep_on(w, tx);
 		if (rc)
 			return rc;
 	}
@@ -125,7 +170,7 @@ static long recv_rep(struct waiter *w, void *buf, uint32_t cap)
 			continue;
 		if (rc < 0)
 			return rc;
-		rc = uring_sleep(w, rx);
+		rc = sleep_on(w, rx);
 		if (rc)
 			return rc;
 	}
@@ -206,8 +251,17 @@ static int run_client(unsigned id, uint32_t *rtt)
 	if (lfshm_ring_set_wait_mode(lfshm_chan_rx(w.ch), mode) ||
 	    lfshm_ring_set_wait_mode(lfshm_chan_tx(w.ch), mode))
 		return 22;
-	if (!block && io_uring_queue_init(4, &w.ring, 0))
+	if (!block && !use_epoll && io_uring_queue_init(4, &w.ring, 0))
 		return 23;
+	if (use_epoll) {
+		struct epoll_event e = { .events = EPOLLIN | EPOLLRDHUP,
+					 .data.fd = lfshm_chan_fd(w.ch) };
+
+		w.ep = epoll_create1(EPOLL_CLOEXEC);
+		if (w.ep < 0 ||
+		    epoll_ctl(w.ep, EPOLL_CTL_ADD, e.data.fd, &e) < 0)
+			return 23;
+	}
 	if (bad && id == 0)
 		return misbehave(w.ch);
 	for (k = 0; k < WARMUP + nreq; k++) {
@@ -240,7 +294,9 @@ static int run_client(unsigned id, uint32_t *rtt)
 		}
 	}
 	lfshm_chan_close(w.ch);
-	if (!block)
+	if (use_epoll)
+		close(w.ep);
+	else if (!block)
 		io_uring_queue_exit(&w.ring);
 	return 0;
 }
@@ -287,6 +343,7 @@ int main(int argc, char **argv)
 			break;
 		case 'w':
 			block = strcmp(optarg, "block") == 0;
+			use_epoll = strcmp(optarg, "epoll") == 0;
 			break;
 		case 'k':
 			die_after = (unsigned)atoi(optarg);
@@ -297,7 +354,7 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: client [-p path] [-c clients] "
 					"[-n requests] [-s size] [-e] "
-					"[-w uring|block] [-k die_after] "
+					"[-w uring|epoll|block] [-k die_after] "
 					"[-b garbage|corrupt|hang]\n");
 			return 2;
 		}
@@ -353,7 +410,7 @@ int main(int argc, char **argv)
 	printf("clients=%u wait=%s/%s size=%u samples=%zu rtt_us p50=%.1f "
 	       "p90=%.1f p99=%.1f p99.9=%.1f max=%.1f mean=%.1f "
 	       "total_rps=%.0f\n",
-	       nclients, block ? "block" : "uring",
+	       nclients, block ? "block" : use_epoll ? "epoll" : "uring",
 	       force_efd ? "eventfd" :
 	       lfshm_futex_uring_supported() ? "futex" : "eventfd",
 	       size, ns, pct(rtt, ns, 0.5), pct(rtt, ns, 0.9),

@@ -1,6 +1,8 @@
 #!/bin/sh
-# examples/smoke.sh DIR - exercise uring_server and client (make test):
-# for the io_uring futex path and the forced eventfd path, 4 clients of
+# examples/smoke.sh DIR - exercise uring_server, epoll_server and client
+# (make test): uring_server on the io_uring futex path and the forced
+# eventfd path with io_uring clients, epoll_server in eventfd mode and in
+# auto mode (private io_uring per handle) with epoll clients; 4 clients of
 # which one SIGKILLs itself mid-request, then one that sends a bad header,
 # one that corrupts its ring, one that hangs with a full ring (each time the
 # other 3 must be served), then 16 clients on the same server (it must have
@@ -19,31 +21,35 @@ run() { # name, command...
 	echo "examples-smoke: ok   $name: $(tail -n 1 "$tmp/out")"
 }
 
-for mode in "" "-e"; do
-	sock=$tmp/echo$mode.sock
-	"$dir/uring_server" -p "$sock" $mode 2>"$tmp/server.log" &
+# server:server flags:client flags
+for cfg in "uring_server::" "uring_server:-e:-e" \
+	   "epoll_server:-e:-e -w epoll" "epoll_server:-a:-w epoll"; do
+	prog=${cfg%%:*}; rest=${cfg#*:}; mode=${rest%%:*}; cflags=${rest#*:}
+	what="$prog ${mode:-(futex)}${cflags:+, client $cflags}"
+	sock=$tmp/echo.sock
+	"$dir/$prog" -p "$sock" $mode 2>"$tmp/server.log" &
 	srv=$!
 	i=0
 	while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-	run "4 clients, one killed ${mode:-(futex)}" \
-		"$dir/client" -p "$sock" -c 4 -n 2000 -k 300 $mode
+	run "4 clients, one killed: $what" \
+		"$dir/client" -p "$sock" -c 4 -n 2000 -k 300 $cflags
 	for b in garbage corrupt hang; do
-		run "4 clients, one sending $b ${mode:-(futex)}" \
-			"$dir/client" -p "$sock" -c 4 -n 1000 -b $b $mode
+		run "4 clients, one sending $b: $what" \
+			"$dir/client" -p "$sock" -c 4 -n 1000 -b $b $cflags
 	done
-	run "16 clients after them ${mode:-(futex)}" \
-		"$dir/client" -p "$sock" -c 16 -n 500 $mode
+	run "16 clients after them: $what" \
+		"$dir/client" -p "$sock" -c 16 -n 500 $cflags
 	kill -TERM $srv
 	# a server that ignores SIGTERM fails the check instead of hanging it
 	# (no fd of make's output pipe is held by the watchdog)
 	( sleep 30; kill -KILL $srv ) >/dev/null 2>&1 </dev/null &
 	dog=$!
 	if ! wait $srv; then
-		echo "examples-smoke: FAIL server exit"; cat "$tmp/server.log"; fail=1
+		echo "examples-smoke: FAIL $prog exit"; cat "$tmp/server.log"; fail=1
 	fi
 	kill $dog 2>/dev/null
 	if [ -e "$sock" ]; then
-		echo "examples-smoke: FAIL socket file left behind"; fail=1
+		echo "examples-smoke: FAIL $prog left its socket file behind"; fail=1
 	fi
 done
 [ $fail -eq 0 ] && echo "examples-smoke: passed"

@@ -58,8 +58,10 @@
 extern "C" {
 #endif
 
+/* Version of this header; lfshm_version*() give the running library's. */
 #define LFSHM_VERSION_MAJOR 0
 #define LFSHM_VERSION_MINOR 1
+#define LFSHM_VERSION_PATCH 0
 
 /* Ring kinds (struct lfshm_ring_config.kind). */
 #define LFSHM_SPSC  1u /* one producer, one consumer, lock-free */
@@ -130,8 +132,9 @@ int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
  * kind, capacity and offsets.
  * Returns 0; -EBADF (not an open fd), -EINVAL (bad role, or an fd that
  * cannot carry seals, i.e. not a memfd), -EPERM (seals missing: a peer could
- * shrink it under us), -EPROTO (our magic, another layout version),
- * -EBADMSG (size or layout inconsistent), -EBUSY (role held by a live
+ * shrink it under us), -EPROTO (not an lfshm region: wrong magic; or our
+ * magic with another layout version), -EBADMSG (size or layout
+ * inconsistent), -EBUSY (role held by a live
  * process).  Nothing leaks on error.
  */
 int lfshm_ring_attach(int fd, unsigned role, struct lfshm_ring **out);
@@ -223,6 +226,18 @@ int lfshm_ring_send(struct lfshm_ring *r, const void *data, uint32_t len,
 		    int64_t timeout_ns);
 long lfshm_ring_recv(struct lfshm_ring *r, void *buf, uint32_t cap,
 		     int64_t timeout_ns);
+
+/*
+ * Typed copying: as send/recv, with the record type (0 .. LFSHM_TYPE_MAX)
+ * that commit_ex writes and peek reports.  send_typed returns as send, and
+ * -EINVAL for a type above LFSHM_TYPE_MAX; recv_typed returns as recv and
+ * stores the type in *type (NULL: not wanted) only when it returns a
+ * message.
+ */
+int lfshm_ring_send_typed(struct lfshm_ring *r, const void *data,
+			  uint32_t len, uint32_t type, int64_t timeout_ns);
+long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf, uint32_t cap,
+			   uint32_t *type, int64_t timeout_ns);
 
 /* A message for lfshm_ring_send_batch(). */
 struct lfshm_iov {
@@ -317,8 +332,21 @@ int lfshm_send_fds(int sock, const int *fds, unsigned n, const void *data,
 int lfshm_recv_fds(int sock, int *fds, unsigned max_fds, void *buf,
 		   size_t cap, size_t *len_out);
 
-/* A string for a return code of this library ("ring full", ...). */
+/* A constant string for a return code of this library: its meaning here
+ * for the errors the library gives a meaning, the system's description
+ * (thread-safe) for other errnos, "success" for rc >= 0. */
 const char *lfshm_strerror(int rc);
+
+/*
+ * Runtime version of the library (the header's is LFSHM_VERSION_*):
+ * "MAJOR.MINOR.PATCH", and its parts.  lfshm_version_check(major, minor)
+ * returns 1 when the running library has the API of major.minor (same
+ * major, minor at least that), else 0.
+ */
+const char *lfshm_version(void);
+int lfshm_version_major(void);
+int lfshm_version_minor(void);
+int lfshm_version_check(int major, int minor);
 
 /* ==== Event-loop bridge (src/bridge.c) ==================================
  *

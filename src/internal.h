@@ -349,6 +349,8 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
  * anything it cannot prove dead is alive.
  */
 bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner);
+/* The same through any fd of the region (not one a holder locks on). */
+bool lfshm__owner_alive_fd(int fd, uint64_t owner);
 /* Claim an exclusive role word: 0, or -EBUSY if a live owner holds it.
  * pid_word (may be NULL) gets our pid for display. */
 int lfshm__claim(struct lfshm_ring *r, _Atomic uint64_t *word,

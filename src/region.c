@@ -180,7 +180,7 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
 	uint64_t max_rec;
 
 	if (h->magic != LFSHM__MAGIC)
-		return -EBADMSG;
+		return -EPROTO; /* not an lfshm region at all */
 	if (h->version != LFSHM__LAYOUT_VERSION)
 		return -EPROTO;
 	if (h->size != size || h->nrings == 0 || h->nrings > LFSHM__MAX_RINGS ||
@@ -601,16 +601,21 @@ LFSHM__EXPORT uint64_t lfshm_ring_region_size(const struct lfshm_ring *r)
 
 /* ---- Owners ---------------------------------------------------------- */
 
-bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner)
+bool lfshm__owner_alive_fd(int fd, uint64_t owner)
 {
 	if (owner == 0 || owner == LFSHM__OWNER_GONE)
 		return false;
 	if ((owner & ~LFSHM__KEY_MASK) || !(owner & LFSHM__KEY_LOCKED))
 		return true; /* no lock to look at: cannot prove it dead */
 	/* any answer but "free" (an error included) means alive; our own
-	 * keys are locked on another description than r->fd's, so they
-	 * show as locked too */
-	return lock_byte(r->fd, owner, F_WRLCK, F_OFD_GETLK) != 0;
+	 * keys are locked on another description than fd's, so they show
+	 * as locked too */
+	return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0;
+}
+
+bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner)
+{
+	return lfshm__owner_alive_fd(r->fd, owner);
 }
 
 bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner)

@@ -4,6 +4,7 @@
  * operations, and the copying / batch / blocking conveniences built on
  * them once for every kind.
  */
+#define _GNU_SOURCE /* strerrordesc_np */
 #include <string.h>
 
 #include "internal.h"
@@ -92,24 +93,32 @@ static int peek_wait(struct lfshm_ring *r, struct lfshm_msg *m,
 	return rc;
 }
 
-LFSHM__EXPORT int lfshm_ring_send(struct lfshm_ring *r, const void *data,
-				  uint32_t len, int64_t timeout_ns)
+LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
+					const void *data, uint32_t len,
+					uint32_t type, int64_t timeout_ns)
 {
 	void *buf;
 	int rc;
 
-	if (!data && len)
+	if ((!data && len) || type > LFSHM_TYPE_MAX)
 		return -EINVAL;
 	rc = reserve_wait(r, len, &buf, timeout_ns);
 	if (rc)
 		return rc;
 	if (len)
 		memcpy(buf, data, len);
-	return r->ops->commit(r, buf, len, 0, 0);
+	return r->ops->commit(r, buf, len, type, 0);
 }
 
-LFSHM__EXPORT long lfshm_ring_recv(struct lfshm_ring *r, void *buf,
-				   uint32_t cap, int64_t timeout_ns)
+LFSHM__EXPORT int lfshm_ring_send(struct lfshm_ring *r, const void *data,
+				  uint32_t len, int64_t timeout_ns)
+{
+	return lfshm_ring_send_typed(r, data, len, 0, timeout_ns);
+}
+
+LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
+					 uint32_t cap, uint32_t *type,
+					 int64_t timeout_ns)
 {
 	struct lfshm_msg m;
 	int rc;
@@ -126,7 +135,17 @@ LFSHM__EXPORT long lfshm_ring_recv(struct lfshm_ring *r, void *buf,
 	if (m.len)
 		memcpy(buf, m.data, m.len);
 	rc = r->ops->release(r, &m);
-	return rc ? rc : (long)m.len;
+	if (rc)
+		return rc;
+	if (type)
+		*type = m.type;
+	return (long)m.len;
+}
+
+LFSHM__EXPORT long lfshm_ring_recv(struct lfshm_ring *r, void *buf,
+				   uint32_t cap, int64_t timeout_ns)
+{
+	return lfshm_ring_recv_typed(r, buf, cap, NULL, timeout_ns);
 }
 
 LFSHM__EXPORT int lfshm_ring_send_batch(struct lfshm_ring *r,
@@ -198,13 +217,22 @@ LFSHM__EXPORT void lfshm_ring_stats(const struct lfshm_ring *r,
 	*st = r->stats;
 }
 
+/*
+ * The library's own meaning of an errno where it gives one (the text
+ * starts like the system's, then says what it means here); the system's
+ * description otherwise.  strerrordesc_np() returns a constant,
+ * untranslated string: thread-safe, unlike strerror().
+ */
 LFSHM__EXPORT const char *lfshm_strerror(int rc)
 {
-	switch (rc) {
-	case 0:
+	const char *s;
+
+	if (rc >= 0)
 		return "success";
+	switch (rc) {
 	case -EAGAIN:
-		return "ring full or empty";
+		return "resource temporarily unavailable "
+		       "(ring full or empty, or nobody waiting)";
 	case -ETIMEDOUT:
 		return "timed out";
 	case -EMSGSIZE:
@@ -216,18 +244,33 @@ LFSHM__EXPORT const char *lfshm_strerror(int rc)
 	case -EBUSY:
 		return "role held by another live handle";
 	case -EINVAL:
-		return "invalid argument";
+		return "invalid argument (or a call not valid for this "
+		       "handle's role)";
 	case -EPERM:
-		return "region not sealed";
+		return "operation not permitted (region not sealed)";
 	case -EPROTO:
-		return "region layout version mismatch";
+		return "not an lfshm region or server (or another layout "
+		       "version)";
 	case -EDEADLK:
 		return "this thread holds the ring's lock (mutex kind)";
 	case -ENOTRECOVERABLE:
 		return "ring lock unrecoverable after a peer died (mutex kind)";
 	case -EOPNOTSUPP:
 		return "not supported by this ring kind, kernel or build";
-	default:
-		return "system error";
+	case -EACCES:
+		return "permission denied (or the peer was rejected)";
+	case -ECONNREFUSED:
+		return "connection refused (no server listening)";
+	case -ECONNABORTED:
+		return "connection aborted (the client left during the "
+		       "handshake)";
+	case -EADDRINUSE:
+		return "address in use (a live server answers there)";
 	}
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+	s = rc > -4096 ? strerrordesc_np(-rc) : NULL;
+#else
+	s = NULL;
+#endif
+	return s ? s : "system error";
 }

@@ -105,7 +105,8 @@ Test(region, attach_rejects_what_it_cannot_trust)
 	cr_expect_eq(attach_copy(100, ALL_SEALS, NULL), -EBADMSG, "tiny");
 	cr_expect_eq(attach_copy(4096 + 4096, ALL_SEALS, NULL), -EBADMSG,
 		     "shorter than its header says");
-	cr_expect_eq(attach_copy(4096 + 8192, ALL_SEALS, bad_magic), -EBADMSG);
+	cr_expect_eq(attach_copy(4096 + 8192, ALL_SEALS, bad_magic), -EPROTO,
+		     "not an lfshm region");
 	cr_expect_eq(attach_copy(4096 + 8192, ALL_SEALS, bad_version), -EPROTO);
 	cr_expect_eq(attach_copy(4096 + 8192, ALL_SEALS, bad_size), -EBADMSG);
 	cr_expect_eq(attach_copy(4096 + 8192, ALL_SEALS, no_rings), -EBADMSG);
