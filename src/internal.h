@@ -30,7 +30,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* ---- Region layout -------------------------------------------------- */
 
 #define LFSHM__MAGIC 0x314d485346484c4cull /* "LLFHSM1" little-endian */
-#define LFSHM__LAYOUT_VERSION 1u
+#define LFSHM__LAYOUT_VERSION 2u /* 2: owner keys, OFD locks, MPSC word1 tag */
 #define LFSHM__HDR_SIZE 4096u  /* header page: region header + ctrl blocks */
 #define LFSHM__LINE 128u       /* two cache lines: defeats adjacent-line prefetch */
 #define LFSHM__MAX_RINGS 2u

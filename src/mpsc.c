@@ -25,8 +25,9 @@
  *     PAD        bit 61: padding, bits 0-31 = bytes after this word
  *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
  *     READY      bit 63: a message: type in bits 32-62, length in 0-31
- *   word1  the claim's size in bytes | bit 63 (recovery needs it; the tag
- *          keeps it apart from any FREE value), then the payload.
+ *   word1  the claim's size in bytes | bits 62+60 (recovery needs it; the
+ *          tag keeps it apart from any FREE value and from any valid
+ *          word0), then the payload.
  * The data area is a sequence of 8-byte words; every word of a claim
  * that has not been written yet holds FREE(lap of its position).
  *
@@ -115,7 +116,11 @@
 #define W_PAD_MBZ 0x1fffffff00000000ull /* bits 32-60: zero in a PAD */
 #define W_BUSY_MBZ 0x3fc0000000000000ull /* bits 54-61: zero in a BUSY */
 #define W_TAGS    (W_READY | W_BUSY | W_PAD)
-#define W_SIZE    (1ull << 63) /* word1: tagged, so never a FREE value */
+/* word1: tagged with bits 62+60, a pattern no word0 may hold (a BUSY
+ * with a must-be-zero bit set): never a FREE value, and a word1 read
+ * where a record header is expected is corruption, never a message */
+#define W_SIZE    (W_BUSY | 1ull << 60)
+#define W_SIZE_TAG 0xf000000000000000ull
 #define HDR       16u
 
 /* Shared MPSC state in ctrl->kind_area. */
@@ -524,7 +529,7 @@ static int unblock_head(struct lfshm_ring *r)
 		revoke_gap(r, pos + 8);
 		return 1;
 	}
-	if (!(sz & W_SIZE))
+	if ((sz & W_SIZE_TAG) != W_SIZE)
 		return lfshm__poison(r);
 	sz &= ~W_SIZE;
 	if ((sz & 7) || sz < HDR || sz > mrec_size(r->max_msg) || sz > avail ||

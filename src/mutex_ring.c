@@ -475,7 +475,9 @@ static int apply_rel(struct lfshm_ring *r)
 	uint64_t h = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 
-	if (p == h || (p & 7) || p - h > t - h)
+	/* a head already past the tail (hostile) is the caller's to judge:
+	 * left as it is, positions_ok poisons on it */
+	if (p == h || (p & 7) || t - h > r->cap || p - h > t - h)
 		return 0;
 	/* relaxed: under the lock (L2 as in publish_head) */
 	atomic_store_explicit(&r->ctrl->head, p, memory_order_relaxed);

@@ -604,3 +604,43 @@ Test(live, mpsc_consumer_killed_in_release_is_finished_by_successor,
 		    redelivered);
 	lfshm_ring_close(p);
 }
+
+/* ---- MPSC: a size word is never taken for a record header ------------ */
+
+/*
+ * word1 (a claim's size) carries a tag no word0 can have.  A consumer
+ * that ends up reading a word1 where it expects a header (a revoked word0
+ * followed by a size its owner wrote late) must report corruption, never
+ * deliver the size word as a message.
+ */
+Test(live, mpsc_size_word_is_never_a_record_header)
+{
+	struct lfshm_ring *c = make_ring(LFSHM_MPSC, LFSHM_CONSUMER, 4096), *p,
+			  *q;
+	static const char big[200];
+	_Atomic uint64_t *w;
+	struct lfshm_msg m;
+	uint64_t t;
+	int i;
+
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	/* a real claim's size word, as reserve writes it, with published
+	 * records after it (so a misread header would fit the data) */
+	cr_assert_eq(lfshm_ring_reserve(p, 200, (void **)&w), 0);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &q),
+		     0);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(lfshm_ring_send(q, big, sizeof(big), 0), 0);
+	w -= 2;
+	t = atomic_load(&w[1]);
+	cr_assert_neq(t, 0);
+	/* the consumer revoked word0; the size word follows it */
+	atomic_store(&w[0], 3ull << 60);
+	cr_assert_eq(lfshm_ring_peek(c, &m), -EBADMSG,
+		     "size word 0x%016lx delivered as a record",
+		     (unsigned long)t);
+	lfshm_ring_close(q);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
