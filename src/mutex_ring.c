@@ -1452,6 +1452,8 @@ static void bridge_free(struct mx_bridge *b)
 {
 	pthread_cond_destroy(&b->cv);
 	pthread_mutex_destroy(&b->mu);
+	if (b->hr) /* a wake-up may have given the copy a signal ring */
+		lfshm__bridge_free(b->hr);
 	free(b->hr);
 	b->hr = NULL;
 	lfshm_ring_close(b->pin); /* after hr: the mapping may go with it */

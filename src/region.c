@@ -226,7 +226,8 @@ struct lfshm__mapping {
 	void *addr;
 	size_t size;
 	unsigned refs;
-	int lock_fd; /* private OFD of the memfd, -1 when none could be made */
+	unsigned lock_refs; /* handles of this process holding a lock byte */
+	int lock_fd; /* private OFD of the memfd while lock_refs > 0, else -1 */
 	struct lfshm__mapping *next;
 };
 
@@ -251,6 +252,7 @@ static void maps_child(void)
 		if (m->lock_fd >= 0)
 			close(m->lock_fd);
 		m->lock_fd = -1;
+		m->lock_refs = 0; /* the inherited handles hold nothing here */
 	}
 }
 
@@ -285,8 +287,6 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		if (m->dev == st->st_dev && m->ino == st->st_ino &&
 		    m->size == (size_t)st->st_size) {
 			m->refs++;
-			if (m->lock_fd < 0) /* inherited across fork */
-				m->lock_fd = open_lock_fd(fd);
 			goto out;
 		}
 	}
@@ -308,7 +308,8 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 	m->addr = addr;
 	m->size = (size_t)st->st_size;
 	m->refs = 1;
-	m->lock_fd = open_lock_fd(fd);
+	m->lock_refs = 0;
+	m->lock_fd = -1;
 	m->next = maps;
 	maps = m;
 out:
@@ -399,26 +400,49 @@ static uint64_t random_key(void)
  * replaced. */
 static void take_key(struct lfshm_ring *r)
 {
-	int i, fd = r->mapping->lock_fd;
+	struct lfshm__mapping *m = r->mapping;
+	int i;
 
-	for (i = 0; i < 16 && fd >= 0; i++) {
+	pthread_mutex_lock(&maps_lock);
+	if (m->lock_fd < 0) /* first holder here, or a fork child's */
+		m->lock_fd = open_lock_fd(r->fd);
+	for (i = 0; i < 16 && m->lock_fd >= 0; i++) {
 		uint64_t k = random_key() | LFSHM__KEY_LOCKED;
 
-		if (lock_byte(fd, k, F_WRLCK, F_OFD_SETLK) == 0) {
+		if (lock_byte(m->lock_fd, k, F_WRLCK, F_OFD_SETLK) == 0) {
 			r->self_id = k;
 			r->lock_off = LFSHM__LOCK_BASE + (k & LFSHM__KEY_MASK);
+			m->lock_refs++;
+			pthread_mutex_unlock(&maps_lock);
 			return;
 		}
 	}
+	if (m->lock_fd >= 0 && m->lock_refs == 0) {
+		close(m->lock_fd);
+		m->lock_fd = -1;
+	}
+	pthread_mutex_unlock(&maps_lock);
 	r->self_id = random_key(); /* unlocked: never provably dead */
 	r->lock_off = 0;
 }
 
+/* Give up the lock byte; the last holder of the process closes the
+ * private description (no fd is kept for handles that hold no role). */
 static void drop_key(struct lfshm_ring *r)
 {
-	if (r->lock_off && r->mapping->lock_fd >= 0)
-		lock_byte(r->mapping->lock_fd, r->self_id, F_UNLCK,
-			  F_OFD_SETLK);
+	struct lfshm__mapping *m = r->mapping;
+
+	if (!r->lock_off)
+		return;
+	pthread_mutex_lock(&maps_lock);
+	if (m->lock_fd >= 0) {
+		lock_byte(m->lock_fd, r->self_id, F_UNLCK, F_OFD_SETLK);
+		if (--m->lock_refs == 0) {
+			close(m->lock_fd);
+			m->lock_fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&maps_lock);
 	r->lock_off = 0;
 }
 
