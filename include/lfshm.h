@@ -25,9 +25,12 @@
  *   -EPIPE      the peer closed its end or died, and nothing is left to read.
  *               Non-waiting calls (peek, drain, recv/send with timeout 0,
  *               arm) see a peer that closed; a peer that died without
- *               closing is noticed by the waiting calls (within ~1 s of
- *               sleep) or through the channel socket / the caller's own
- *               supervision (waitpid, pidfd)
+ *               closing is noticed by the waiting calls (before each sleep,
+ *               and at least once per second of sleep) or through the
+ *               channel socket / the caller's own supervision
+ *   -ECANCELED  LFSHM_MPSC commit/flush: the consumer took this record over
+ *               (it found its producer dead, see "Liveness"): it was not
+ *               published, and never will be
  *   -EBUSY      the role is held by another live process / handle
  *   -EINVAL     bad arguments (or a call not valid for this handle's role)
  *   -EDEADLK    LFSHM_MUTEX: this thread holds the ring's lock through
@@ -46,6 +49,40 @@
  * that created or attached it: after fork() the child must not use an
  * inherited handle except to lfshm_ring_close() it (which then does not
  * release the parent's role) and should lfshm_ring_attach() its own.
+ *
+ * Liveness.  Whether the holder of a role (a producer or consumer handle,
+ * an MPSC record's writer) is alive is asked of the kernel, never read
+ * from pids or /proc: each handle with a role holds an OFD lock on a byte
+ * of the region (far past its end) through its process's own open file
+ * description of the memfd, and the kernel drops it when that process is
+ * gone.  So peers in other pid namespaces (containers), under a hidepid
+ * /proc, with recycled pids, are judged right: a live one is alive, a dead
+ * one is dead once it has exited.  A process that cannot open
+ * /proc/self/fd (no /proc mounted at all) holds no lock: its peers cannot
+ * prove it dead, so they treat it as alive until it closes (they never
+ * take anything over from it, and see -EPIPE only when it closes).  fork()
+ * children do not inherit the lock (the library closes it in the child),
+ * so a child cannot keep a dead parent "alive".  Pids are kept in the
+ * region for display only (lfshm stat).
+ *
+ * Crashes: what a successor sees.  A process may be killed at any
+ * instruction of any call; the next holder of its role attaches and goes
+ * on.  Nothing released is delivered again, nothing published is lost,
+ * nothing is reported as corruption:
+ *   - a consumer killed with messages peeked but not released: the next
+ *     consumer gets them again, from the first unreleased one, in order;
+ *     killed inside release: the release either did not happen (all of
+ *     them again) or is finished by the next consumer (none of them);
+ *   - a producer killed before its commit (or before the flush of a
+ *     LFSHM_MORE batch) returned: that record may be missing, every record
+ *     whose commit/flush returned is delivered; on SPSC and MUTEX rings
+ *     an unpublished record is simply never seen, on MPSC rings the
+ *     consumer skips it once it has proven the writer dead (set_stall_ns);
+ *   - the next producer continues after the last published record.
+ * The one exception is LFSHM_MUTEX: a process killed inside
+ * pthread_cond_broadcast leaves glibc's condvar lock held by a dead
+ * process; the ring then reports -ENOTRECOVERABLE to everyone (it never
+ * hangs and never delivers a damaged record).
  */
 #ifndef LFSHM_H
 #define LFSHM_H
@@ -116,7 +153,8 @@ struct lfshm_stats {
  * @cfg:  kind, capacity (power of two, 256 .. 2^40), max_msg (0: default
  *        capacity/2 minus the record header - 8 bytes, 16 for MPSC - and
  *        never more than 2^32 - 64; at most that, so any record fits an
- *        empty ring).
+ *        empty ring; for LFSHM_MPSC an explicit max_msg is also at most
+ *        2^32 - 64, since its padding records carry 32-bit lengths).
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
@@ -169,7 +207,10 @@ uint64_t lfshm_ring_region_size(const struct lfshm_ring *r);
  * is already outstanding), -EBADMSG (corrupt region).  Reserve never
  * waits; the waiting calls (send, wait_space) return -EPIPE when the
  * consumer closed or died and the ring is full.
- * commit/abort return 0 or -EINVAL (buf is not the outstanding reservation).
+ * commit/abort return 0 or -EINVAL (buf is not the outstanding reservation);
+ * an MPSC commit returns -ECANCELED when the consumer took the record over
+ * (see lfshm_ring_unblock: only ever for a producer it proved dead, so a
+ * live producer sees it only if its region was tampered with).
  */
 int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len, void **buf);
 int lfshm_ring_commit(struct lfshm_ring *r, void *buf);
@@ -296,8 +337,9 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * progress" at some point of the ring; the consumer cannot get past it
  * until it is unblocked: then the record becomes padding (it is never
  * delivered) and the consumer goes on.  The record carries its owner
- * (pid and process start time): a dead, zombie or recycled-pid owner is
- * dead, a live one is never skipped, however slow.  A claim whose header
+ * (its handle's key): an owner whose OFD lock the kernel has dropped is
+ * dead (see "Liveness" at the top), a live one is never skipped, however
+ * slow, in whatever pid namespace it runs.  A claim whose header
  * was not written at all (the producer stopped right after taking the
  * space) is revoked: if its producer is in fact alive, its reserve claims
  * new space instead, so nothing it sends is lost.
