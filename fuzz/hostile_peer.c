@@ -191,7 +191,7 @@ static uint64_t pick_val(struct fz_in *in, uint64_t cur)
 	uint8_t b = fz_u8(in);
 	uint64_t k = fz_u8(in);
 
-	switch (b % 12) {
+	switch (b % 13) {
 	case 0:
 		return fz_u64(in);
 	case 1:
@@ -212,8 +212,10 @@ static uint64_t pick_val(struct fz_in *in, uint64_t cur)
 		return UINT64_MAX - k;
 	case 9:
 		return cur + (k % 8);
-	case 10:
-		return (uint64_t)getpid() | k << 32; /* our pid, bad start */
+	case 10: /* an owner key: locked but held by nobody (dead) */
+		return LFSHM__KEY_LOCKED | k << 8 | 0xa5;
+	case 11: /* an owner key without the lock flag (unprovable) */
+		return 1 + k;
 	default:
 		return H.cap - 8 * k;
 	}
@@ -265,13 +267,15 @@ static uint64_t field_off(unsigned f, unsigned *width)
 		return offsetof(struct lfshm__region_hdr, ring[0].ctrl_off);
 	case 15:
 		return offsetof(struct lfshm__region_hdr, ring[0].data_off);
+	case 16: /* MPSC: the release a dead consumer left unfinished */
+		return c + offsetof(struct lfshm__ctrl, rel_end);
 	default: /* a word of the kind's private area */
 		return c + offsetof(struct lfshm__ctrl, kind_area) +
-		       8 * (f - 16);
+		       8 * (f - 17);
 	}
 }
 
-#define NFIELDS (16u + 3u * LFSHM__LINE / 8u)
+#define NFIELDS (17u + 3u * LFSHM__LINE / 8u)
 
 static void peer_write_field(struct fz_in *in)
 {
@@ -508,6 +512,11 @@ static void do_reserve(struct fz_in *in)
 	s->resv_len = len;
 }
 
+/* MPSC: a peer that rewrites a producer's BUSY word (pending in a
+ * LFSHM_MORE batch, or reserved) has taken the record over, as a consumer
+ * does for a dead producer: the publish is refused, never done */
+#define CANCELED_OK(rc) (H.kind == LFSHM_MPSC && (rc) == -ECANCELED)
+
 static void do_commit(struct fz_in *in)
 {
 	struct side *s = &H.prod;
@@ -522,8 +531,8 @@ static void do_commit(struct fz_in *in)
 		rc = lfshm_ring_commit_ex(s->r, s->resv,
 					  fz_u16(in) % (s->resv_len + 1),
 					  fz_u8(in), b & 2 ? LFSHM_MORE : 0);
-	FZ_CHECK(rc == 0, "step %u: commit/abort of the reservation "
-		 "returned %d", H.step, rc);
+	FZ_CHECK(rc == 0 || CANCELED_OK(rc), "step %u: commit/abort of the "
+		 "reservation returned %d", H.step, rc);
 	s->resv_on = false;
 }
 
@@ -547,7 +556,7 @@ static void do_send(struct fz_in *in)
 		rc = lfshm_ring_send_batch(s->r, iov, n, 0);
 		if (rc <= 0)
 			note_rc(s, rc, "send_batch");
-		FZ_CHECK((rc >= 1 && rc <= (int)n) ||
+		FZ_CHECK((rc >= 1 && rc <= (int)n) || CANCELED_OK(rc) ||
 				 RC_IN(rc, -EAGAIN, -EMSGSIZE, -EPIPE,
 				       -EBADMSG),
 			 "step %u: send_batch returned %d", H.step, rc);
@@ -556,7 +565,8 @@ static void do_send(struct fz_in *in)
 
 		rc = lfshm_ring_send(s->r, payload, len, 0);
 		note_rc(s, rc, "send");
-		FZ_CHECK(RC_IN(rc, 0, -EAGAIN, -EMSGSIZE, -EPIPE, -EBADMSG),
+		FZ_CHECK(RC_IN(rc, 0, -EAGAIN, -EMSGSIZE, -EPIPE, -EBADMSG) ||
+				 CANCELED_OK(rc),
 			 "step %u: send(%u) returned %d", H.step, len, rc);
 	}
 }
@@ -571,7 +581,8 @@ static void do_misc(struct fz_in *in)
 		if (!H.prod.r)
 			return;
 		rc = lfshm_ring_flush(H.prod.r);
-		FZ_CHECK(RC_IN(rc, 0, -EBADMSG), "step %u: flush returned %d",
+		FZ_CHECK(RC_IN(rc, 0, -EBADMSG) || CANCELED_OK(rc),
+			 "step %u: flush returned %d",
 			 H.step, rc);
 		break;
 	case 1:
@@ -653,6 +664,37 @@ static bool attach_ok(int rc)
 	return RC_IN(rc, 0, -EBADMSG, -EPROTO, -EBUSY, -EOPNOTSUPP);
 }
 
+/*
+ * The consumer process dies where it stands (peeked messages unreleased,
+ * perhaps in the middle of an MPSC release: the peer may also set rel_end
+ * and stamp words), and a new consumer takes over.  Death is simulated as
+ * the kernel would show it: the owner word names a key whose lock nobody
+ * holds, and the old handle goes away without its kind's close.
+ */
+static void consumer_dies(struct fz_in *in)
+{
+	uint64_t dead = LFSHM__KEY_LOCKED | (uint64_t)fz_u32(in) << 8 | 0x3c;
+	const uint64_t c = LFSHM__CTRL_OFF(0);
+	int rc;
+
+	if (fz_u8(in) & 1) { /* killed inside release: rel_end announced */
+		uint64_t e = pick_val(in, H.cons.r->c_head);
+
+		wr(c + offsetof(struct lfshm__ctrl, rel_end), &e, sizeof(e));
+	}
+	wr(c + offsetof(struct lfshm__ctrl, cons_owner), &dead, sizeof(dead));
+	H.cons.r->pid ^= 1; /* close as a dead process would: no kind close */
+	lfshm_ring_close(H.cons.r);
+	memset(&H.cons, 0, sizeof(H.cons));
+	rc = lfshm_ring_attach(H.fd, LFSHM_CONSUMER, &H.cons.r);
+	FZ_CHECK(attach_ok(rc), "step %u: successor attach returned %d",
+		 H.step, rc);
+	if (H.cons.r) {
+		check_geometry(H.cons.r);
+		exercise(H.cons.r, LFSHM_CONSUMER);
+	}
+}
+
 /* Reopen one of the two handles, or attach and drop a third one. */
 static void do_attach(struct fz_in *in)
 {
@@ -673,8 +715,11 @@ static void do_attach(struct fz_in *in)
 		lfshm_ring_close(r);
 		return;
 	}
-	if (role == LFSHM_ROLE_NONE)
+	if (role == LFSHM_ROLE_NONE) {
+		if (H.cons.r && (b & 8))
+			consumer_dies(in);
 		return;
+	}
 	s = role == LFSHM_PRODUCER ? &H.prod : &H.cons;
 	lfshm_ring_close(s->r);
 	memset(s, 0, sizeof(*s));

@@ -813,13 +813,61 @@ static void attach(int fd, unsigned role, struct lfshm_ring **r)
 		 rc);
 }
 
+/*
+ * The consumer's process dies where it stands, as the kernel would show
+ * it to the successor: the owner word names a key whose lock nobody holds
+ * and the handle goes away without its kind's close.  On an MPSC ring it
+ * may die inside release(): the release of the last message peeked was
+ * announced (rel_end) and some of the FREE stamps done.  The successor
+ * then has everything unreleased again - or, for an announced release,
+ * everything after that message.
+ */
+static void consumer_dies(struct fz_in *in)
+{
+	uint8_t b = fz_u8(in);
+
+	if (cfg_kind == LFSHM_MPSC && (b & 1) && M.nsaved) {
+		const struct saved *sv = &M.saved[(M.nsaved - 1) % NSAVED];
+
+		if (sv->idx >= M.rel) {
+			uint64_t pos = cons->c_rel, end = sv->m._end;
+			unsigned n = fz_u8(in), shift = cons->m_shift;
+
+			/* as mpsc_release: the last message peeked takes
+			 * the padding peek already skipped after it */
+			if (end == cons->m_last_end)
+				end = cons->c_head;
+			else
+				M.vis_pads = true; /* pads after it stay */
+
+			atomic_store(&cons->ctrl->rel_end, end);
+			for (; n && pos != end; n--, pos += 8)
+				atomic_store((_Atomic uint64_t *)(cons->data +
+								  (pos &
+								   cons->mask)),
+					     (pos >> shift) + 1);
+			released_through(sv->idx);
+			TRACE("  consumer dies inside release through %u\n",
+			      sv->idx);
+		}
+	}
+	atomic_store(&cons->ctrl->cons_owner,
+		     LFSHM__KEY_LOCKED | (uint64_t)b << 16 | 0x77);
+	cons->pid ^= 1; /* lfshm_ring_close then skips the kind's close */
+	lfshm_ring_close(cons);
+	cons = NULL;
+}
+
 static void op_reopen(struct fz_in *in, int fd)
 {
-	uint8_t b = fz_u8(in) % 3;
+	uint8_t b = fz_u8(in) % 4;
 
 	TRACE("  reopen %s\n", b == 0 ? "consumer" : b == 1 ? "producer" :
-		"close producer");
+		b == 2 ? "close producer" : "consumer after it died");
 	switch (b) {
+	case 3:
+		consumer_dies(in);
+		/* fall through: the successor */
 	case 0: /* a new consumer starts at the released position */
 		lfshm_ring_close(cons);
 		cons = NULL;
