@@ -115,10 +115,63 @@ mutant_wake_without_p2() {
 	tests="test_litmus"
 }
 
+# Liveness and crash recovery (OFD locks, src/region.c and src/mpsc.c)
+
+mutant_owner_always_dead() {
+	file=src/region.c
+	old='return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0;'
+	new='return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0 && 0;'
+	tests="test_live"
+}
+
+mutant_owner_always_alive() {
+	file=src/region.c
+	old='return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0;'
+	new='return 1;'
+	tests="test_live"
+}
+
+mutant_fork_child_keeps_lock() {
+	file=src/region.c
+	old="${tab}${tab}if (m->lock_fd >= 0)$nl${tab}${tab}${tab}close(m->lock_fd);$nl${tab}${tab}m->lock_fd = -1;$nl${tab}${tab}m->lock_refs = 0;"
+	new="${tab}${tab}m->lock_refs = 0;"
+	tests="test_live"
+}
+
+mutant_mpsc_no_finish_release() {
+	file=src/mpsc.c
+	old="${tab}r->m_last_end = r->m_prev_end = head;$nl${tab}finish_release(r);"
+	new="${tab}r->m_last_end = r->m_prev_end = head;$nl${tab}if (0)$nl${tab}${tab}finish_release(r);"
+	tests="test_live"
+}
+
+mutant_mpsc_commit_store_not_cas() {
+	file=src/mpsc.c
+	old="${tab}if (LFSHM__LIKELY(atomic_compare_exchange_strong_explicit($nl${tab}${tab}    word_at(r, pos), &exp, w, memory_order_release,$nl${tab}${tab}    memory_order_relaxed)))$nl${tab}${tab}return 0;"
+	new="${tab}(void)exp;$nl${tab}atomic_store_explicit(word_at(r, pos), w, memory_order_release);$nl${tab}if (1)$nl${tab}${tab}return 0;"
+	tests="test_live"
+}
+
+mutant_mpsc_size_tag_is_ready() {
+	file=src/mpsc.c
+	old='#define W_SIZE    (W_BUSY | 1ull << 60)'
+	new='#define W_SIZE    (1ull << 63)'
+	tests="test_live"
+}
+
+mutant_mpsc_max_msg_uncapped() {
+	file=src/region.c
+	old='if (cfg->kind == LFSHM_MPSC && cfg->max_msg > LFSHM__MPSC_MAX_MSG)'
+	new='if (0)'
+	tests="test_live"
+}
+
 all="parse_rec_end parse_pad_published spsc_tail_vs_released
 spsc_tail_alignment spsc_head_alignment spsc_attach_head_alignment
 mpsc_tail_vs_released mutex_tail_vs_released attach_seals_grow_seal_only
-attach_size_before_seals wake_without_p2"
+attach_size_before_seals wake_without_p2 owner_always_dead
+owner_always_alive fork_child_keeps_lock mpsc_no_finish_release
+mpsc_commit_store_not_cas mpsc_size_tag_is_ready mpsc_max_msg_uncapped"
 
 # ---- machinery -----------------------------------------------------------
 
