@@ -84,9 +84,11 @@
  *   R3 producer: fetch_sub_release(prod_attached) in close: its records
  *      are published before the count drops.              pairs with A3
  *   A3 consumer: load_acquire(prod_attached) in no_producers(). R3
- * The tail CAS and the word0 CASes are relaxed: they transfer ownership
- * of space, not data; the data those words guard is ordered by A1/R2
- * (space) and R1/A2 (records).  Sleep/wake on data_ec / space_ec is the
+ * The tail CAS and the BUSY CAS are relaxed: they transfer ownership of
+ * space, not data; the data those words guard is ordered by A1/R2
+ * (space) and R1/A2 (records).  The wrap pad's CAS is the pad's final
+ * value, so it is a release like R1 (a relaxed one raced, formally, with
+ * the next lap's writer of that word: found by TSan).  Sleep/wake on data_ec / space_ec is the
  * event-count handshake of wait.c: producers call lfshm__ec_wake after R1
  * (once per batch), the consumer after R2.
  *
@@ -344,12 +346,15 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			continue;
 		off = t & r->mask;
 		if (need != size) {
-			/* the wrap pad, final at once */
+			/* the wrap pad, final at once.  Release on success
+			 * (R1 for the pad): the consumer acquires it (A2),
+			 * passes it and frees the space (R2); the next
+			 * writer there must come after this write */
 			exp = free_word(r, t);
 			if (!atomic_compare_exchange_strong_explicit(
 				    word_at(r, t), &exp,
 				    W_PAD | (r->cap - off - 8),
-				    memory_order_relaxed, memory_order_relaxed))
+				    memory_order_release, memory_order_relaxed))
 				goto revoked;
 			t += r->cap - off;
 		}
