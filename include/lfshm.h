@@ -168,9 +168,11 @@ int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
  * The fd is duplicated (the caller keeps its own).  Everything is checked
  * before it is trusted: the fd's size, its seals, magic, layout version,
  * kind, capacity and offsets.
- * Returns 0; -EBADF (not an open fd), -EINVAL (bad role, or an fd that
- * cannot carry seals, i.e. not a memfd), -EPERM (seals missing: a peer could
- * shrink it under us), -EPROTO (not an lfshm region: wrong magic; or our
+ * Returns 0; -EBADF (not an open fd), -EINVAL (bad role, or a file that
+ * cannot carry seals at all: not on tmpfs/memfd), -EPERM (the seals
+ * against shrinking, growing and resealing are not all there, so a peer
+ * could truncate it under us: a memfd made without MFD_ALLOW_SEALING, a
+ * /dev/shm file, an unsealed region), -EPROTO (not an lfshm region: wrong magic; or our
  * magic with another layout version), -EBADMSG (size or layout
  * inconsistent), -EBUSY (role held by a live
  * process).  Nothing leaks on error.
