@@ -243,3 +243,49 @@ Test(region, strerror_names_the_library_errors)
 	cr_expect_str_eq(lfshm_strerror(-EPIPE), "peer closed or died");
 	cr_expect_str_eq(lfshm_strerror(-12345), "system error");
 }
+
+/* A faithful copy of a real region in fd: everything but the seals. */
+static void copy_region_into(int fd)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 8192,
+					 .flags = LFSHM_CFG_NO_EVENTFD };
+	struct lfshm_ring *r;
+	uint64_t n;
+	void *src, *dst;
+
+	cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE, &r), 0);
+	n = lfshm_ring_region_size(r);
+	cr_assert_eq(ftruncate(fd, (off_t)n), 0);
+	src = mmap(NULL, n, PROT_READ, MAP_SHARED, lfshm_ring_fd(r), 0);
+	dst = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	cr_assert(src != MAP_FAILED && dst != MAP_FAILED);
+	memcpy(dst, src, n);
+	munmap(src, n);
+	munmap(dst, n);
+	lfshm_ring_close(r);
+}
+
+/* Files that carry seals, but can never carry ours: -EPERM, as the docs
+ * say (issue 13: they were documented as -EINVAL). */
+Test(region, attach_refuses_shm_files_and_memfds_without_sealing)
+{
+	struct lfshm_ring *h = NULL;
+	char path[] = "/dev/shm/lfshm-test-XXXXXX";
+	int fd;
+
+	fd = memfd_create("no-sealing", MFD_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	copy_region_into(fd);
+	cr_expect_eq(lfshm_ring_attach(fd, LFSHM_CONSUMER, &h), -EPERM,
+		     "memfd without MFD_ALLOW_SEALING");
+	close(fd);
+	fd = mkstemp(path);
+	if (fd < 0)
+		cr_skip_test("no /dev/shm here");
+	unlink(path);
+	copy_region_into(fd);
+	cr_expect_eq(lfshm_ring_attach(fd, LFSHM_CONSUMER, &h), -EPERM,
+		     "a /dev/shm file");
+	close(fd);
+	cr_expect_null(h);
+}
