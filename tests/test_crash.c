@@ -27,7 +27,7 @@
 #include "common.h"
 
 #define MAXGEN 4096u
-#define MAXLOG (1u << 21)
+#define MAXLOG (1u << 24)
 #define PER_GEN 4000u   /* messages a producer generation sends at most */
 #define MAXLEN 300u
 
@@ -320,8 +320,12 @@ static void kill_at_every_step(unsigned kind)
 		prod[i] = spawn(producer_main, gen++);
 	cons = spawn(consumer_main, cgen++);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* LFSHM_CRASH_SECONDS: a longer run by hand (default 2 s, scaled
+	 * down under sanitizers) */
 	stop_at = ts.tv_sec * 1000000000ll + ts.tv_nsec +
-		  (int64_t)(2.0e9 * lfshm_test_scale());
+		  (int64_t)(1e9 * (getenv("LFSHM_CRASH_SECONDS") ?
+				   atof(getenv("LFSHM_CRASH_SECONDS")) :
+				   2.0 * lfshm_test_scale()));
 	for (;;) {
 		/* a random kill point: how long the victim runs first */
 		struct timespec d = { 0, (long)(lfshm_test_rand(&rng) %
