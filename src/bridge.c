@@ -399,25 +399,28 @@ static int data_check(struct lfshm_ring *r)
 		rc = r->ops->unpeek(r, &m);
 		return rc ? rc : 1;
 	}
-	if (rc == -EAGAIN)
-		return 0;
-	return rc == -EPIPE ? 1 : rc;
+	return rc == -EAGAIN ? 0 : rc; /* -EPIPE: the producers are gone */
 }
 
+/* W3 for the space direction.  -EPIPE exactly when reserve says it (the
+ * consumer closed), and also for a full ring whose consumer died without
+ * closing: the armed wait would never end (one F_OFD_GETLK, only when the
+ * loop is about to sleep). */
 static int space_check(struct lfshm_ring *r, uint32_t len)
 {
-	int rc = r->ops->wait_space(r, len, 0);
+	int rc;
 
-	if (rc == 0 || rc == -EPIPE)
+	if (lfshm__consumer_closed(r))
+		return -EPIPE;
+	rc = r->ops->wait_space(r, len, 0);
+	if (rc == 0)
 		return 1;
-	/* A non-blocking wait_space does not look at the consumer: a full
-	 * ring whose consumer closed or died would arm a wait that nothing
-	 * ever ends (close fires one wake-up, the loop re-arms).  Report it
-	 * ready; the loop's blocking or timed send then says -EPIPE. */
+	/* acquire: pairs with lfshm__claim / lfshm__unclaim's release of
+	 * the owner word, as every other reader of it */
 	if (rc == -EAGAIN &&
 	    lfshm__owner_gone(r, atomic_load_explicit(&r->ctrl->cons_owner,
 						   memory_order_acquire)))
-		return 1;
+		return -EPIPE;
 	return rc == -EAGAIN ? 0 : rc;
 }
 

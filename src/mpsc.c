@@ -320,6 +320,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		return -EBADMSG;
 	if (LFSHM__UNLIKELY(len > r->max_msg))
 		return -EMSGSIZE;
+	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
+		return -EPIPE;
 	size = mrec_size(len);
 	/* relaxed: a guess for the CAS, which re-reads it on failure */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
@@ -334,7 +336,7 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			need = need_bytes(r, t, size);
 			if (t + need - r->p_head_cache > r->cap) {
 				r->stats.full_events++;
-				return -EAGAIN; /* wait_space reports -EPIPE */
+				return -EAGAIN; /* wait_space sees a dead one */
 			}
 		}
 		/* the claim; relaxed: see the top comment */

@@ -587,3 +587,76 @@ KIND_TEST(spin_forever_stream_with_full_ring_makes_progress, .timeout = 300)
 
 	run_stream(&s);
 }
+
+/* Issue 13: sending to a consumer that closed succeeded until the ring was
+ * full.  Every producer call that would put a message in reports -EPIPE at
+ * once; a reservation granted before the close still commits; a new
+ * consumer makes the ring live again. */
+KIND_TEST(send_to_a_closed_consumer_fails_at_once)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	struct lfshm_iov iov = { .data = "b", .len = 1 };
+	struct lfshm_ring *c2;
+	void *buf;
+	char in[8];
+
+	cr_assert_eq(lfshm_ring_send(pr.p, "a", 1, 0), 0);
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 4, &buf), 0);
+	lfshm_ring_close(pr.c);
+	pr.c = NULL;
+	memcpy(buf, "keep", 4);
+	cr_expect_eq(lfshm_ring_commit(pr.p, buf), 0,
+		     "a granted reservation commits");
+	cr_expect_eq(lfshm_ring_reserve(pr.p, 1, &buf), -EPIPE);
+	cr_expect_eq(lfshm_ring_send(pr.p, "x", 1, 0), -EPIPE);
+	cr_expect_eq(lfshm_ring_send(pr.p, "x", 1, 1000000), -EPIPE);
+	cr_expect_eq(lfshm_ring_send_typed(pr.p, "x", 1, 7, -1), -EPIPE);
+	cr_expect_eq(lfshm_ring_send_batch(pr.p, &iov, 1, 0), -EPIPE);
+	/* not sticky: a new consumer gets what was sent, then more */
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(pr.p), LFSHM_CONSUMER,
+				       &c2), 0);
+	cr_expect_eq(lfshm_ring_send(pr.p, "y", 1, 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 1);
+	cr_expect_eq(in[0], 'a');
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 4);
+	cr_expect_eq(memcmp(in, "keep", 4), 0);
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 1);
+	cr_expect_eq(in[0], 'y');
+	lfshm_ring_close(c2);
+	lfshm_ring_close(pr.p);
+}
+
+/* A consumer that died without closing is not looked for by the
+ * non-waiting calls (that costs a system call): while there is room the
+ * message goes into the ring, a full ring says -EAGAIN; a send that would
+ * wait says -EPIPE before it sleeps. */
+static int attach_consumer_and_die(void *arg)
+{
+	struct lfshm_ring *c;
+
+	return lfshm_ring_attach(*(int *)arg, LFSHM_CONSUMER, &c) ? 1 : 0;
+}
+
+KIND_TEST(send_to_a_dead_consumer_fails_when_it_would_wait)
+{
+	struct lfshm_ring_config cfg = { .kind = *kindp, .capacity = 4096 };
+	struct lfshm_ring *p;
+	char buf[500] = { 0 };
+	int rc, fd;
+	pid_t pid;
+
+	rc = lfshm_ring_create(&cfg, LFSHM_PRODUCER, &p);
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("kind not in this build");
+	cr_assert_eq(rc, 0);
+	fd = lfshm_ring_fd(p);
+	pid = lfshm_test_spawn(attach_consumer_and_die, &fd);
+	cr_assert_eq(lfshm_test_wait(pid, 10000), 0, "child attach");
+	cr_expect_eq(lfshm_ring_send(p, buf, 8, 0), 0, "room: no check");
+	while ((rc = lfshm_ring_send(p, buf, sizeof(buf), 0)) == 0)
+		;
+	cr_expect_eq(rc, -EAGAIN, "full, non-waiting: no liveness check");
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 5000000000ll),
+		     -EPIPE);
+	lfshm_ring_close(p);
+}
