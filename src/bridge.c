@@ -357,7 +357,7 @@ LFSHM__EXPORT int lfshm_ring_set_wait_mode(struct lfshm_ring *r, unsigned mode)
 	struct lfshm__bridge *b;
 	int dir, rc;
 
-	if (!r || mode > LFSHM_WAIT_EVENTFD)
+	if (!r || mode > LFSHM_WAIT_EVENTFD || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)
@@ -377,7 +377,7 @@ LFSHM__EXPORT int lfshm_ring_wait_mode(struct lfshm_ring *r)
 {
 	int dir;
 
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)
@@ -534,14 +534,14 @@ static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 
 LFSHM__EXPORT int lfshm_ring_arm(struct lfshm_ring *r)
 {
-	if (!r || r->role != LFSHM_CONSUMER)
+	if (!r || r->role != LFSHM_CONSUMER || lfshm__inherited(r))
 		return -EINVAL;
 	return arm(r, LFSHM__DIR_DATA, 0);
 }
 
 LFSHM__EXPORT int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len)
 {
-	if (!r || r->role != LFSHM_PRODUCER)
+	if (!r || r->role != LFSHM_PRODUCER || lfshm__inherited(r))
 		return -EINVAL;
 	if (len > r->max_msg)
 		return -EMSGSIZE;
@@ -554,7 +554,8 @@ LFSHM__EXPORT int lfshm_ring_prep_wait(struct lfshm_ring *r,
 	struct lfshm__bridge *b;
 	uint64_t ud;
 
-	if (!r || !sqe || !r->bridge || !r->bridge->armed)
+	if (!r || !sqe || !r->bridge || !r->bridge->armed ||
+	    lfshm__inherited(r))
 		return -EINVAL;
 	b = r->bridge;
 	if (b->how == LFSHM_WAIT_FUTEX) {
@@ -598,7 +599,7 @@ LFSHM__EXPORT int lfshm_ring_eventfd(struct lfshm_ring *r)
 	struct lfshm__bridge *b;
 	int dir, how, rc;
 
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)

@@ -376,6 +376,23 @@ static inline bool lfshm__consumer_closed(const struct lfshm_ring *r)
 				    memory_order_relaxed) == LFSHM__OWNER_GONE;
 }
 
+/*
+ * fork() check.  lfshm__self_pid is this process's pid, set when the
+ * library is loaded and in a pthread_atfork child handler (src/ring.c):
+ * glibc's getpid() is a system call since 2.25, too dear for every call.
+ * A handle whose r->pid differs was inherited across fork(): every public
+ * call on it but close and the geometry getters fails with -EINVAL.  A
+ * plain int: written only while the process is single-threaded (load,
+ * the child side of fork).  (A raw clone(2) without the atfork handlers
+ * is not seen.)
+ */
+extern int lfshm__self_pid;
+
+static inline bool lfshm__inherited(const struct lfshm_ring *r)
+{
+	return LFSHM__UNLIKELY(r->pid != lfshm__self_pid);
+}
+
 /* ---- wait.c --------------------------------------------------------- */
 
 int64_t lfshm__now_ns(void);

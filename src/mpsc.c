@@ -937,7 +937,7 @@ const struct lfshm__ops lfshm__mpsc_ops = {
 
 LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
 {
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	if (r->poisoned) /* any kind: a poisoned handle stays poisoned */
 		return -EBADMSG;
@@ -951,6 +951,6 @@ LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
 LFSHM__EXPORT void lfshm_ring_set_stall_ns(struct lfshm_ring *r,
 					   int64_t stall_ns)
 {
-	if (r && r->kind == LFSHM_MPSC)
+	if (r && r->kind == LFSHM_MPSC && !lfshm__inherited(r))
 		r->m_stall_ns = stall_ns;
 }

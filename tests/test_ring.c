@@ -660,3 +660,113 @@ KIND_TEST(send_to_a_dead_consumer_fails_when_it_would_wait)
 		     -EPIPE);
 	lfshm_ring_close(p);
 }
+
+/* Issue 13: a handle inherited across fork() worked silently in the
+ * child (and could publish the parent's private positions).  Every call
+ * on it fails with -EINVAL; close frees it in the child; the getters
+ * still answer.  The child reports through its exit code only. */
+static int use_inherited(void *arg)
+{
+	struct pair *pr = arg;
+	struct lfshm_iov iov = { .data = "z", .len = 1 };
+	struct lfshm_msg m;
+	char buf[16];
+	void *w;
+
+	if (lfshm_ring_reserve(pr->p, 1, &w) != -EINVAL)
+		return 1;
+	if (lfshm_ring_send(pr->p, "z", 1, 0) != -EINVAL)
+		return 2;
+	if (lfshm_ring_send_typed(pr->p, "z", 1, 3, -1) != -EINVAL)
+		return 3;
+	if (lfshm_ring_send_batch(pr->p, &iov, 1, 0) != -EINVAL)
+		return 4;
+	if (lfshm_ring_flush(pr->p) != -EINVAL)
+		return 5;
+	if (lfshm_ring_wait_space(pr->p, 1, 0) != -EINVAL)
+		return 6;
+	if (lfshm_ring_arm_space(pr->p, 1) != -EINVAL)
+		return 7;
+	if (lfshm_ring_peek(pr->c, &m) != -EINVAL)
+		return 8;
+	if (lfshm_ring_recv(pr->c, buf, sizeof(buf), 0) != -EINVAL)
+		return 9;
+	if (lfshm_ring_recv_typed(pr->c, buf, sizeof(buf), NULL, -1) !=
+	    -EINVAL)
+		return 10;
+	if (lfshm_ring_drain(pr->c, (lfshm_drain_fn)abort, NULL, 8) != -EINVAL)
+		return 11;
+	if (lfshm_ring_wait_data(pr->c, -1) != -EINVAL)
+		return 12;
+	if (lfshm_ring_arm(pr->c) != -EINVAL)
+		return 13;
+	if (lfshm_ring_release(pr->c, NULL) != -EINVAL)
+		return 14;
+	if (lfshm_ring_eventfd(pr->c) != -EINVAL ||
+	    lfshm_ring_set_wait_mode(pr->c, LFSHM_WAIT_AUTO) != -EINVAL ||
+	    lfshm_ring_wait_mode(pr->c) != -EINVAL)
+		return 15;
+	if (lfshm_ring_unblock(pr->c) != -EINVAL)
+		return 16;
+	if (lfshm_ring_capacity(pr->p) != 4096 ||
+	    lfshm_ring_fd(pr->c) != lfshm_ring_fd(pr->c) ||
+	    lfshm_ring_fd(pr->c) < 0)
+		return 17;
+	lfshm_ring_close(pr->p);
+	lfshm_ring_close(pr->c);
+	return 0;
+}
+
+KIND_TEST(inherited_handles_fail_with_einval_in_a_fork_child)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	void *w;
+	char buf[16];
+	pid_t pid;
+
+	cr_assert_eq(lfshm_ring_send(pr.p, "first", 5, 0), 0);
+	/* a reservation outstanding in the parent: the child must not be
+	 * able to commit or abort it */
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 6, &w), 0);
+	memcpy(w, "second", 6);
+	pid = lfshm_test_spawn(use_inherited, &pr);
+	cr_assert_eq(lfshm_test_wait(pid, 20000), 0, "child step failed");
+	cr_assert_eq(lfshm_ring_commit(pr.p, w), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(memcmp(buf, "first", 5), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 6);
+	cr_assert_eq(memcmp(buf, "second", 6), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), -EAGAIN,
+		     "the child sent nothing");
+	close_pair(&pr);
+}
+
+static int commit_inherited(void *arg)
+{
+	void **w = arg;
+	struct lfshm_ring *p = w[0];
+
+	if (lfshm_ring_commit(p, w[1]) != -EINVAL ||
+	    lfshm_ring_commit_ex(p, w[1], 1, 0, 0) != -EINVAL ||
+	    lfshm_ring_abort(p, w[1]) != -EINVAL)
+		return 1;
+	return 0;
+}
+
+KIND_TEST(inherited_reservation_cannot_be_committed_in_a_fork_child)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	void *arg[2];
+	char buf[16];
+	pid_t pid;
+
+	arg[0] = pr.p;
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 4, &arg[1]), 0);
+	memcpy(arg[1], "mine", 4);
+	pid = lfshm_test_spawn(commit_inherited, arg);
+	cr_assert_eq(lfshm_test_wait(pid, 20000), 0, "child step failed");
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), -EAGAIN);
+	cr_assert_eq(lfshm_ring_commit(pr.p, arg[1]), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 4);
+	close_pair(&pr);
+}
