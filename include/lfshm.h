@@ -503,9 +503,13 @@ struct lfshm_listen_config {
 };
 
 /*
- * lfshm_listen - bind and listen on a Unix socket at path (an existing
- * socket file there is replaced), created with cfg->mode.  cfg may be NULL.
- * Returns 0, -EINVAL, -ENAMETOOLONG, or -errno.
+ * lfshm_listen - bind and listen on a Unix socket at path, created with
+ * cfg->mode.  cfg may be NULL.  An existing socket file there is replaced
+ * only when it is stale: lfshm_listen first connects to it, and a server
+ * that answers (its lfshm_accept then sees one connection that leaves at
+ * once, -ECONNABORTED) makes it fail with -EADDRINUSE.  Any other kind of
+ * file there is never touched (-EEXIST).
+ * Returns 0, -EINVAL, -ENAMETOOLONG, -EADDRINUSE, -EEXIST, or -errno.
  */
 int lfshm_listen(const char *path, const struct lfshm_listen_config *cfg,
 		 struct lfshm_listener **out);
