@@ -354,14 +354,16 @@ int lfshm_version_check(int major, int minor);
  * sockets and timers, without a helper thread and without losing a
  * wake-up.  The loop drains the ring until it is empty, then:
  *
- *   io_uring:  if (lfshm_ring_arm(r) == 0) {      // 1: data came, drain
+ *   io_uring:  rc = lfshm_ring_arm(r);  // 1: data came, drain again
+ *              if (rc == 0) {                 // -EPIPE: peer gone
  *                      sqe = io_uring_get_sqe(ring);
  *                      lfshm_ring_prep_wait(r, sqe);
  *                      io_uring_sqe_set_data(sqe, ...); submit; }
  *              ... on that CQE (any result): drain again.
  *   epoll:     fd = lfshm_ring_eventfd(r), registered once for EPOLLIN;
  *              before epoll_wait: if (lfshm_ring_arm(r) == 1) drain;
- *              when fd is readable: read 8 bytes from it, drain.
+ *              when fd is readable: drain (the next arm clears fd).
+ *   (arm_space the same way for a producer that found the ring full)
  *
  * Two ways to sleep, chosen per handle at run time:
  *   LFSHM_WAIT_FUTEX    io_uring's IORING_OP_FUTEX_WAIT (Linux 6.7+) on the
@@ -438,17 +440,25 @@ int lfshm_futex_uring_supported(void);
 
 /*
  * lfshm_ring_arm - consumer: announce a sleep in the event loop, then
- * re-check.  Returns 1 when a message (or the end: peek says -EPIPE) is
- * already there: do not sleep, drain.  Returns 0 when armed: the next
- * publish wakes the prepared SQE / makes lfshm_ring_eventfd() readable.
- * -EBADMSG, -EINVAL (not the consumer), -EOPNOTSUPP (no wait mode), or
- * -errno (private io_uring for lfshm_ring_eventfd()).  Cheap when it
- * returns 1; a spurious wake-up afterwards is possible and harmless.
+ * re-check.  Returns 1 when a message is already there: do not sleep,
+ * drain.  Returns -EPIPE at the end of the stream (exactly when peek
+ * would say -EPIPE: empty and the producer(s) closed): do not sleep.
+ * Returns 0 when armed: the next publish wakes the prepared SQE / makes
+ * lfshm_ring_eventfd() readable.  -EBADMSG, -EINVAL (not the consumer),
+ * -EOPNOTSUPP (no wait mode), or -errno (private io_uring for
+ * lfshm_ring_eventfd()).  Cheap when it returns 1; a spurious wake-up
+ * afterwards is possible and harmless.
+ * Once lfshm_ring_eventfd() was called, arm first clears that fd (one
+ * non-blocking read, only after an arm that returned 0): the caller need
+ * not read it after a wake-up.  Code that still reads it must expect
+ * -1/EAGAIN (already drained) and ignore it.
  */
 int lfshm_ring_arm(struct lfshm_ring *r);
 /* lfshm_ring_arm for a producer waiting for room for a len-byte message:
- * 1 when there is room (or the consumer is gone: reserve says -EPIPE),
- * 0 armed, -EMSGSIZE, -EINVAL (not a producer), -EBADMSG, -EOPNOTSUPP. */
+ * 1 when there is room, 0 armed, -EPIPE when the consumer closed (as
+ * reserve says at once) or, the ring being full, died without closing
+ * (one F_OFD_GETLK, only then), -EMSGSIZE, -EINVAL (not a producer),
+ * -EBADMSG, -EOPNOTSUPP.  Drains lfshm_ring_eventfd() as arm does. */
 int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len);
 
 /*
@@ -469,8 +479,9 @@ int lfshm_ring_prep_wait(struct lfshm_ring *r, struct io_uring_sqe *sqe);
  * EVENTFD mode it is the shared bridge eventfd; in FUTEX mode a
  * process-local eventfd fed by a private io_uring (created on the first
  * call; each lfshm_ring_arm() returning 0 then costs one io_uring_enter
- * unless that ring's futex wait is still pending).  Read 8 bytes from it
- * when it polls readable (it is non-blocking).  Owned by the handle.
+ * unless that ring's futex wait is still pending).  The next arm clears
+ * it (no need to read it; a read of the drained, non-blocking fd gives
+ * EAGAIN).  Owned by the handle.
  * Returns the fd or -errno / -EOPNOTSUPP.
  */
 int lfshm_ring_eventfd(struct lfshm_ring *r);
