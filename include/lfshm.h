@@ -85,12 +85,24 @@ extern "C" {
 
 struct lfshm_ring; /* opaque, process-local handle */
 
+/*
+ * Room to grow (as liburing's io_uring_params): the configuration structs
+ * end in reserved fields that must be zero, and a non-zero one is refused
+ * with -EINVAL, so that a later version can give them a meaning without
+ * changing the struct's size, and an old library never silently ignores
+ * a setting it does not know.  Initialise these structs with designated
+ * initializers or memset (every field not named is then zero).
+ * struct lfshm_stats is filled by the library; its reserved fields read
+ * as zero until counters are added there.
+ */
 struct lfshm_ring_config {
 	uint32_t kind;     /* LFSHM_SPSC, LFSHM_MPSC or LFSHM_MUTEX */
 	uint32_t flags;    /* LFSHM_CFG_* */
 	uint64_t capacity; /* data bytes, a power of two, >= 256 */
 	uint32_t max_msg;  /* largest payload; 0 = capacity / 2 - 8
 			    * (capacity / 2 - 16 for LFSHM_MPSC) */
+	uint32_t resv0;    /* reserved: must be 0 */
+	uint64_t resv[3];  /* reserved: must be 0 */
 };
 
 /* A message handed out by lfshm_ring_peek(); data stays valid until the
@@ -109,6 +121,7 @@ struct lfshm_stats {
 	uint64_t eventfd_writes; /* bridge eventfd writes made by this handle */
 	uint64_t full_events;  /* reserve found the ring full */
 	uint64_t empty_events; /* peek found the ring empty */
+	uint64_t resv[11];     /* reserved: 0 (future counters) */
 };
 
 /*
@@ -120,7 +133,8 @@ struct lfshm_stats {
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
- * Returns 0, -EINVAL (bad config), -ENOMEM, or -errno from the kernel.
+ * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENOMEM, or
+ * -errno from the kernel.
  */
 int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
 		      struct lfshm_ring **out);
@@ -511,6 +525,7 @@ struct lfshm_listen_config {
 	int backlog;       /* 0: 64 */
 	lfshm_peer_fn peer_ok; /* NULL: same effective uid as the server */
 	void *peer_arg;
+	uint64_t resv[4];  /* reserved: must be 0 */
 };
 
 /*
@@ -520,7 +535,8 @@ struct lfshm_listen_config {
  * that answers (its lfshm_accept then sees one connection that leaves at
  * once, -ECONNABORTED) makes it fail with -EADDRINUSE.  Any other kind of
  * file there is never touched (-EEXIST).
- * Returns 0, -EINVAL, -ENAMETOOLONG, -EADDRINUSE, -EEXIST, or -errno.
+ * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENAMETOOLONG,
+ * -EADDRINUSE, -EEXIST, or -errno.
  */
 int lfshm_listen(const char *path, const struct lfshm_listen_config *cfg,
 		 struct lfshm_listener **out);

@@ -132,8 +132,15 @@ LFSHM__EXPORT int lfshm_listen(const char *path,
 	rc = fill_addr(&l->addr, path);
 	if (rc)
 		goto err_free;
-	if (cfg)
+	if (cfg) {
+		/* reserved fields: refused, so they can get a meaning later */
+		for (unsigned i = 0; i < 4; i++)
+			if (cfg->resv[i]) {
+				rc = -EINVAL;
+				goto err_free;
+			}
 		l->cfg = *cfg;
+	}
 	if (!l->cfg.capacity)
 		l->cfg.capacity = LFSHM__CHAN_DEFAULT_CAP;
 	if (!l->cfg.mode)

@@ -13,6 +13,14 @@
 
 int lfshm__self_pid;
 
+/* The public structs' sizes are ABI: they grow only into their reserved
+ * fields (checked on LP64, where the pointers' size is known). */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct lfshm_ring_config) == 48, "ring_config ABI");
+_Static_assert(sizeof(struct lfshm_listen_config) == 72, "listen_config ABI");
+_Static_assert(sizeof(struct lfshm_stats) == 128, "stats ABI");
+#endif
+
 static void self_pid_child(void)
 {
 	lfshm__self_pid = (int)getpid();
