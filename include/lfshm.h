@@ -14,7 +14,10 @@
  * the library never prints and never aborts.
  *
  * Common errors:
- *   -EAGAIN     ring full (producer) / empty (consumer) and timeout_ns == 0
+ *   -EAGAIN     ring full (producer) / empty (consumer) and timeout_ns == 0;
+ *               a consumer before any producer attached gets -EAGAIN too
+ *               (not -EPIPE: no producer has left), and recv/wait_data
+ *               with a timeout wait for the first one
  *   -ETIMEDOUT  the wait ran out
  *   -EMSGSIZE   message larger than the ring's max_msg, or than the buffer
  *   -EBADMSG    the shared region is corrupt; the handle is poisoned and
@@ -22,19 +25,31 @@
  *               reserve, send, the waits) returns -EBADMSG; argument
  *               errors are still reported first (nothing outside the
  *               mapping is ever read or written, whatever a peer wrote)
- *   -EPIPE      the peer closed its end or died, and nothing is left to read.
- *               Non-waiting calls (peek, drain, recv/send with timeout 0,
- *               arm) see a peer that closed; a peer that died without
- *               closing is noticed by the waiting calls (within ~1 s of
- *               sleep) or through the channel socket / the caller's own
- *               supervision (waitpid, pidfd)
+ *   -EPIPE      consumer: the producer(s) closed or died, and nothing is
+ *               left to read.  Producer: the consumer closed (every call
+ *               that would add a message says so at once, whatever room
+ *               is left; a reservation granted before still commits) or
+ *               died.  Non-waiting calls (peek, drain, reserve, recv/send
+ *               with timeout 0, arm) see a peer that closed: one load of
+ *               a line written only at attach/close; a peer that died
+ *               without closing is noticed by the waiting calls before
+ *               they sleep (producer: when the ring is full; consumer:
+ *               within ~1 s of sleep), by arm_space on a full ring, or
+ *               through the channel socket / the caller's own supervision
+ *               (waitpid, pidfd).  Not sticky: a new peer that attaches
+ *               makes the ring live again
  *   -EBUSY      the role is held by another live process / handle
- *   -EINVAL     bad arguments (or a call not valid for this handle's role)
+ *   -EINVAL     bad arguments (or a call not valid for this handle's role,
+ *               or on a handle inherited across fork(): see below)
  *   -EDEADLK    LFSHM_MUTEX: this thread holds the ring's lock through
  *               another handle's reservation or batch, and the call would
  *               have to wait for it
  *   -ENOTRECOVERABLE  LFSHM_MUTEX: a process died holding the ring's lock
  *               in a state that cannot be repaired; the ring is unusable
+ *   -ECANCELED  LFSHM_MPSC producer, commit/flush: the consumer took the
+ *               record's space over from a producer it proved dead (the
+ *               kernel said its liveness lock was free), or a hostile peer
+ *               rewrote it; that message is not delivered
  *
  * Concurrency contract: a struct lfshm_ring handle is used by one thread at
  * a time.  On an SPSC ring one producer handle and one consumer handle may
@@ -43,9 +58,13 @@
  * to 24 producer handles at a time (then -EBUSY); there a reservation, and a
  * LFSHM_MORE batch, holds the ring's lock until commit/abort/flush, which
  * must be called by the thread that reserved.  A handle belongs to the process
- * that created or attached it: after fork() the child must not use an
- * inherited handle except to lfshm_ring_close() it (which then does not
- * release the parent's role) and should lfshm_ring_attach() its own.
+ * that created or attached it: after fork() every call on an inherited
+ * handle in the child fails with -EINVAL (the setters do nothing), except
+ * lfshm_ring_close() (which then does not release the parent's role) and
+ * the getters (fd, capacity, max_msg, kind, region_size, bridge_fds,
+ * stats); the child should lfshm_ring_attach() its own.  The check costs
+ * one load (no getpid() system call); a child made by a raw clone(2),
+ * which skips the pthread_atfork handlers, is not detected.
  */
 #ifndef LFSHM_H
 #define LFSHM_H
@@ -180,10 +199,14 @@ uint64_t lfshm_ring_region_size(const struct lfshm_ring *r);
  * One reservation may be outstanding at a time.
  * reserve returns 0, -EAGAIN (full: wait with lfshm_ring_wait_space()),
  * -EMSGSIZE (len > max_msg), -EINVAL (not the producer, or a reservation
- * is already outstanding), -EBADMSG (corrupt region).  Reserve never
- * waits; the waiting calls (send, wait_space) return -EPIPE when the
- * consumer closed or died and the ring is full.
- * commit/abort return 0 or -EINVAL (buf is not the outstanding reservation).
+ * is already outstanding), -EBADMSG (corrupt region), -EPIPE (the
+ * consumer closed: one load of a line written only at attach/close).
+ * Reserve never waits, and does not look for a consumer that died (that
+ * takes a system call): a full ring then says -EAGAIN, and the waiting
+ * calls (send with a timeout, wait_space, arm_space) say -EPIPE.
+ * commit/abort return 0 or -EINVAL (buf is not the outstanding
+ * reservation); commit does not report a consumer that closed after the
+ * reserve.  An MPSC commit/flush can also say -ECANCELED (see below).
  */
 int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len, void **buf);
 int lfshm_ring_commit(struct lfshm_ring *r, void *buf);
@@ -304,7 +327,12 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * -EPIPE for the consumer: empty, and every producer that attached has
  * closed (a producer that crashed never closes: watch it yourself, e.g.
  * with a pidfd); not sticky, a new producer makes the ring live again.
- * -EPIPE for a producer: the consumer closed or died.
+ * -EPIPE for a producer: the consumer closed (at once) or died (see
+ * -EPIPE above).
+ * -ECANCELED for a producer's commit/flush: the consumer took the
+ * record's space over from a producer it proved dead (or a hostile peer
+ * rewrote it); that message is not delivered, the others of the batch
+ * are.
  *
  * A producer that dies between reserve and commit leaves its record "in
  * progress" at some point of the ring; the consumer cannot get past it

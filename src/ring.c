@@ -311,6 +311,9 @@ LFSHM__EXPORT const char *lfshm_strerror(int rc)
 		       "handshake)";
 	case -EADDRINUSE:
 		return "address in use (a live server answers there)";
+	case -ECANCELED:
+		return "record cancelled (the consumer took its space over "
+		       "from a producer it proved dead)";
 	}
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
 	s = rc > -4096 ? strerrordesc_np(-rc) : NULL;
