@@ -770,3 +770,30 @@ KIND_TEST(inherited_reservation_cannot_be_committed_in_a_fork_child)
 	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 4);
 	close_pair(&pr);
 }
+
+/* Documented (issue 13): a consumer before any producer attached sees an
+ * empty ring, not the end: -EAGAIN, a timed recv waits, arm arms. */
+KIND_TEST(consumer_before_any_producer_waits_not_epipe)
+{
+	struct lfshm_ring_config cfg = { .kind = *kindp, .capacity = 4096 };
+	struct lfshm_ring *c, *p;
+	struct lfshm_msg m;
+	char buf[8];
+	int rc;
+
+	rc = lfshm_ring_create(&cfg, LFSHM_CONSUMER, &c);
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("kind not in this build");
+	cr_assert_eq(rc, 0);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), -EAGAIN);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 5000000), -ETIMEDOUT);
+	rc = lfshm_ring_arm(c);
+	cr_expect(rc == 0 || rc == -EOPNOTSUPP, "arm: %d", rc);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	cr_expect_eq(lfshm_ring_send(p, "hi", 2, 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 2);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
