@@ -523,7 +523,9 @@ int lfshm_ring_prep_wait(struct lfshm_ring *r, struct io_uring_sqe *sqe);
  * call; each lfshm_ring_arm() returning 0 then costs one io_uring_enter
  * unless that ring's futex wait is still pending).  The next arm clears
  * it (no need to read it; a read of the drained, non-blocking fd gives
- * EAGAIN).  Owned by the handle.
+ * EAGAIN).  An fd whose handle is not armed again soon stays readable
+ * for a level-triggered epoll: read it then (or use EPOLLET).  Owned by
+ * the handle.
  * Returns the fd or -errno / -EOPNOTSUPP.
  */
 int lfshm_ring_eventfd(struct lfshm_ring *r);
