@@ -233,7 +233,7 @@ fail:
 #ifdef BENCH_RING_URING
 /*
  * The consumer's io_uring wait: announce (arm: returns 1 when data is
- * already there), then sleep in io_uring_enter on the futex-wait SQE the
+ * already there, -EPIPE when the peer closed), then sleep in io_uring_enter on the futex-wait SQE the
  * library prepares.  Returns 0 when the caller should look again.
  */
 static int lf_uring_wait(struct lf_side *s)

@@ -147,7 +147,7 @@ static int send_req(struct waiter *w, const void *buf, uint32_t len)
 		rc = lfshm_ring_arm_space(tx, len);
 		if (rc == 1)
 			continue;
-		if (rc < 0)
+		if (rc < 0) /* -EPIPE: the server closed or died */
 			return rc;
 		rc = sleep_on(w, tx);
 		if (rc)
@@ -168,7 +168,7 @@ static long recv_rep(struct waiter *w, void *buf, uint32_t cap)
 		rc = lfshm_ring_arm(rx);
 		if (rc == 1)
 			continue;
-		if (rc < 0)
+		if (rc < 0) /* -EPIPE: the server closed */
 			return rc;
 		rc = sleep_on(w, rx);
 		if (rc)

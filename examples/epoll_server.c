@@ -139,8 +139,9 @@ static void serve(unsigned i)
 				rc = lfshm_ring_arm(rx);
 				if (rc == 1)
 					continue; /* came in meanwhile */
-				if (rc < 0)
-					drop(i, lfshm_strerror(rc));
+				if (rc < 0) /* -EPIPE: the client closed */
+					drop(i, rc == -EPIPE ? "closed" :
+						lfshm_strerror(rc));
 				return; /* armed: RX polls readable */
 			}
 			if (rc) {
@@ -163,12 +164,13 @@ static void serve(unsigned i)
 			rc = lfshm_ring_arm_space(tx, c->msg.len);
 			if (rc == 1)
 				continue;
-			if (rc < 0)
-				drop(i, lfshm_strerror(rc));
+			if (rc < 0) /* -EPIPE: the client closed or died */
+				drop(i, rc == -EPIPE ? "closed" :
+					lfshm_strerror(rc));
 			return; /* armed: TX polls readable */
 		}
-		if (rc) {
-			drop(i, lfshm_strerror(rc));
+		if (rc) { /* -EPIPE: the client closed its reply ring */
+			drop(i, rc == -EPIPE ? "closed" : lfshm_strerror(rc));
 			return;
 		}
 		memcpy(buf, c->msg.data, c->msg.len);

@@ -185,8 +185,9 @@ static void serve(unsigned i)
 					continue;
 				if (rc == 0)
 					submit_wait(i, rx);
-				else
-					drop(i, lfshm_strerror(rc));
+				else /* -EPIPE: the client closed */
+					drop(i, rc == -EPIPE ? "closed" :
+						lfshm_strerror(rc));
 				return;
 			}
 			if (rc) {
@@ -211,12 +212,13 @@ static void serve(unsigned i)
 				continue;
 			if (rc == 0)
 				submit_wait(i, tx);
-			else
-				drop(i, lfshm_strerror(rc));
+			else /* -EPIPE: the client closed or died */
+				drop(i, rc == -EPIPE ? "closed" :
+					lfshm_strerror(rc));
 			return;
 		}
-		if (rc) {
-			drop(i, lfshm_strerror(rc));
+		if (rc) { /* -EPIPE: the client closed its reply ring */
+			drop(i, rc == -EPIPE ? "closed" : lfshm_strerror(rc));
 			return;
 		}
 		memcpy(buf, c->msg.data, c->msg.len);

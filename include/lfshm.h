@@ -14,7 +14,10 @@
  * the library never prints and never aborts.
  *
  * Common errors:
- *   -EAGAIN     ring full (producer) / empty (consumer) and timeout_ns == 0
+ *   -EAGAIN     ring full (producer) / empty (consumer) and timeout_ns == 0;
+ *               a consumer before any producer attached gets -EAGAIN too
+ *               (not -EPIPE: no producer has left), and recv/wait_data
+ *               with a timeout wait for the first one
  *   -ETIMEDOUT  the wait ran out
  *   -EMSGSIZE   message larger than the ring's max_msg, or than the buffer
  *   -EBADMSG    the shared region is corrupt; the handle is poisoned and
@@ -22,22 +25,31 @@
  *               reserve, send, the waits) returns -EBADMSG; argument
  *               errors are still reported first (nothing outside the
  *               mapping is ever read or written, whatever a peer wrote)
- *   -EPIPE      the peer closed its end or died, and nothing is left to read.
- *               Non-waiting calls (peek, drain, recv/send with timeout 0,
- *               arm) see a peer that closed; a peer that died without
- *               closing is noticed by the waiting calls (before each sleep,
- *               and at least once per second of sleep) or through the
- *               channel socket / the caller's own supervision
- *   -ECANCELED  LFSHM_MPSC commit/flush: the consumer took this record over
- *               (it found its producer dead, see "Liveness"): it was not
- *               published, and never will be
+ *   -EPIPE      consumer: the producer(s) closed or died, and nothing is
+ *               left to read.  Producer: the consumer closed (every call
+ *               that would add a message says so at once, whatever room
+ *               is left; a reservation granted before still commits) or
+ *               died.  Non-waiting calls (peek, drain, reserve, recv/send
+ *               with timeout 0, arm) see a peer that closed: one load of
+ *               a line written only at attach/close; a peer that died
+ *               without closing is noticed by the waiting calls before
+ *               they sleep (producer: when the ring is full; consumer:
+ *               within ~1 s of sleep), by arm_space on a full ring, or
+ *               through the channel socket / the caller's own supervision
+ *               (waitpid, pidfd).  Not sticky: a new peer that attaches
+ *               makes the ring live again
  *   -EBUSY      the role is held by another live process / handle
- *   -EINVAL     bad arguments (or a call not valid for this handle's role)
+ *   -EINVAL     bad arguments (or a call not valid for this handle's role,
+ *               or on a handle inherited across fork(): see below)
  *   -EDEADLK    LFSHM_MUTEX: this thread holds the ring's lock through
  *               another handle's reservation or batch, and the call would
  *               have to wait for it
  *   -ENOTRECOVERABLE  LFSHM_MUTEX: a process died holding the ring's lock
  *               in a state that cannot be repaired; the ring is unusable
+ *   -ECANCELED  LFSHM_MPSC producer, commit/flush: the consumer took the
+ *               record's space over from a producer it proved dead (the
+ *               kernel said its liveness lock was free), or a hostile peer
+ *               rewrote it; that message is not delivered
  *
  * Concurrency contract: a struct lfshm_ring handle is used by one thread at
  * a time.  On an SPSC ring one producer handle and one consumer handle may
@@ -46,9 +58,13 @@
  * to 24 producer handles at a time (then -EBUSY); there a reservation, and a
  * LFSHM_MORE batch, holds the ring's lock until commit/abort/flush, which
  * must be called by the thread that reserved.  A handle belongs to the process
- * that created or attached it: after fork() the child must not use an
- * inherited handle except to lfshm_ring_close() it (which then does not
- * release the parent's role) and should lfshm_ring_attach() its own.
+ * that created or attached it: after fork() every call on an inherited
+ * handle in the child fails with -EINVAL (the setters do nothing), except
+ * lfshm_ring_close() (which then does not release the parent's role) and
+ * the getters (fd, capacity, max_msg, kind, region_size, bridge_fds,
+ * stats); the child should lfshm_ring_attach() its own.  The check costs
+ * one load (no getpid() system call); a child made by a raw clone(2),
+ * which skips the pthread_atfork handlers, is not detected.
  *
  * Liveness.  Whether the holder of a role (a producer or consumer handle,
  * an MPSC record's writer) is alive is asked of the kernel, never read
@@ -122,12 +138,24 @@ extern "C" {
 
 struct lfshm_ring; /* opaque, process-local handle */
 
+/*
+ * Room to grow (as liburing's io_uring_params): the configuration structs
+ * end in reserved fields that must be zero, and a non-zero one is refused
+ * with -EINVAL, so that a later version can give them a meaning without
+ * changing the struct's size, and an old library never silently ignores
+ * a setting it does not know.  Initialise these structs with designated
+ * initializers or memset (every field not named is then zero).
+ * struct lfshm_stats is filled by the library; its reserved fields read
+ * as zero until counters are added there.
+ */
 struct lfshm_ring_config {
 	uint32_t kind;     /* LFSHM_SPSC, LFSHM_MPSC or LFSHM_MUTEX */
 	uint32_t flags;    /* LFSHM_CFG_* */
 	uint64_t capacity; /* data bytes, a power of two, >= 256 */
 	uint32_t max_msg;  /* largest payload; 0 = capacity / 2 - 8
 			    * (capacity / 2 - 16 for LFSHM_MPSC) */
+	uint32_t resv0;    /* reserved: must be 0 */
+	uint64_t resv[3];  /* reserved: must be 0 */
 };
 
 /* A message handed out by lfshm_ring_peek(); data stays valid until the
@@ -146,6 +174,7 @@ struct lfshm_stats {
 	uint64_t eventfd_writes; /* bridge eventfd writes made by this handle */
 	uint64_t full_events;  /* reserve found the ring full */
 	uint64_t empty_events; /* peek found the ring empty */
+	uint64_t resv[11];     /* reserved: 0 (future counters) */
 };
 
 /*
@@ -158,7 +187,8 @@ struct lfshm_stats {
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
- * Returns 0, -EINVAL (bad config), -ENOMEM, or -errno from the kernel.
+ * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENOMEM, or
+ * -errno from the kernel.
  */
 int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
 		      struct lfshm_ring **out);
@@ -206,13 +236,17 @@ uint64_t lfshm_ring_region_size(const struct lfshm_ring *r);
  * One reservation may be outstanding at a time.
  * reserve returns 0, -EAGAIN (full: wait with lfshm_ring_wait_space()),
  * -EMSGSIZE (len > max_msg), -EINVAL (not the producer, or a reservation
- * is already outstanding), -EBADMSG (corrupt region).  Reserve never
- * waits; the waiting calls (send, wait_space) return -EPIPE when the
- * consumer closed or died and the ring is full.
- * commit/abort return 0 or -EINVAL (buf is not the outstanding reservation);
- * an MPSC commit returns -ECANCELED when the consumer took the record over
- * (see lfshm_ring_unblock: only ever for a producer it proved dead, so a
- * live producer sees it only if its region was tampered with).
+ * is already outstanding), -EBADMSG (corrupt region), -EPIPE (the
+ * consumer closed: one load of a line written only at attach/close).
+ * Reserve never waits, and does not look for a consumer that died (that
+ * takes a system call): a full ring then says -EAGAIN, and the waiting
+ * calls (send with a timeout, wait_space, arm_space) say -EPIPE.
+ * commit/abort return 0 or -EINVAL (buf is not the outstanding
+ * reservation); commit does not report a consumer that closed after the
+ * reserve.  An MPSC commit/flush returns -ECANCELED when the consumer
+ * took the record over (see lfshm_ring_unblock: only ever for a producer
+ * it proved dead, so a live producer sees it only if its region was
+ * tampered with).
  */
 int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len, void **buf);
 int lfshm_ring_commit(struct lfshm_ring *r, void *buf);
@@ -333,7 +367,12 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * -EPIPE for the consumer: empty, and every producer that attached has
  * closed (a producer that crashed never closes: watch it yourself, e.g.
  * with a pidfd); not sticky, a new producer makes the ring live again.
- * -EPIPE for a producer: the consumer closed or died.
+ * -EPIPE for a producer: the consumer closed (at once) or died (see
+ * -EPIPE above).
+ * -ECANCELED for a producer's commit/flush: the consumer took the
+ * record's space over from a producer it proved dead (or a hostile peer
+ * rewrote it); that message is not delivered, the others of the batch
+ * are.
  *
  * A producer that dies between reserve and commit leaves its record "in
  * progress" at some point of the ring; the consumer cannot get past it
@@ -398,14 +437,16 @@ int lfshm_version_check(int major, int minor);
  * sockets and timers, without a helper thread and without losing a
  * wake-up.  The loop drains the ring until it is empty, then:
  *
- *   io_uring:  if (lfshm_ring_arm(r) == 0) {      // 1: data came, drain
+ *   io_uring:  rc = lfshm_ring_arm(r);  // 1: data came, drain again
+ *              if (rc == 0) {                 // -EPIPE: peer gone
  *                      sqe = io_uring_get_sqe(ring);
  *                      lfshm_ring_prep_wait(r, sqe);
  *                      io_uring_sqe_set_data(sqe, ...); submit; }
  *              ... on that CQE (any result): drain again.
  *   epoll:     fd = lfshm_ring_eventfd(r), registered once for EPOLLIN;
  *              before epoll_wait: if (lfshm_ring_arm(r) == 1) drain;
- *              when fd is readable: read 8 bytes from it, drain.
+ *              when fd is readable: drain (the next arm clears fd).
+ *   (arm_space the same way for a producer that found the ring full)
  *
  * Two ways to sleep, chosen per handle at run time:
  *   LFSHM_WAIT_FUTEX    io_uring's IORING_OP_FUTEX_WAIT (Linux 6.7+) on the
@@ -482,17 +523,25 @@ int lfshm_futex_uring_supported(void);
 
 /*
  * lfshm_ring_arm - consumer: announce a sleep in the event loop, then
- * re-check.  Returns 1 when a message (or the end: peek says -EPIPE) is
- * already there: do not sleep, drain.  Returns 0 when armed: the next
- * publish wakes the prepared SQE / makes lfshm_ring_eventfd() readable.
- * -EBADMSG, -EINVAL (not the consumer), -EOPNOTSUPP (no wait mode), or
- * -errno (private io_uring for lfshm_ring_eventfd()).  Cheap when it
- * returns 1; a spurious wake-up afterwards is possible and harmless.
+ * re-check.  Returns 1 when a message is already there: do not sleep,
+ * drain.  Returns -EPIPE at the end of the stream (exactly when peek
+ * would say -EPIPE: empty and the producer(s) closed): do not sleep.
+ * Returns 0 when armed: the next publish wakes the prepared SQE / makes
+ * lfshm_ring_eventfd() readable.  -EBADMSG, -EINVAL (not the consumer),
+ * -EOPNOTSUPP (no wait mode), or -errno (private io_uring for
+ * lfshm_ring_eventfd()).  Cheap when it returns 1; a spurious wake-up
+ * afterwards is possible and harmless.
+ * Once lfshm_ring_eventfd() was called, arm first clears that fd (one
+ * non-blocking read, only after an arm that returned 0): the caller need
+ * not read it after a wake-up.  Code that still reads it must expect
+ * -1/EAGAIN (already drained) and ignore it.
  */
 int lfshm_ring_arm(struct lfshm_ring *r);
 /* lfshm_ring_arm for a producer waiting for room for a len-byte message:
- * 1 when there is room (or the consumer is gone: reserve says -EPIPE),
- * 0 armed, -EMSGSIZE, -EINVAL (not a producer), -EBADMSG, -EOPNOTSUPP. */
+ * 1 when there is room, 0 armed, -EPIPE when the consumer closed (as
+ * reserve says at once) or, the ring being full, died without closing
+ * (one F_OFD_GETLK, only then), -EMSGSIZE, -EINVAL (not a producer),
+ * -EBADMSG, -EOPNOTSUPP.  Drains lfshm_ring_eventfd() as arm does. */
 int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len);
 
 /*
@@ -513,8 +562,11 @@ int lfshm_ring_prep_wait(struct lfshm_ring *r, struct io_uring_sqe *sqe);
  * EVENTFD mode it is the shared bridge eventfd; in FUTEX mode a
  * process-local eventfd fed by a private io_uring (created on the first
  * call; each lfshm_ring_arm() returning 0 then costs one io_uring_enter
- * unless that ring's futex wait is still pending).  Read 8 bytes from it
- * when it polls readable (it is non-blocking).  Owned by the handle.
+ * unless that ring's futex wait is still pending).  The next arm clears
+ * it (no need to read it; a read of the drained, non-blocking fd gives
+ * EAGAIN).  An fd whose handle is not armed again soon stays readable
+ * for a level-triggered epoll: read it then (or use EPOLLET).  Owned by
+ * the handle.
  * Returns the fd or -errno / -EOPNOTSUPP.
  */
 int lfshm_ring_eventfd(struct lfshm_ring *r);
@@ -544,12 +596,18 @@ struct lfshm_listen_config {
 	int backlog;       /* 0: 64 */
 	lfshm_peer_fn peer_ok; /* NULL: same effective uid as the server */
 	void *peer_arg;
+	uint64_t resv[4];  /* reserved: must be 0 */
 };
 
 /*
- * lfshm_listen - bind and listen on a Unix socket at path (an existing
- * socket file there is replaced), created with cfg->mode.  cfg may be NULL.
- * Returns 0, -EINVAL, -ENAMETOOLONG, or -errno.
+ * lfshm_listen - bind and listen on a Unix socket at path, created with
+ * cfg->mode.  cfg may be NULL.  An existing socket file there is replaced
+ * only when it is stale: lfshm_listen first connects to it, and a server
+ * that answers (its lfshm_accept then sees one connection that leaves at
+ * once, -ECONNABORTED) makes it fail with -EADDRINUSE.  Any other kind of
+ * file there is never touched (-EEXIST).
+ * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENAMETOOLONG,
+ * -EADDRINUSE, -EEXIST, or -errno.
  */
 int lfshm_listen(const char *path, const struct lfshm_listen_config *cfg,
 		 struct lfshm_listener **out);

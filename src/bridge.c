@@ -62,6 +62,7 @@ struct lfshm__bridge {
 	uint32_t val;        /* ... and the value announced at W1 */
 	int efd;             /* EVENTFD: the fd the SQE reads */
 	uint64_t efd_buf;    /* target of that read (kernel writes it) */
+	int efd_given;       /* lfshm_ring_eventfd() was called: arm drains */
 	/* epoll feed in FUTEX mode */
 	int have_priv;
 	int local_efd;
@@ -357,7 +358,7 @@ LFSHM__EXPORT int lfshm_ring_set_wait_mode(struct lfshm_ring *r, unsigned mode)
 	struct lfshm__bridge *b;
 	int dir, rc;
 
-	if (!r || mode > LFSHM_WAIT_EVENTFD)
+	if (!r || mode > LFSHM_WAIT_EVENTFD || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)
@@ -377,7 +378,7 @@ LFSHM__EXPORT int lfshm_ring_wait_mode(struct lfshm_ring *r)
 {
 	int dir;
 
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)
@@ -399,25 +400,28 @@ static int data_check(struct lfshm_ring *r)
 		rc = r->ops->unpeek(r, &m);
 		return rc ? rc : 1;
 	}
-	if (rc == -EAGAIN)
-		return 0;
-	return rc == -EPIPE ? 1 : rc;
+	return rc == -EAGAIN ? 0 : rc; /* -EPIPE: the producers are gone */
 }
 
+/* W3 for the space direction.  -EPIPE exactly when reserve says it (the
+ * consumer closed), and also for a full ring whose consumer died without
+ * closing: the armed wait would never end (one F_OFD_GETLK, only when the
+ * loop is about to sleep). */
 static int space_check(struct lfshm_ring *r, uint32_t len)
 {
-	int rc = r->ops->wait_space(r, len, 0);
+	int rc;
 
-	if (rc == 0 || rc == -EPIPE)
+	if (lfshm__consumer_closed(r))
+		return -EPIPE;
+	rc = r->ops->wait_space(r, len, 0);
+	if (rc == 0)
 		return 1;
-	/* A non-blocking wait_space does not look at the consumer: a full
-	 * ring whose consumer closed or died would arm a wait that nothing
-	 * ever ends (close fires one wake-up, the loop re-arms).  Report it
-	 * ready; the loop's blocking or timed send then says -EPIPE. */
+	/* acquire: pairs with lfshm__claim / lfshm__unclaim's release of
+	 * the owner word, as every other reader of it */
 	if (rc == -EAGAIN &&
 	    lfshm__owner_gone(r, atomic_load_explicit(&r->ctrl->cons_owner,
 						   memory_order_acquire)))
-		return 1;
+		return -EPIPE;
 	return rc == -EAGAIN ? 0 : rc;
 }
 
@@ -461,6 +465,49 @@ static int feed_priv(struct lfshm__bridge *b)
 	return 0;
 }
 
+/*
+ * Clear the fd lfshm_ring_eventfd() handed out before arming again, so
+ * the caller need not read it.  Before W1: a signal for this arm comes
+ * after it and stays in the counter (draining after W3 could eat it).
+ * Only when the last arm armed (a wake-up may be pending) and the caller
+ * took the fd (an io_uring READ of prep_wait consumes the count itself):
+ * a busy loop pays no system call.  The private fds (FUTEX feed, MUTEX
+ * thread) are ours: one non-blocking read.  The shared bridge eventfd's
+ * O_NONBLOCK is the peer's to clear too: read only what poll says is
+ * there, after setting O_NONBLOCK again (as sig_write; a peer that clears
+ * the flag and empties the counter between those calls can still block
+ * this read: an EVENTFD-mode consumer trusts its producers that far).
+ */
+static void drain_efd(struct lfshm_ring *r, struct lfshm__bridge *b,
+		      unsigned dir, int how)
+{
+	struct pollfd p = { .events = POLLIN };
+	uint64_t v;
+	ssize_t n;
+	int fl;
+
+	if (!b->efd_given || !b->armed)
+		return;
+	if (r->ops->bridge_fd || how == LFSHM_WAIT_FUTEX) {
+		p.fd = r->ops->bridge_fd ? r->ops->bridge_fd(r, dir) :
+					   (b->have_priv ? b->local_efd : -1);
+		if (p.fd >= 0) {
+			n = read(p.fd, &v, sizeof(v));
+			(void)n; /* EAGAIN: nothing was pending */
+		}
+		return;
+	}
+	p.fd = dir_efd(r, dir);
+	if (p.fd < 0 || poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+		return;
+	fl = fcntl(p.fd, F_GETFL);
+	if (fl < 0 ||
+	    (!(fl & O_NONBLOCK) && fcntl(p.fd, F_SETFL, fl | O_NONBLOCK) < 0))
+		return;
+	n = read(p.fd, &v, sizeof(v));
+	(void)n; /* EAGAIN: someone else read it first */
+}
+
 static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 {
 	struct lfshm__bridge *b;
@@ -473,10 +520,13 @@ static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	b = get_bridge(r);
 	if (!b)
 		return -ENOMEM;
-	b->armed = 0;
 	how = resolve(r, b->mode, dir);
-	if (how < 0)
+	if (how < 0) {
+		b->armed = 0;
 		return how;
+	}
+	drain_efd(r, b, dir, how);
+	b->armed = 0;
 	if (r->ops->bridge_arm) {
 		rc = r->ops->bridge_arm(r, dir, len);
 		if (rc)
@@ -531,14 +581,14 @@ static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 
 LFSHM__EXPORT int lfshm_ring_arm(struct lfshm_ring *r)
 {
-	if (!r || r->role != LFSHM_CONSUMER)
+	if (!r || r->role != LFSHM_CONSUMER || lfshm__inherited(r))
 		return -EINVAL;
 	return arm(r, LFSHM__DIR_DATA, 0);
 }
 
 LFSHM__EXPORT int lfshm_ring_arm_space(struct lfshm_ring *r, uint32_t len)
 {
-	if (!r || r->role != LFSHM_PRODUCER)
+	if (!r || r->role != LFSHM_PRODUCER || lfshm__inherited(r))
 		return -EINVAL;
 	if (len > r->max_msg)
 		return -EMSGSIZE;
@@ -551,7 +601,8 @@ LFSHM__EXPORT int lfshm_ring_prep_wait(struct lfshm_ring *r,
 	struct lfshm__bridge *b;
 	uint64_t ud;
 
-	if (!r || !sqe || !r->bridge || !r->bridge->armed)
+	if (!r || !sqe || !r->bridge || !r->bridge->armed ||
+	    lfshm__inherited(r))
 		return -EINVAL;
 	b = r->bridge;
 	if (b->how == LFSHM_WAIT_FUTEX) {
@@ -595,7 +646,7 @@ LFSHM__EXPORT int lfshm_ring_eventfd(struct lfshm_ring *r)
 	struct lfshm__bridge *b;
 	int dir, how, rc;
 
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	dir = role_dir(r);
 	if (dir < 0)
@@ -606,6 +657,7 @@ LFSHM__EXPORT int lfshm_ring_eventfd(struct lfshm_ring *r)
 	how = resolve(r, b->mode, (unsigned)dir);
 	if (how < 0)
 		return how;
+	b->efd_given = 1;
 	if (r->ops->bridge_fd)
 		return r->ops->bridge_fd(r, (unsigned)dir);
 	if (how == LFSHM_WAIT_EVENTFD)

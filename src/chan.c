@@ -84,6 +84,37 @@ static int fill_addr(struct sockaddr_un *a, const char *path)
 
 /* ---- server --------------------------------------------------------- */
 
+/*
+ * Is a server listening on the socket file at a?  A connect tells: a
+ * stale file (its server gone) refuses it.  0 when nobody answers (the
+ * file may be replaced), -EADDRINUSE when somebody does (connected, or
+ * its backlog is full), -errno when we cannot tell (e.g. -EACCES).  The
+ * live server sees one connection that closes at once (its
+ * lfshm_accept says -ECONNABORTED).
+ */
+static int socket_answers(const struct sockaddr_un *a)
+{
+	int fd, rc;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)a, sizeof(*a));
+	rc = rc == 0 ? 0 : errno;
+	close(fd);
+	switch (rc) {
+	case ECONNREFUSED:
+	case ENOENT: /* gone since our lstat */
+		return 0;
+	case 0:
+	case EAGAIN:
+	case EINPROGRESS:
+		return -EADDRINUSE;
+	default:
+		return -rc;
+	}
+}
+
 LFSHM__EXPORT int lfshm_listen(const char *path,
 			       const struct lfshm_listen_config *cfg,
 			       struct lfshm_listener **out)
@@ -101,8 +132,15 @@ LFSHM__EXPORT int lfshm_listen(const char *path,
 	rc = fill_addr(&l->addr, path);
 	if (rc)
 		goto err_free;
-	if (cfg)
+	if (cfg) {
+		/* reserved fields: refused, so they can get a meaning later */
+		for (unsigned i = 0; i < 4; i++)
+			if (cfg->resv[i]) {
+				rc = -EINVAL;
+				goto err_free;
+			}
 		l->cfg = *cfg;
+	}
 	if (!l->cfg.capacity)
 		l->cfg.capacity = LFSHM__CHAN_DEFAULT_CAP;
 	if (!l->cfg.mode)
@@ -131,6 +169,9 @@ LFSHM__EXPORT int lfshm_listen(const char *path,
 			rc = -EEXIST;
 			goto err_free;
 		}
+		rc = socket_answers(&l->addr);
+		if (rc)
+			goto err_free;
 		unlink(path);
 	}
 	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

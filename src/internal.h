@@ -311,10 +311,11 @@ struct lfshm__ops {
 	 *   bridge_arm(r, dir, len): the caller is about to sleep in its
 	 *     loop (dir LFSHM__DIR_DATA: consumer; LFSHM__DIR_SPACE: producer
 	 *     waiting for room for a len-byte message).  Return 1 when ready
-	 *     now (or the peer is gone, so that the next peek/reserve reports
-	 *     it), 0 when armed: bridge_fd(r, dir) is then written (counter
-	 *     made > 0) at least once after the handle becomes ready, or
-	 *     -errno.  The event loop reads (clears) the fd itself; spurious
+	 *     now, -EPIPE when the peer is gone (the next peek/reserve would
+	 *     say -EPIPE; space: also a full ring whose consumer died), 0
+	 *     when armed: bridge_fd(r, dir) is then written (counter made
+	 *     > 0) at least once after the handle becomes ready, or -errno.
+	 *     The generic arm drains the fd before calling; spurious
 	 *     readiness is allowed.  Must not block for long.
 	 * Whatever they start is stopped by the kind's close().
 	 */
@@ -360,6 +361,37 @@ void lfshm__unclaim(struct lfshm_ring *r, _Atomic uint64_t *word,
 		    _Atomic uint32_t *pid_word);
 /* True when an owner word says: was claimed, now released or dead. */
 bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner);
+
+/*
+ * Producer: the consumer released its role with close (not: died).  One
+ * relaxed load of ctrl line 0, which is written only at attach/close, so
+ * it stays shared in every cache and costs no coherence traffic on the
+ * data path.  relaxed: a hint that orders nothing; a close racing with the
+ * call may or may not be seen, as with any close.  A new consumer that
+ * attaches makes the ring live again (the word then holds its key).
+ */
+static inline bool lfshm__consumer_closed(const struct lfshm_ring *r)
+{
+	return atomic_load_explicit(&r->ctrl->cons_owner,
+				    memory_order_relaxed) == LFSHM__OWNER_GONE;
+}
+
+/*
+ * fork() check.  lfshm__self_pid is this process's pid, set when the
+ * library is loaded and in a pthread_atfork child handler (src/ring.c):
+ * glibc's getpid() is a system call since 2.25, too dear for every call.
+ * A handle whose r->pid differs was inherited across fork(): every public
+ * call on it but close and the geometry getters fails with -EINVAL.  A
+ * plain int: written only while the process is single-threaded (load,
+ * the child side of fork).  (A raw clone(2) without the atfork handlers
+ * is not seen.)
+ */
+extern int lfshm__self_pid;
+
+static inline bool lfshm__inherited(const struct lfshm_ring *r)
+{
+	return LFSHM__UNLIKELY(r->pid != lfshm__self_pid);
+}
 
 /* ---- wait.c --------------------------------------------------------- */
 

@@ -322,6 +322,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		return -EBADMSG;
 	if (LFSHM__UNLIKELY(len > r->max_msg))
 		return -EMSGSIZE;
+	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
+		return -EPIPE;
 	size = mrec_size(len);
 	/* relaxed: a guess for the CAS, which re-reads it on failure */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
@@ -336,7 +338,7 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			need = need_bytes(r, t, size);
 			if (t + need - r->p_head_cache > r->cap) {
 				r->stats.full_events++;
-				return -EAGAIN; /* wait_space reports -EPIPE */
+				return -EAGAIN; /* wait_space sees a dead one */
 			}
 		}
 		/* the claim; relaxed: see the top comment */
@@ -940,7 +942,7 @@ const struct lfshm__ops lfshm__mpsc_ops = {
 
 LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
 {
-	if (!r)
+	if (!r || lfshm__inherited(r))
 		return -EINVAL;
 	if (r->poisoned) /* any kind: a poisoned handle stays poisoned */
 		return -EBADMSG;
@@ -954,6 +956,6 @@ LFSHM__EXPORT int lfshm_ring_unblock(struct lfshm_ring *r)
 LFSHM__EXPORT void lfshm_ring_set_stall_ns(struct lfshm_ring *r,
 					   int64_t stall_ns)
 {
-	if (r && r->kind == LFSHM_MPSC)
+	if (r && r->kind == LFSHM_MPSC && !lfshm__inherited(r))
 		r->m_stall_ns = stall_ns;
 }

@@ -836,6 +836,8 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		return -EBADMSG;
 	if (LFSHM__UNLIKELY(len > r->max_msg))
 		return -EMSGSIZE;
+	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
+		return -EPIPE; /* a batch in progress stays for flush/close */
 	if (!x->locked) {
 		lk = mx_lock(r);
 		if (lk < 0)
@@ -1602,6 +1604,7 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	struct mx_priv *x = PRIV(r);
 	struct mx_bridge *b;
 	uint64_t head, tail, size, off, need, owner;
+	bool closed;
 	int rc;
 
 	if (r->poisoned)
@@ -1633,7 +1636,20 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 			publish_head(r);
 			mx_unlock(r, lk);
 		}
+		/* The end (peek would say -EPIPE) needs the producer count,
+		 * which lives under the lock: try it for a moment as peek
+		 * does; busy (-EAGAIN) is "not known", the thread looks. */
+		rc = refresh_tail(r, &closed);
+		if (rc && rc != -EAGAIN)
+			return rc;
+		if (!rc && r->c_tail_cache != r->c_head)
+			return 1;
+		if (!rc && closed)
+			return -EPIPE;
 	} else {
+		/* as reserve: a closed consumer is -EPIPE at once */
+		if (lfshm__consumer_closed(r))
+			return -EPIPE;
 		if (x->locked)
 			return 1; /* a batch to flush: reserve publishes it */
 		head = atomic_load_explicit(&r->ctrl->head,
@@ -1643,12 +1659,15 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 		size = lfshm__rec_size(len);
 		off = tail & r->mask;
 		need = off + size > r->cap ? r->cap - off + size : size;
-		owner = atomic_load_explicit(&r->ctrl->cons_owner,
-					     memory_order_acquire);
 		if (tail - head <= r->cap && r->cap - (tail - head) >= need)
 			return 1;
-		if (owner == LFSHM__OWNER_GONE)
-			return 1;
+		/* full: a consumer that died would never make room (one
+		 * F_OFD_GETLK, only before the loop sleeps).  acquire:
+		 * pairs with the release of lfshm__claim/unclaim. */
+		owner = atomic_load_explicit(&r->ctrl->cons_owner,
+					     memory_order_acquire);
+		if (lfshm__owner_gone(r, owner))
+			return -EPIPE;
 	}
 	b = &x->br;
 	if (!b->running) {

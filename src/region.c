@@ -63,7 +63,8 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
 {
 	uint64_t max_rec;
 
-	if (!cfg)
+	/* reserved fields: refused, so they can be given a meaning later */
+	if (!cfg || cfg->resv0 || cfg->resv[0] || cfg->resv[1] || cfg->resv[2])
 		return -EINVAL;
 	if (cfg->kind != LFSHM_SPSC && cfg->kind != LFSHM_MPSC &&
 	    cfg->kind != LFSHM_MUTEX)

@@ -5,18 +5,51 @@
  * them once for every kind.
  */
 #define _GNU_SOURCE /* strerrordesc_np */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
+
+int lfshm__self_pid;
+
+/* The public structs' sizes are ABI: they grow only into their reserved
+ * fields (checked on LP64, where the pointers' size is known). */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(struct lfshm_ring_config) == 48, "ring_config ABI");
+_Static_assert(sizeof(struct lfshm_listen_config) == 72, "listen_config ABI");
+_Static_assert(sizeof(struct lfshm_stats) == 128, "stats ABI");
+#endif
+
+static void self_pid_child(void)
+{
+	lfshm__self_pid = (int)getpid();
+}
+
+/* At load time (before any handle can exist), single-threaded. */
+__attribute__((constructor)) static void self_pid_init(void)
+{
+	lfshm__self_pid = (int)getpid();
+	pthread_atfork(NULL, NULL, self_pid_child);
+}
+
+/* A handle used by the process it was opened in, else -EINVAL (fork) */
+#define LFSHM__OWN(r)                        \
+	do {                                 \
+		if (lfshm__inherited(r))     \
+			return -EINVAL;      \
+	} while (0)
 
 LFSHM__EXPORT int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len,
 				     void **buf)
 {
+	LFSHM__OWN(r);
 	return r->ops->reserve(r, len, buf);
 }
 
 LFSHM__EXPORT int lfshm_ring_commit(struct lfshm_ring *r, void *buf)
 {
+	LFSHM__OWN(r);
 	/* commit the whole reservation, type 0, publish now */
 	return r->ops->commit(r, buf, r->p_resv_on ? r->p_resv_len : 0, 0, 0);
 }
@@ -25,37 +58,44 @@ LFSHM__EXPORT int lfshm_ring_commit_ex(struct lfshm_ring *r, void *buf,
 				       uint32_t len, uint32_t type,
 				       unsigned flags)
 {
+	LFSHM__OWN(r);
 	return r->ops->commit(r, buf, len, type, flags);
 }
 
 LFSHM__EXPORT int lfshm_ring_abort(struct lfshm_ring *r, void *buf)
 {
+	LFSHM__OWN(r);
 	return r->ops->abort(r, buf);
 }
 
 LFSHM__EXPORT int lfshm_ring_flush(struct lfshm_ring *r)
 {
+	LFSHM__OWN(r);
 	return r->ops->flush(r);
 }
 
 LFSHM__EXPORT int lfshm_ring_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 {
+	LFSHM__OWN(r);
 	return r->ops->peek(r, m);
 }
 
 LFSHM__EXPORT int lfshm_ring_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
+	LFSHM__OWN(r);
 	return r->ops->release(r, m);
 }
 
 LFSHM__EXPORT int lfshm_ring_wait_data(struct lfshm_ring *r, int64_t timeout_ns)
 {
+	LFSHM__OWN(r);
 	return r->ops->wait_data(r, lfshm__deadline(timeout_ns));
 }
 
 LFSHM__EXPORT int lfshm_ring_wait_space(struct lfshm_ring *r, uint32_t len,
 					int64_t timeout_ns)
 {
+	LFSHM__OWN(r);
 	return r->ops->wait_space(r, len, lfshm__deadline(timeout_ns));
 }
 
@@ -100,6 +140,7 @@ LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
 	void *buf;
 	int rc;
 
+	LFSHM__OWN(r);
 	if ((!data && len) || type > LFSHM_TYPE_MAX)
 		return -EINVAL;
 	rc = reserve_wait(r, len, &buf, timeout_ns);
@@ -123,6 +164,7 @@ LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
 	struct lfshm_msg m;
 	int rc;
 
+	LFSHM__OWN(r);
 	if (!buf && cap)
 		return -EINVAL;
 	rc = peek_wait(r, &m, timeout_ns);
@@ -156,6 +198,7 @@ LFSHM__EXPORT int lfshm_ring_send_batch(struct lfshm_ring *r,
 	void *buf;
 	int rc = 0;
 
+	LFSHM__OWN(r);
 	if (!msgs || n == 0)
 		return -EINVAL;
 	for (i = 0; i < n; i++) {
@@ -189,6 +232,7 @@ LFSHM__EXPORT int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn,
 	unsigned n = 0;
 	int rc = 0;
 
+	LFSHM__OWN(r);
 	if (!fn)
 		return -EINVAL;
 	while (n < max) {
@@ -208,7 +252,8 @@ LFSHM__EXPORT int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn,
 
 LFSHM__EXPORT void lfshm_ring_set_spin(struct lfshm_ring *r, int64_t spin_ns)
 {
-	r->spin_ns = spin_ns;
+	if (!lfshm__inherited(r)) /* nothing to report it through */
+		r->spin_ns = spin_ns;
 }
 
 LFSHM__EXPORT void lfshm_ring_stats(const struct lfshm_ring *r,
@@ -266,6 +311,9 @@ LFSHM__EXPORT const char *lfshm_strerror(int rc)
 		       "handshake)";
 	case -EADDRINUSE:
 		return "address in use (a live server answers there)";
+	case -ECANCELED:
+		return "record cancelled (the consumer took its space over "
+		       "from a producer it proved dead)";
 	}
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
 	s = rc > -4096 ? strerrordesc_np(-rc) : NULL;

@@ -111,6 +111,8 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		return -EBADMSG;
 	if (LFSHM__UNLIKELY(len > r->max_msg))
 		return -EMSGSIZE;
+	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
+		return -EPIPE;
 	size = lfshm__rec_size(len);
 	need = need_bytes(r, size);
 	if (r->cap - (r->p_tail - r->p_head_cache) < need) {

@@ -254,3 +254,45 @@ KIND_TEST(typed_stream_across_processes_waits_both_ways, .timeout = 120)
 	cr_expect_eq(lfshm_test_wait(pid, 60000), 0);
 	lfshm_ring_close(c);
 }
+
+/* ---- room to grow (issue 13) ---------------------------------------- */
+
+/* A reserved field that is not zero is refused, so that a later version
+ * can give it a meaning; designated initializers leave them zero. */
+Test(api, reserved_config_fields_must_be_zero)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 4096 };
+	struct lfshm_listen_config lc = { .capacity = 4096 };
+	struct lfshm_listener *l = NULL;
+	struct lfshm_ring *r = NULL;
+	struct lfshm_stats st;
+	char path[108];
+
+	cfg.resv0 = 1;
+	cr_expect_eq(lfshm_ring_create(&cfg, LFSHM_CONSUMER, &r), -EINVAL);
+	cfg.resv0 = 0;
+	for (unsigned i = 0; i < 3; i++) {
+		cfg.resv[i] = 1ull << 40;
+		cr_expect_eq(lfshm_ring_create(&cfg, LFSHM_CONSUMER, &r),
+			     -EINVAL, "resv[%u]", i);
+		cfg.resv[i] = 0;
+	}
+	cr_assert_null(r);
+	cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_CONSUMER, &r), 0);
+	memset(&st, 0xff, sizeof(st));
+	lfshm_ring_stats(r, &st);
+	for (unsigned i = 0; i < sizeof(st.resv) / sizeof(st.resv[0]); i++)
+		cr_expect_eq(st.resv[i], 0, "stats resv[%u]", i);
+	lfshm_ring_close(r);
+
+	snprintf(path, sizeof(path), "/tmp/lfshm-api-%d.sock", (int)getpid());
+	for (unsigned i = 0; i < 4; i++) {
+		lc.resv[i] = 1;
+		cr_expect_eq(lfshm_listen(path, &lc, &l), -EINVAL, "resv[%u]",
+			     i);
+		cr_expect_eq(access(path, F_OK), -1, "no socket file made");
+		lc.resv[i] = 0;
+	}
+	cr_assert_eq(lfshm_listen(path, &lc, &l), 0);
+	lfshm_listener_close(l);
+}

@@ -128,21 +128,42 @@ Test(bridge, arm_that_finds_data_leaves_no_announcement_behind)
 	lfshm_ring_close(c);
 }
 
-Test(bridge, arm_reports_end_of_stream_as_ready)
+/* The end of the stream is -EPIPE from arm, as from peek: "ready" (1)
+ * would send the loop to a drain that finds nothing but the end. */
+static void arm_after_producer_close(unsigned kind)
 {
-	struct lfshm_ring *c = mk(4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *c = mk_kind(kind, 4096, 0, LFSHM_CONSUMER);
 	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
 	char buf[16];
 
 	cr_assert_eq(lfshm_ring_arm(c), 0);
+	cr_assert_eq(lfshm_ring_send(p, "last", 4, 0), 0);
 	lfshm_ring_close(p);
-	cr_assert_eq(lfshm_ring_arm(c), 1);
+	cr_assert_eq(lfshm_ring_arm(c), 1, "a message left: ready");
+	cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 4);
+	cr_assert_eq(lfshm_ring_arm(c), -EPIPE);
+	cr_assert_eq(lfshm_ring_arm(c), -EPIPE);
 	cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), -EPIPE);
 	lfshm_ring_close(c);
 }
 
+Test(bridge, arm_reports_end_of_stream_as_epipe_spsc)
+{
+	arm_after_producer_close(LFSHM_SPSC);
+}
+
+Test(bridge, arm_reports_end_of_stream_as_epipe_mpsc)
+{
+	arm_after_producer_close(LFSHM_MPSC);
+}
+
+Test(bridge, arm_reports_end_of_stream_as_epipe_mutex)
+{
+	arm_after_producer_close(LFSHM_MUTEX);
+}
+
 /* A producer's loop on a full ring whose consumer has closed must not
- * arm a wait nothing will end: arm_space says ready, send says -EPIPE
+ * arm a wait nothing will end: arm_space and every send say -EPIPE
  * (found in review: SPSC and MPSC armed and slept forever). */
 static void arm_space_after_consumer_close(unsigned kind)
 {
@@ -154,24 +175,53 @@ static void arm_space_after_consumer_close(unsigned kind)
 		;
 	cr_assert_eq(lfshm_ring_arm_space(p, sizeof(buf)), 0, "full: armed");
 	lfshm_ring_close(c);
-	cr_expect_eq(lfshm_ring_arm_space(p, sizeof(buf)), 1);
+	cr_expect_eq(lfshm_ring_arm_space(p, sizeof(buf)), -EPIPE);
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 0), -EPIPE);
 	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 1000000000), -EPIPE);
 	lfshm_ring_close(p);
 }
 
-Test(bridge, arm_space_reports_a_closed_consumer_as_ready_spsc)
+Test(bridge, arm_space_reports_a_closed_consumer_as_epipe_spsc)
 {
 	arm_space_after_consumer_close(LFSHM_SPSC);
 }
 
-Test(bridge, arm_space_reports_a_closed_consumer_as_ready_mpsc)
+Test(bridge, arm_space_reports_a_closed_consumer_as_epipe_mpsc)
 {
 	arm_space_after_consumer_close(LFSHM_MPSC);
 }
 
-Test(bridge, arm_space_reports_a_closed_consumer_as_ready_mutex)
+Test(bridge, arm_space_reports_a_closed_consumer_as_epipe_mutex)
 {
 	arm_space_after_consumer_close(LFSHM_MUTEX);
+}
+
+/* Room left, consumer closed: arm_space says -EPIPE as reserve does, not
+ * "ready" (which would send the loop to a send that fails). */
+static void arm_space_with_room_after_consumer_close(unsigned kind)
+{
+	struct lfshm_ring *p = mk_kind(kind, 4096, 0, LFSHM_PRODUCER);
+	struct lfshm_ring *c = att(p, LFSHM_CONSUMER);
+
+	cr_assert_eq(lfshm_ring_arm_space(p, 8), 1, "room: ready");
+	lfshm_ring_close(c);
+	cr_expect_eq(lfshm_ring_arm_space(p, 8), -EPIPE);
+	lfshm_ring_close(p);
+}
+
+Test(bridge, arm_space_with_room_reports_a_closed_consumer_spsc)
+{
+	arm_space_with_room_after_consumer_close(LFSHM_SPSC);
+}
+
+Test(bridge, arm_space_with_room_reports_a_closed_consumer_mpsc)
+{
+	arm_space_with_room_after_consumer_close(LFSHM_MPSC);
+}
+
+Test(bridge, arm_space_with_room_reports_a_closed_consumer_mutex)
+{
+	arm_space_with_room_after_consumer_close(LFSHM_MUTEX);
 }
 
 Test(bridge, arm_checks_roles_and_prep_wait_needs_an_armed_ring)
@@ -948,4 +998,102 @@ Test(bridge, no_lost_wakeup_mutex_uring, .timeout = 240)
 Test(bridge, no_lost_wakeup_mutex_epoll, .timeout = 240)
 {
 	stress(LFSHM_MUTEX, LOOP_EPOLL, LFSHM_WAIT_AUTO, 500000);
+}
+
+/* ---- arm drains the eventfd (issue 13) ------------------------------ */
+
+static bool readable_ms(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * After a wake-up the caller used to have to read 8 bytes from the
+ * eventfd, or epoll (level-triggered) kept reporting it: now the next
+ * arm clears it.  A caller that still reads gets -1/EAGAIN, not a block.
+ */
+static void arm_drains(unsigned kind, unsigned mode, bool space)
+{
+	struct lfshm_ring *c = mk_kind(kind, 4096, 0, LFSHM_CONSUMER);
+	struct lfshm_ring *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_ring *w = space ? p : c;
+	char buf[500] = { 0 };
+	uint64_t v;
+	int fd;
+
+	if (kind != LFSHM_MUTEX)
+		need_mode(w, mode);
+	fd = lfshm_ring_eventfd(w);
+	if (fd == -EPERM || fd == -ENOSYS)
+		cr_skip_test("io_uring not available: %d", fd);
+	cr_assert_geq(fd, 0, "eventfd: %d", fd);
+	if (space)
+		while (lfshm_ring_send(p, buf, sizeof(buf), 0) == 0)
+			;
+	for (int round = 0; round < 3; round++) {
+		cr_assert_eq(space ? lfshm_ring_arm_space(p, sizeof(buf)) :
+				     lfshm_ring_arm(c), 0, "round %d", round);
+		cr_assert_not(readable_ms(fd, 0), "round %d: drained", round);
+		if (space)
+			cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0),
+				     (long)sizeof(buf));
+		else
+			cr_assert_eq(lfshm_ring_send(p, "x", 1, 0), 0);
+		cr_assert(readable_ms(fd, 10000), "round %d: woken", round);
+		/* the old way: read it ourselves, in round 1 only */
+		if (round == 1)
+			cr_assert_eq(read(fd, &v, sizeof(v)), (ssize_t)sizeof(v));
+		if (space)
+			cr_assert_eq(lfshm_ring_send(p, buf, sizeof(buf), 0), 0);
+		else
+			cr_assert_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 1);
+	}
+	cr_assert_eq(space ? lfshm_ring_arm_space(p, sizeof(buf)) :
+			     lfshm_ring_arm(c), 0);
+	cr_assert_eq(read(fd, &v, sizeof(v)), -1, "drained: nothing to read");
+	cr_assert_eq(errno, EAGAIN);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(bridge, arm_drains_the_eventfd_spsc_futex)
+{
+	arm_drains(LFSHM_SPSC, LFSHM_WAIT_FUTEX, false);
+}
+
+Test(bridge, arm_drains_the_eventfd_spsc_eventfd)
+{
+	arm_drains(LFSHM_SPSC, LFSHM_WAIT_EVENTFD, false);
+}
+
+Test(bridge, arm_space_drains_the_eventfd_spsc_eventfd)
+{
+	arm_drains(LFSHM_SPSC, LFSHM_WAIT_EVENTFD, true);
+}
+
+Test(bridge, arm_space_drains_the_eventfd_spsc_futex)
+{
+	arm_drains(LFSHM_SPSC, LFSHM_WAIT_FUTEX, true);
+}
+
+Test(bridge, arm_drains_the_eventfd_mpsc_eventfd)
+{
+	arm_drains(LFSHM_MPSC, LFSHM_WAIT_EVENTFD, false);
+}
+
+Test(bridge, arm_drains_the_eventfd_mpsc_futex)
+{
+	arm_drains(LFSHM_MPSC, LFSHM_WAIT_FUTEX, false);
+}
+
+Test(bridge, arm_drains_the_eventfd_mutex)
+{
+	arm_drains(LFSHM_MUTEX, LFSHM_WAIT_AUTO, false);
+}
+
+Test(bridge, arm_space_drains_the_eventfd_mutex)
+{
+	arm_drains(LFSHM_MUTEX, LFSHM_WAIT_AUTO, true);
 }

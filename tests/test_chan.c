@@ -88,15 +88,34 @@ Test(chan, socket_file_has_mode_0600_and_goes_with_the_listener)
 	umask(old);
 }
 
-Test(chan, listen_replaces_a_stale_socket_but_no_other_file)
+/* Issue 13: lfshm_listen replaced a live server's socket file, orphaning
+ * the running server; now only a socket nobody answers on is replaced. */
+Test(chan, listen_refuses_a_live_server_and_replaces_a_stale_socket)
 {
 	struct lfshm_listener *l = listen_on(NULL), *l2 = NULL;
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct lfshm_chan *sc = NULL;
 	int fd;
 
-	/* stale socket file of a dead server: replaced */
+	/* a live server answers: refused, its socket file left alone */
+	cr_assert_eq(lfshm_listen(path, NULL, &l2), -EADDRINUSE);
+	cr_assert_null(l2);
+	cr_assert_eq(lfshm_accept(l, &sc), -ECONNABORTED,
+		     "the probe connection is seen and dropped");
+	lfshm_listener_close(l);
+	/* stale socket file of a dead server (bound, closed): replaced */
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	close(fd);
 	cr_assert_eq(lfshm_listen(path, NULL, &l2), 0);
+	/* and the file is the new server's: it answers */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	close(fd);
 	lfshm_listener_close(l2);
-	lfshm_listener_close(l); /* not ours any more: leaves the path */
 	fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
 	cr_assert_geq(fd, 0);
 	close(fd);

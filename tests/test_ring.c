@@ -587,3 +587,213 @@ KIND_TEST(spin_forever_stream_with_full_ring_makes_progress, .timeout = 300)
 
 	run_stream(&s);
 }
+
+/* Issue 13: sending to a consumer that closed succeeded until the ring was
+ * full.  Every producer call that would put a message in reports -EPIPE at
+ * once; a reservation granted before the close still commits; a new
+ * consumer makes the ring live again. */
+KIND_TEST(send_to_a_closed_consumer_fails_at_once)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	struct lfshm_iov iov = { .data = "b", .len = 1 };
+	struct lfshm_ring *c2;
+	void *buf;
+	char in[8];
+
+	cr_assert_eq(lfshm_ring_send(pr.p, "a", 1, 0), 0);
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 4, &buf), 0);
+	lfshm_ring_close(pr.c);
+	pr.c = NULL;
+	memcpy(buf, "keep", 4);
+	cr_expect_eq(lfshm_ring_commit(pr.p, buf), 0,
+		     "a granted reservation commits");
+	cr_expect_eq(lfshm_ring_reserve(pr.p, 1, &buf), -EPIPE);
+	cr_expect_eq(lfshm_ring_send(pr.p, "x", 1, 0), -EPIPE);
+	cr_expect_eq(lfshm_ring_send(pr.p, "x", 1, 1000000), -EPIPE);
+	cr_expect_eq(lfshm_ring_send_typed(pr.p, "x", 1, 7, -1), -EPIPE);
+	cr_expect_eq(lfshm_ring_send_batch(pr.p, &iov, 1, 0), -EPIPE);
+	/* not sticky: a new consumer gets what was sent, then more */
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(pr.p), LFSHM_CONSUMER,
+				       &c2), 0);
+	cr_expect_eq(lfshm_ring_send(pr.p, "y", 1, 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 1);
+	cr_expect_eq(in[0], 'a');
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 4);
+	cr_expect_eq(memcmp(in, "keep", 4), 0);
+	cr_expect_eq(lfshm_ring_recv(c2, in, sizeof(in), 0), 1);
+	cr_expect_eq(in[0], 'y');
+	lfshm_ring_close(c2);
+	lfshm_ring_close(pr.p);
+}
+
+/* A consumer that died without closing is not looked for by the
+ * non-waiting calls (that costs a system call): while there is room the
+ * message goes into the ring, a full ring says -EAGAIN; a send that would
+ * wait says -EPIPE before it sleeps. */
+static int attach_consumer_and_die(void *arg)
+{
+	struct lfshm_ring *c;
+
+	return lfshm_ring_attach(*(int *)arg, LFSHM_CONSUMER, &c) ? 1 : 0;
+}
+
+KIND_TEST(send_to_a_dead_consumer_fails_when_it_would_wait)
+{
+	struct lfshm_ring_config cfg = { .kind = *kindp, .capacity = 4096 };
+	struct lfshm_ring *p;
+	char buf[500] = { 0 };
+	int rc, fd;
+	pid_t pid;
+
+	rc = lfshm_ring_create(&cfg, LFSHM_PRODUCER, &p);
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("kind not in this build");
+	cr_assert_eq(rc, 0);
+	fd = lfshm_ring_fd(p);
+	pid = lfshm_test_spawn(attach_consumer_and_die, &fd);
+	cr_assert_eq(lfshm_test_wait(pid, 10000), 0, "child attach");
+	cr_expect_eq(lfshm_ring_send(p, buf, 8, 0), 0, "room: no check");
+	while ((rc = lfshm_ring_send(p, buf, sizeof(buf), 0)) == 0)
+		;
+	cr_expect_eq(rc, -EAGAIN, "full, non-waiting: no liveness check");
+	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 5000000000ll),
+		     -EPIPE);
+	lfshm_ring_close(p);
+}
+
+/* Issue 13: a handle inherited across fork() worked silently in the
+ * child (and could publish the parent's private positions).  Every call
+ * on it fails with -EINVAL; close frees it in the child; the getters
+ * still answer.  The child reports through its exit code only. */
+static int use_inherited(void *arg)
+{
+	struct pair *pr = arg;
+	struct lfshm_iov iov = { .data = "z", .len = 1 };
+	struct lfshm_msg m;
+	char buf[16];
+	void *w;
+
+	if (lfshm_ring_reserve(pr->p, 1, &w) != -EINVAL)
+		return 1;
+	if (lfshm_ring_send(pr->p, "z", 1, 0) != -EINVAL)
+		return 2;
+	if (lfshm_ring_send_typed(pr->p, "z", 1, 3, -1) != -EINVAL)
+		return 3;
+	if (lfshm_ring_send_batch(pr->p, &iov, 1, 0) != -EINVAL)
+		return 4;
+	if (lfshm_ring_flush(pr->p) != -EINVAL)
+		return 5;
+	if (lfshm_ring_wait_space(pr->p, 1, 0) != -EINVAL)
+		return 6;
+	if (lfshm_ring_arm_space(pr->p, 1) != -EINVAL)
+		return 7;
+	if (lfshm_ring_peek(pr->c, &m) != -EINVAL)
+		return 8;
+	if (lfshm_ring_recv(pr->c, buf, sizeof(buf), 0) != -EINVAL)
+		return 9;
+	if (lfshm_ring_recv_typed(pr->c, buf, sizeof(buf), NULL, -1) !=
+	    -EINVAL)
+		return 10;
+	if (lfshm_ring_drain(pr->c, (lfshm_drain_fn)abort, NULL, 8) != -EINVAL)
+		return 11;
+	if (lfshm_ring_wait_data(pr->c, -1) != -EINVAL)
+		return 12;
+	if (lfshm_ring_arm(pr->c) != -EINVAL)
+		return 13;
+	if (lfshm_ring_release(pr->c, NULL) != -EINVAL)
+		return 14;
+	if (lfshm_ring_eventfd(pr->c) != -EINVAL ||
+	    lfshm_ring_set_wait_mode(pr->c, LFSHM_WAIT_AUTO) != -EINVAL ||
+	    lfshm_ring_wait_mode(pr->c) != -EINVAL)
+		return 15;
+	if (lfshm_ring_unblock(pr->c) != -EINVAL)
+		return 16;
+	if (lfshm_ring_capacity(pr->p) != 4096 ||
+	    lfshm_ring_fd(pr->c) != lfshm_ring_fd(pr->c) ||
+	    lfshm_ring_fd(pr->c) < 0)
+		return 17;
+	lfshm_ring_close(pr->p);
+	lfshm_ring_close(pr->c);
+	return 0;
+}
+
+KIND_TEST(inherited_handles_fail_with_einval_in_a_fork_child)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	void *w;
+	char buf[16];
+	pid_t pid;
+
+	cr_assert_eq(lfshm_ring_send(pr.p, "first", 5, 0), 0);
+	/* a reservation outstanding in the parent: the child must not be
+	 * able to commit or abort it */
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 6, &w), 0);
+	memcpy(w, "second", 6);
+	pid = lfshm_test_spawn(use_inherited, &pr);
+	cr_assert_eq(lfshm_test_wait(pid, 20000), 0, "child step failed");
+	cr_assert_eq(lfshm_ring_commit(pr.p, w), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 5);
+	cr_assert_eq(memcmp(buf, "first", 5), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 6);
+	cr_assert_eq(memcmp(buf, "second", 6), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), -EAGAIN,
+		     "the child sent nothing");
+	close_pair(&pr);
+}
+
+static int commit_inherited(void *arg)
+{
+	void **w = arg;
+	struct lfshm_ring *p = w[0];
+
+	if (lfshm_ring_commit(p, w[1]) != -EINVAL ||
+	    lfshm_ring_commit_ex(p, w[1], 1, 0, 0) != -EINVAL ||
+	    lfshm_ring_abort(p, w[1]) != -EINVAL)
+		return 1;
+	return 0;
+}
+
+KIND_TEST(inherited_reservation_cannot_be_committed_in_a_fork_child)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	void *arg[2];
+	char buf[16];
+	pid_t pid;
+
+	arg[0] = pr.p;
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 4, &arg[1]), 0);
+	memcpy(arg[1], "mine", 4);
+	pid = lfshm_test_spawn(commit_inherited, arg);
+	cr_assert_eq(lfshm_test_wait(pid, 20000), 0, "child step failed");
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), -EAGAIN);
+	cr_assert_eq(lfshm_ring_commit(pr.p, arg[1]), 0);
+	cr_assert_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), 4);
+	close_pair(&pr);
+}
+
+/* Documented (issue 13): a consumer before any producer attached sees an
+ * empty ring, not the end: -EAGAIN, a timed recv waits, arm arms. */
+KIND_TEST(consumer_before_any_producer_waits_not_epipe)
+{
+	struct lfshm_ring_config cfg = { .kind = *kindp, .capacity = 4096 };
+	struct lfshm_ring *c, *p;
+	struct lfshm_msg m;
+	char buf[8];
+	int rc;
+
+	rc = lfshm_ring_create(&cfg, LFSHM_CONSUMER, &c);
+	if (rc == -EOPNOTSUPP)
+		cr_skip_test("kind not in this build");
+	cr_assert_eq(rc, 0);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), -EAGAIN);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 5000000), -ETIMEDOUT);
+	rc = lfshm_ring_arm(c);
+	cr_expect(rc == 0 || rc == -EOPNOTSUPP, "arm: %d", rc);
+	cr_assert_eq(lfshm_ring_attach(lfshm_ring_fd(c), LFSHM_PRODUCER, &p),
+		     0);
+	cr_expect_eq(lfshm_ring_send(p, "hi", 2, 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), 2);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
