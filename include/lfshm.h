@@ -324,8 +324,9 @@ void lfshm_ring_set_stall_ns(struct lfshm_ring *r, int64_t stall_ns);
  * bytes; returns the number of fds received, -EMSGSIZE when the message
  * carried more than max_fds fds or more than cap bytes (then every fd it
  * carried is closed: nothing leaks, nothing half-received is returned),
- * -EPIPE at end of stream, or -errno.  *len_out gets the data length when
- * non-NULL.
+ * -EMFILE/-ENFILE when the kernel could not install the fds (fd table
+ * full; the message is consumed, its fds closed), -EPIPE at end of stream,
+ * or -errno.  *len_out gets the data length when non-NULL.
  */
 int lfshm_send_fds(int sock, const int *fds, unsigned n, const void *data,
 		   size_t len);

@@ -218,7 +218,12 @@ static int make_region(const struct lfshm_listen_config *cfg,
 		goto err;
 	fds[0] = mfd;
 	*nfds = 1;
-	if (cfg->flags & LFSHM_CFG_NO_EVENTFD)
+	/* Bridge eventfds (four per channel) only for the eventfd path: asked
+	 * for, or the only one the kernel has.  On the default path both
+	 * sides wait with io_uring futex ops and need none. */
+	if ((cfg->flags & LFSHM_CFG_NO_EVENTFD) ||
+	    (!(cfg->flags & LFSHM_CFG_FORCE_EVENTFD) &&
+	     lfshm_futex_uring_supported()))
 		return 0;
 	rc = lfshm__bridge_make_efds(efds[0]);
 	if (rc)
