@@ -520,14 +520,19 @@ void lfshm_listener_close(struct lfshm_listener *l);
  * Never blocks on the client (a client that connects and then hangs cannot
  * stall the server).  Returns 0, -EAGAIN (nobody waiting), -EACCES (peer
  * rejected: the connection was refused and closed), -ECONNABORTED (the
- * client left during the handshake), or -errno.
+ * client left during the handshake), or -errno.  -EMFILE, -ENFILE or
+ * -ENOMEM after the connection was taken: it was refused at once (the
+ * client gets -EAGAIN); when accept(2) itself fails with -EMFILE/-ENFILE
+ * the connection stays queued: stop polling the listener until an fd is
+ * freed, or the loop spins.
  */
 int lfshm_accept(struct lfshm_listener *l, struct lfshm_chan **out);
 
 /*
  * lfshm_connect - connect to a listener and attach the channel it offers.
  * timeout_ns < 0 waits forever for the server's answer.  Returns 0,
- * -EACCES (the server rejected us), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
+ * -EACCES (the server rejected us), -EAGAIN (the server is out of fds or
+ * memory: try later), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
  * (not an lfshm server, or its region holds rings of another kind than
  * LFSHM_SPSC: a channel is lock-free both ways), an attach error
  * (-EBADMSG, -EPERM, ...), -errno.

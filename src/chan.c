@@ -181,11 +181,13 @@ LFSHM__EXPORT void lfshm_listener_close(struct lfshm_listener *l)
 	free(l);
 }
 
-static void send_reject(int sock)
+/* A hello without fds: status -EACCES (rejected), or -EAGAIN when the
+ * server ran out of fds or memory after it took the connection. */
+static void send_reject(int sock, int status)
 {
 	struct lfshm__hello h = { .magic = LFSHM__HELLO_MAGIC,
 				  .version = LFSHM__HELLO_VERSION,
-				  .status = -EACCES };
+				  .status = status };
 	ssize_t n = send(sock, &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	(void)n; /* best effort: the close says no as well */
@@ -277,7 +279,7 @@ LFSHM__EXPORT int lfshm_accept(struct lfshm_listener *l,
 				    l->cfg.peer_arg) == 0 :
 		     cred.uid == geteuid();
 	if (!ok) {
-		send_reject(sock);
+		send_reject(sock, -EACCES);
 		rc = -EACCES;
 		goto err_sock;
 	}
@@ -310,6 +312,11 @@ err_rings:
 err_chan:
 	free(c);
 err_sock:
+	/* Out of fds or memory once the connection was taken: tell the
+	 * client at once (it sees -EAGAIN) rather than leave it queued or
+	 * waiting for its timeout. */
+	if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+		send_reject(sock, -EAGAIN);
 	close(sock);
 	return rc;
 }
@@ -421,7 +428,8 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		goto err_fds;
 	}
 	if (h.status) {
-		rc = h.status == -EACCES ? -EACCES : -ECONNREFUSED;
+		rc = h.status == -EACCES || h.status == -EAGAIN ? h.status :
+								  -ECONNREFUSED;
 		goto err_fds;
 	}
 	if (h.nfds != (unsigned)n || (n != 1 && n != (int)LFSHM__CHAN_NFDS)) {

@@ -479,15 +479,25 @@ static uint64_t random_key(void)
 /* Give the handle its key and take its lock (not for ROLE_NONE handles,
  * which own nothing).  A key whose byte another description holds (a
  * collision of 53 random bits, or a hostile peer that locked it first) is
- * replaced. */
-static void take_key(struct lfshm_ring *r)
+ * replaced.  Out of fds or memory for the lock fd is the caller's error
+ * (-EMFILE, -ENFILE, -ENOMEM): a handle must not silently become one whose
+ * death nobody can prove. */
+static int take_key(struct lfshm_ring *r)
 {
 	struct lfshm__mapping *m = r->mapping;
 	int i;
 
 	pthread_mutex_lock(&maps_lock);
-	if (m->lock_fd < 0) /* first holder here, or a fork child's */
+	if (m->lock_fd < 0) { /* first holder here, or a fork child's */
 		m->lock_fd = open_lock_fd(r->fd);
+		if (m->lock_fd < 0 && (errno == EMFILE || errno == ENFILE ||
+				       errno == ENOMEM)) {
+			int rc = -errno;
+
+			pthread_mutex_unlock(&maps_lock);
+			return rc;
+		}
+	}
 	for (i = 0; i < 16 && m->lock_fd >= 0; i++) {
 		uint64_t k = random_key() | LFSHM__KEY_LOCKED;
 
@@ -496,7 +506,7 @@ static void take_key(struct lfshm_ring *r)
 			r->lock_off = LFSHM__LOCK_BASE + (k & LFSHM__KEY_MASK);
 			m->lock_refs++;
 			pthread_mutex_unlock(&maps_lock);
-			return;
+			return 0;
 		}
 	}
 	if (m->lock_fd >= 0 && m->lock_refs == 0) {
@@ -506,6 +516,7 @@ static void take_key(struct lfshm_ring *r)
 	pthread_mutex_unlock(&maps_lock);
 	r->self_id = random_key(); /* unlocked: never provably dead */
 	r->lock_off = 0;
+	return 0;
 }
 
 /* Give up the lock byte; the last holder of the process closes the
@@ -591,8 +602,13 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->ring_idx = idx;
 	r->mapping = mp;
 	r->pid = (int)getpid();
-	if (role != LFSHM_ROLE_NONE)
-		take_key(r);
+	if (role != LFSHM_ROLE_NONE) {
+		rc = take_key(r);
+		if (rc) {
+			free(r);
+			goto err_map;
+		}
+	}
 	rc = r->ops->open(r);
 	if (rc)
 		goto err_r;

@@ -442,19 +442,25 @@ Test(scale, eventfd_no_proc, .timeout = 30)
 
 /* ---- nothing cached from a failure ---------------------------------- */
 
-/* Lower the soft fd limit to the lowest free fd: no new fd fits. */
-static struct rlimit squeeze(void)
+/* Lower the soft fd limit so that exactly k more fds can be opened. */
+static struct rlimit squeeze_to(int k)
 {
 	struct rlimit old, rl;
-	int low = fcntl(0, F_DUPFD_CLOEXEC, 0);
+	int fd = 0;
 
-	cr_assert_geq(low, 0);
-	close(low);
 	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	for (;; fd++) /* the (k+1)-th free fd number is the new limit */
+		if (fcntl(fd, F_GETFD) < 0 && k-- == 0)
+			break;
 	rl = old;
-	rl.rlim_cur = (rlim_t)low;
+	rl.rlim_cur = (rlim_t)fd;
 	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	return old;
+}
+
+static struct rlimit squeeze(void)
+{
+	return squeeze_to(0);
 }
 
 Test(scale, probe_not_cached)
@@ -499,4 +505,85 @@ Test(scale, recv_emfile)
 	close(e);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+/* Out of fds for the liveness lock: an error, not a silently unlocked key
+ * (memfd and the handles' shared dup fit, the lock fd does not). */
+Test(scale, lock_fd_emfile)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 4096,
+					 .flags = LFSHM_CFG_NO_EVENTFD };
+	struct lfshm_ring *r = NULL;
+	struct rlimit old;
+	int rc;
+
+	old = squeeze_to(2);
+	rc = lfshm_ring_create(&cfg, LFSHM_PRODUCER, &r);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_assert_eq(rc, -EMFILE, "got %s", lfshm_strerror(rc));
+	cr_assert_null(r);
+	rc = lfshm_ring_create(&cfg, LFSHM_PRODUCER, &r);
+	cr_assert_eq(rc, 0);
+	lfshm_ring_close(r);
+}
+
+struct refuse_arg {
+	const char *path;
+	int ctl;
+};
+
+static int refuse_client(void *p)
+{
+	struct refuse_arg *a = p;
+	struct lfshm_chan *c = NULL;
+	char b;
+	int rc;
+
+	/* far longer than the test: a refusal must come from the server */
+	rc = lfshm_connect(a->path, 60ll * 1000000000, &c);
+	while (read(a->ctl, &b, 1) > 0)
+		;
+	if (rc == -EAGAIN && !c)
+		return 0;
+	return rc == -ETIMEDOUT ? 2 : rc == -ECONNREFUSED ? 3 : 4;
+}
+
+/* The server runs out of fds after it took the connection (room for the
+ * socket only): lfshm_accept says -EMFILE and the client hears -EAGAIN at
+ * once, instead of waiting for its timeout. */
+Test(scale, accept_refuses_emfile, .timeout = 60)
+{
+	char path[64];
+	struct lfshm_listener *l;
+	struct lfshm_chan *c = NULL;
+	struct refuse_arg a;
+	struct rlimit old;
+	struct pollfd pf;
+	int ctl[2], rc;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "/tmp/lfshm-refuse-%d.sock", (int)getpid());
+	cr_assert_eq(lfshm_listen(path, NULL, &l), 0);
+	cr_assert_eq(pipe2(ctl, O_CLOEXEC), 0);
+	a.path = path;
+	a.ctl = ctl[0];
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(ctl[1]);
+		_exit(refuse_client(&a));
+	}
+	close(ctl[0]);
+	pf = (struct pollfd){ .fd = lfshm_listener_fd(l), .events = POLLIN };
+	cr_assert_eq(poll(&pf, 1, 30000), 1);
+	old = squeeze_to(1);
+	rc = lfshm_accept(l, &c);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	close(ctl[1]);
+	cr_assert_eq(rc, -EMFILE, "got %s", lfshm_strerror(rc));
+	cr_assert_null(c);
+	rc = lfshm_test_wait(pid, 30000);
+	lfshm_listener_close(l);
+	cr_assert_eq(rc, 0, "client: %s", rc == 2 ? "timed out" :
+		     rc == 3 ? "-ECONNREFUSED, not -EAGAIN" : "other error");
 }
