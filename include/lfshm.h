@@ -496,7 +496,9 @@ typedef int (*lfshm_peer_fn)(pid_t pid, uid_t uid, gid_t gid, void *arg);
 struct lfshm_listen_config {
 	uint64_t capacity; /* each direction; 0: 64 KiB */
 	uint32_t max_msg;  /* 0: default of the ring */
-	uint32_t flags;    /* LFSHM_CFG_* for both rings */
+	uint32_t flags;    /* LFSHM_CFG_* for both rings; bridge eventfds
+			    * (4 fds per side) only with FORCE_EVENTFD or
+			    * on a kernel without io_uring futex ops */
 	unsigned mode;     /* socket file mode; 0: 0600 */
 	int backlog;       /* 0: 64 */
 	lfshm_peer_fn peer_ok; /* NULL: same effective uid as the server */
