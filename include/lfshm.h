@@ -139,7 +139,8 @@ int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
  */
 int lfshm_ring_attach(int fd, unsigned role, struct lfshm_ring **out);
 
-/* The region's memfd (owned by the handle; do not close it). */
+/* The region's memfd (owned by the handles of this process on the region,
+ * which share one fd; do not close it). */
 int lfshm_ring_fd(const struct lfshm_ring *r);
 
 /* Close the handle: flush pending LFSHM_MORE records, release the role so

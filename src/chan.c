@@ -9,9 +9,14 @@
  *   region: ring 0 server->client,
  *           ring 1 client->server;
  *   open 0 PRODUCER, 1 CONSUMER
- *   sendmsg(hello, SCM_RIGHTS: memfd,    poll + recvmsg(hello, fds)
- *     ring 0 efds, ring 1 efds)          validate hello, attach 0 CONSUMER
- *                                        and 1 PRODUCER with the efds
+ *   sendmsg(hello, SCM_RIGHTS: memfd     poll + recvmsg(hello, fds)
+ *     [, ring 0 efds, ring 1 efds])      validate hello, attach 0 CONSUMER
+ *                                        and 1 PRODUCER [with the efds]
+ *
+ * The bridge eventfds travel only on the eventfd path (asked for with
+ * LFSHM_CFG_FORCE_EVENTFD, or a kernel without io_uring futex ops): on
+ * the default path each side holds three fds per channel, the socket, the
+ * region (one fd shared by both rings) and the region's liveness lock.
  *
  * The server never waits for the client: the hello fits an empty socket
  * buffer, so a client that connects and then hangs costs the server one
@@ -20,7 +25,8 @@
  * side learns of the other's death from the kernel (EOF / POLLHUP), which
  * works even when the peer was SIGKILLed and never released its roles.
  *
- * Rejected peers get a hello with status -EACCES and no fds.
+ * Rejected peers get a hello with status -EACCES and no fds; a server out
+ * of fds or memory after it took the connection answers status -EAGAIN.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>

@@ -51,7 +51,17 @@ struct report {
 	unsigned opened;
 	uint64_t ns_first; /* connecting the first 100 channels */
 	uint64_t ns_last;  /* connecting the last 100 */
+	uint64_t cpu_first; /* CPU time (user + sys) of the same */
+	uint64_t cpu_last;
 };
+
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t now_ns(void)
 {
@@ -90,7 +100,7 @@ static int client(void *p)
 	struct report r = { 0 };
 	struct lfshm_chan **ch = calloc(a->n, sizeof(*ch));
 	unsigned i;
-	uint64_t t0 = 0;
+	uint64_t t0 = 0, c0 = 0;
 	char c;
 	int rc = 0;
 
@@ -100,8 +110,10 @@ static int client(void *p)
 	}
 	r.fds_before = lfshm_test_count_fds();
 	for (i = 0; i < a->n; i++) {
-		if (i == 0 || i == a->n - 100)
+		if (i == 0 || i == a->n - 100) {
 			t0 = now_ns();
+			c0 = cpu_ns();
+		}
 		rc = lfshm_connect(a->path, 10ll * 1000000000, &ch[i]);
 		if (rc) {
 			r.status = 2;
@@ -109,10 +121,14 @@ static int client(void *p)
 			goto out;
 		}
 		r.opened++;
-		if (i == 99)
+		if (i == 99) {
 			r.ns_first = now_ns() - t0;
-		if (i == a->n - 1)
+			r.cpu_first = cpu_ns() - c0;
+		}
+		if (i == a->n - 1) {
 			r.ns_last = now_ns() - t0;
+			r.cpu_last = cpu_ns() - c0;
+		}
 	}
 	r.fds_open = lfshm_test_count_fds();
 	for (i = 0; i < a->n; i++) {
@@ -159,6 +175,7 @@ struct srv {
 	struct lfshm_chan **ch;
 	unsigned n, accepted, echoed;
 	int err;
+	uint64_t cpu0, cpu_first, cpu_last; /* accepting 100 first / last */
 };
 
 static struct io_uring_sqe *get_sqe(struct srv *s)
@@ -215,6 +232,8 @@ static void on_listen(struct srv *s)
 	int rc;
 
 	while (s->accepted < s->n) {
+		if (s->accepted == 0 || s->accepted == s->n - 100)
+			s->cpu0 = cpu_ns();
 		rc = lfshm_accept(s->l, &s->ch[s->accepted]);
 		if (rc == -EAGAIN)
 			break;
@@ -224,6 +243,10 @@ static void on_listen(struct srv *s)
 			return;
 		}
 		serve(s, s->accepted++);
+		if (s->accepted == 100 && !s->cpu_first)
+			s->cpu_first = cpu_ns() - s->cpu0;
+		if (s->accepted == s->n)
+			s->cpu_last = cpu_ns() - s->cpu0;
 	}
 	if (s->accepted < s->n) {
 		sqe = get_sqe(s);
@@ -238,6 +261,7 @@ struct result {
 	unsigned accepted, echoed;
 	int srv_before, srv_open, srv_after;
 	int child_rc;
+	uint64_t srv_cpu_first, srv_cpu_last;
 };
 
 /* n channels from a forked client into one io_uring loop here. */
@@ -327,6 +351,8 @@ static void fanin(unsigned n, struct result *res)
 	res->srv_err = s.err;
 	res->accepted = s.accepted;
 	res->echoed = s.echoed;
+	res->srv_cpu_first = s.cpu_first;
+	res->srv_cpu_last = s.cpu_last;
 }
 
 static void check(const struct result *r, unsigned n)
@@ -382,10 +408,13 @@ Test(scale, thousands, .timeout = 300)
 	cr_assert_geq(n, 200, "RLIMIT_NOFILE %u too small", lim);
 	fanin(n, &r);
 	check(&r, n);
-	fprintf(stderr, "scale: %u channels (RLIMIT_NOFILE %u): setup "
-			"%.1f us/channel for the first 100, %.1f for the "
-			"last 100\n", n, lim, r.cl.ns_first / 100 / 1e3,
-		r.cl.ns_last / 100 / 1e3);
+	fprintf(stderr, "scale: %u channels (RLIMIT_NOFILE %u): setup per "
+			"channel, first 100 / last 100: wall %.1f / %.1f us, "
+			"client CPU %.1f / %.1f us, server CPU (accept "
+			"only) %.1f / %.1f us\n", n, lim,
+		r.cl.ns_first / 100 / 1e3, r.cl.ns_last / 100 / 1e3,
+		r.cl.cpu_first / 100 / 1e3, r.cl.cpu_last / 100 / 1e3,
+		r.srv_cpu_first / 100 / 1e3, r.srv_cpu_last / 100 / 1e3);
 }
 
 /* ---- /proc-free eventfd check --------------------------------------- */
