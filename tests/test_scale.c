@@ -12,6 +12,11 @@
  *                    remembered
  *   recv_emfile      fds the kernel could not install are -EMFILE, not
  *                    -EMSGSIZE
+ *   lock_fd_emfile, accept_refuses_emfile
+ *                    out of fds: the kernel's error, and a refused client
+ *                    hears -EAGAIN at once
+ *   fork_child_many_regions
+ *                    a fork child drops the liveness fd of every region
  *
  * The server is this process: an io_uring loop that accepts and serves
  * every channel with one futex wait per channel (lfshm_ring_prep_wait).
@@ -615,4 +620,56 @@ Test(scale, accept_refuses_emfile, .timeout = 60)
 	lfshm_listener_close(l);
 	cr_assert_eq(rc, 0, "client: %s", rc == 2 ? "timed out" :
 		     rc == 3 ? "-ECONNREFUSED, not -EAGAIN" : "other error");
+}
+
+/* A fork child closes the inherited liveness fd of every region (the
+ * walk over the whole mapping table in maps_child), and its own attach
+ * takes a fresh one. */
+#define FORK_RINGS 300
+
+static struct lfshm_ring *fork_rings[FORK_RINGS];
+
+static int fork_child(void *arg)
+{
+	int before = *(int *)arg, now = lfshm_test_count_fds();
+	struct lfshm_ring *c;
+	char byte;
+
+	/* per ring: the shared region fd stays, the lock fd is gone */
+	if (now != before - FORK_RINGS)
+		return 1;
+	if (lfshm_ring_attach(lfshm_ring_fd(fork_rings[FORK_RINGS - 1]),
+			      LFSHM_CONSUMER, &c))
+		return 2;
+	if (lfshm_ring_recv(c, &byte, 1, 0) != 1 || byte != 'f')
+		return 3;
+	lfshm_ring_close(c);
+	for (unsigned i = 0; i < FORK_RINGS; i++)
+		lfshm_ring_close(fork_rings[i]); /* inherited: unmap only */
+	return lfshm_test_count_fds() == before - 2 * FORK_RINGS ? 0 : 4;
+}
+
+Test(scale, fork_child_many_regions, .timeout = 60)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC, .capacity = 4096,
+					 .flags = LFSHM_CFG_NO_EVENTFD };
+	int base, before, rc;
+	pid_t pid;
+
+	raise_nofile();
+	base = lfshm_test_count_fds();
+	for (unsigned i = 0; i < FORK_RINGS; i++)
+		cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_PRODUCER,
+					       &fork_rings[i]), 0);
+	before = lfshm_test_count_fds();
+	/* one region fd and one lock fd per ring */
+	cr_assert_eq(before - base, 2 * FORK_RINGS);
+	cr_assert_eq(lfshm_ring_send(fork_rings[FORK_RINGS - 1], "f", 1, 0),
+		     0);
+	pid = lfshm_test_spawn(fork_child, &before);
+	rc = lfshm_test_wait(pid, 30000);
+	cr_assert_eq(rc, 0, "child failed at step %d", rc);
+	for (unsigned i = 0; i < FORK_RINGS; i++)
+		lfshm_ring_close(fork_rings[i]);
+	cr_assert_eq(lfshm_test_count_fds(), base);
 }
