@@ -9,6 +9,14 @@
  *
  *   client [-p path] [-c clients] [-n requests] [-s size] [-e]
  *          [-w uring|epoll|block] [-k die_after] [-b garbage|corrupt|hang]
+ *   client [-p path] -m channels [-r] [-H hold_ms]
+ *     -m  many channels from this one process: open them all (fd limit
+ *         raised to the hard one), one echo on each, checked, then close;
+ *         stops opening at the first refusal and says how long it took.
+ *         Exit 0 when every channel opened was echoed and all the asked
+ *         channels opened, or (-r) the server refused the rest with
+ *         -ECONNREFUSED/-EAGAIN.  -H keeps the channels open (idle)
+ *         that many milliseconds after the echoes.
  *     -e  force the eventfd wait path (default: io_uring futex wait)
  *     -k  the first client SIGKILLs itself after that many requests, with
  *         one request in flight (the others go on; exit status ignores it)
@@ -28,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -315,6 +324,69 @@ static double pct(const uint32_t *s, size_t n, double p)
 	return s[i] / 1000.0;
 }
 
+/* -m: n channels from this process, one echo each. */
+static int many(unsigned n, int may_refuse, unsigned hold_ms)
+{
+	struct lfshm_chan **ch = calloc(n, sizeof(*ch));
+	unsigned opened = 0, echoed = 0, i;
+	uint64_t t0, t_open, t_fail = 0;
+	struct rlimit rl;
+	int err = 0;
+
+	if (!ch)
+		return 1;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		uint64_t t = now_ns();
+
+		err = lfshm_connect(path, 10ll * 1000000000, &ch[i]);
+		if (err) {
+			t_fail = now_ns() - t;
+			break;
+		}
+		opened++;
+	}
+	t_open = now_ns() - t0;
+	for (i = 0; i < opened; i++) {
+		struct echo_hdr h = { .magic = ECHO_MAGIC, .seq = i,
+				      .t_ns = now_ns() };
+
+		if (lfshm_ring_send(lfshm_chan_tx(ch[i]), &h, sizeof(h),
+				    10ll * 1000000000))
+			break;
+	}
+	for (i = 0; i < opened; i++) {
+		struct echo_hdr h;
+		long len = lfshm_ring_recv(lfshm_chan_rx(ch[i]), &h, sizeof(h),
+					   10ll * 1000000000);
+
+		if (len != (long)sizeof(h) || h.magic != ECHO_MAGIC ||
+		    h.len != 0 || h.seq != i)
+			break;
+		echoed++;
+	}
+	if (hold_ms)
+		poll(NULL, 0, (int)hold_ms); /* idle, channels open */
+	for (i = 0; i < opened; i++)
+		lfshm_chan_close(ch[i]);
+	free(ch);
+	printf("many: opened %u of %u (%.1f us per channel), echoed %u",
+	       opened, n, opened ? t_open / 1e3 / opened : 0.0, echoed);
+	if (err)
+		printf(", then %s after %.1f ms", lfshm_strerror(err),
+		       t_fail / 1e6);
+	printf("\n");
+	if (echoed != opened)
+		return 1;
+	if (opened == n)
+		return 0;
+	return may_refuse && (err == -ECONNREFUSED || err == -EAGAIN) ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	size_t total, ns = 0;
@@ -322,9 +394,10 @@ int main(int argc, char **argv)
 	uint64_t t0, t1;
 	double sum = 0;
 	pid_t first = 0;
-	int opt, failed = 0;
+	int opt, failed = 0, may_refuse = 0;
+	unsigned nmany = 0, hold_ms = 0;
 
-	while ((opt = getopt(argc, argv, "p:c:n:s:ew:k:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:c:n:s:ew:k:b:m:rH:")) != -1) {
 		switch (opt) {
 		case 'p':
 			path = optarg;
@@ -351,14 +424,26 @@ int main(int argc, char **argv)
 		case 'b':
 			bad = optarg;
 			break;
+		case 'm':
+			nmany = (unsigned)atoi(optarg);
+			break;
+		case 'r':
+			may_refuse = 1;
+			break;
+		case 'H':
+			hold_ms = (unsigned)atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: client [-p path] [-c clients] "
 					"[-n requests] [-s size] [-e] "
 					"[-w uring|epoll|block] [-k die_after] "
-					"[-b garbage|corrupt|hang]\n");
+					"[-b garbage|corrupt|hang] | "
+					"[-p path] -m channels [-r] [-H ms]\n");
 			return 2;
 		}
 	}
+	if (nmany)
+		return many(nmany, may_refuse, hold_ms);
 	if (!nclients || nclients > 64 || !nreq || size > 16384)
 		return 2;
 	total = nclients * nreq;

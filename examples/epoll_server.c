@@ -301,7 +301,14 @@ int main(int argc, char **argv)
 		perror("signalfd/epoll");
 		return 1;
 	}
-	rc = lfshm_listen(path, NULL, &lis);
+	{
+		/* channels carry bridge eventfds only when asked for */
+		struct lfshm_listen_config lcfg = {
+			.flags = wait_auto ? 0 : LFSHM_CFG_FORCE_EVENTFD
+		};
+
+		rc = lfshm_listen(path, &lcfg, &lis);
+	}
 	if (rc) {
 		fprintf(stderr, "listen %s: %s\n", path, lfshm_strerror(rc));
 		return 1;

@@ -7,6 +7,8 @@
 # one that corrupts its ring, one that hangs with a full ring (each time the
 # other 3 must be served), then 16 clients on the same server (it must have
 # cleaned up and gone on), then SIGTERM: clean exit, socket file removed.
+# Then 3000 channels from one client process (client -m), and a full
+# server refusing at once.
 set -u
 dir=${1:-build/release/examples}
 tmp=$(mktemp -d /tmp/lfshm-smoke.XXXXXX)
@@ -51,6 +53,29 @@ for cfg in "uring_server::" "uring_server:-e:-e" \
 	if [ -e "$sock" ]; then
 		echo "examples-smoke: FAIL $prog left its socket file behind"; fail=1
 	fi
+done
+# many channels from one process into one uring_server (-n 10000), then a
+# full server (-n 4): the clients beyond it are refused at once
+for cfg in "10000:-m 3000:opened 3000 of 3000" "4:-m 6 -r:opened 4 of 6"; do
+	max=${cfg%%:*}; rest=${cfg#*:}; cflags=${rest%%:*}; want=${rest#*:}
+	sock=$tmp/many.sock
+	"$dir/uring_server" -p "$sock" -n "$max" 2>"$tmp/server.log" &
+	srv=$!
+	i=0
+	while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	if run "uring_server -n $max, client $cflags" \
+		"$dir/client" -p "$sock" $cflags &&
+	   ! grep -q "$want" "$tmp/out"; then
+		echo "examples-smoke: FAIL expected '$want'"; fail=1
+	fi
+	kill -TERM $srv
+	( sleep 30; kill -KILL $srv ) >/dev/null 2>&1 </dev/null &
+	dog=$!
+	if ! wait $srv; then
+		echo "examples-smoke: FAIL uring_server -n $max exit"
+		cat "$tmp/server.log"; fail=1
+	fi
+	kill $dog 2>/dev/null
 done
 [ $fail -eq 0 ] && echo "examples-smoke: passed"
 exit $fail

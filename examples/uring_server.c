@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * uring_server - an echo server with one io_uring loop and no threads: the
- * listening socket, a one-second timer, a signalfd and up to 16 clients
- * over lfshm channels all complete on the same ring.
+ * listening socket, a one-second timer, a signalfd and up to max_clients
+ * (default 16, -n 10000 and more: as many as the fd limit allows, which
+ * the server raises to its hard limit) lfshm channels all complete on the
+ * same ring.  A channel costs the server 3 fds on the default path (the
+ * socket, the region, the region's liveness lock).
  *
  * Per client two requests are in flight at most:
  *   WAIT  the ring wait from lfshm_ring_prep_wait(): rx armed for data or,
@@ -13,6 +16,15 @@
  * or breaks the echo protocol; its requests are cancelled and the channel
  * (and so the region) is freed once both have completed: a WAIT in flight
  * still points into the handle.
+ *
+ * Full server: a client beyond max_clients is refused at once (accepted
+ * and closed: its lfshm_connect says -ECONNREFUSED), never left waiting in
+ * the backlog.  Out of fds: lfshm_accept refuses by itself when it runs
+ * out after taking the connection (the client sees -EAGAIN); when accept
+ * itself fails (-EMFILE/-ENFILE) a spare fd is given up to take the
+ * connection and refuse it, and if even that fails the listener is not
+ * polled again until a client leaves or the next timer tick (a listener
+ * that stays readable would otherwise spin the loop).
  *
  *   uring_server [-p path] [-n max_clients] [-e] [-x exit_after] [-v]
  *     -e  force the eventfd path (default: io_uring futex wait when the
@@ -29,14 +41,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "echo.h"
 #include "lfshm.h"
 
-#define MAX_CLIENTS 64
 #define BATCH 64
+#define SQ_ENTRIES 4096
+#define CQ_MAX 65536 /* the kernel's limit; overflow is kept, not lost */
 
 enum op { OP_LISTEN = 1, OP_TIMER, OP_SIGNAL, OP_WAIT, OP_SOCK, OP_CANCEL };
 
@@ -53,11 +69,13 @@ struct client {
 };
 
 static struct io_uring ring;
-static struct client cl[MAX_CLIENTS];
+static struct client *cl;
+static unsigned *free_slots, nfree; /* stack of free slots of cl[] */
 static struct lfshm_listener *lis;
 static unsigned max_clients = 16, nclients, gone, exit_after;
-static int force_efd, verbose, listen_on, sig_fd;
-static uint64_t msgs, msgs_last, sleeps;
+static int force_efd, verbose, listen_on, listen_paused, sig_fd;
+static int spare_fd = -1; /* given up to refuse a client when out of fds */
+static uint64_t msgs, msgs_last, sleeps, refused;
 static struct __kernel_timespec tick = { .tv_sec = 1 };
 static uint64_t sig_buf[16];
 
@@ -146,10 +164,12 @@ static void reap(unsigned i)
 	lfshm_chan_close(c->chan); /* unmaps: the region goes with the peer */
 	c->chan = NULL;
 	c->closing = 0;
+	free_slots[nfree++] = i;
 	nclients--;
 	gone++;
+	listen_paused = 0; /* fds are free again */
 	if (!listen_on && !(exit_after && gone >= exit_after))
-		arm_listen(); /* a slot is free again */
+		arm_listen();
 }
 
 static void submit_wait(unsigned i, struct lfshm_ring *r)
@@ -241,6 +261,35 @@ static int set_modes(struct lfshm_chan *ch)
 	return rc ? rc : lfshm_ring_set_wait_mode(lfshm_chan_tx(ch), m);
 }
 
+/* Take the next connection off the backlog and close it: its client's
+ * lfshm_connect returns -ECONNREFUSED at once.  0, or -errno of accept. */
+static int refuse(void)
+{
+	int fd = accept4(lfshm_listener_fd(lis), NULL, NULL,
+			 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	refused++;
+	return 0;
+}
+
+/* accept(2) found no free fd: refuse the client with the spare one.
+ * 0: refused (or nobody left), else the listener must rest. */
+static int refuse_with_spare(void)
+{
+	int rc;
+
+	if (spare_fd < 0)
+		return -EMFILE;
+	close(spare_fd);
+	spare_fd = -1;
+	rc = refuse();
+	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return rc == -EAGAIN ? 0 : rc;
+}
+
 static void on_listen(void)
 {
 	listen_on = 0;
@@ -249,11 +298,32 @@ static void on_listen(void)
 		unsigned i;
 		int rc;
 
-		if (nclients >= max_clients)
-			return; /* re-armed when a slot frees up */
+		if (nclients >= max_clients) {
+			/* full: refuse now rather than leave the client in
+			 * the backlog until its connect timeout */
+			rc = refuse();
+			if (rc == -EAGAIN)
+				break;
+			if (rc && refuse_with_spare()) {
+				listen_paused = 1;
+				return; /* re-armed when a client leaves */
+			}
+			continue;
+		}
 		rc = lfshm_accept(lis, &ch);
 		if (rc == -EAGAIN)
 			break;
+		if (rc == -EMFILE || rc == -ENFILE) {
+			if (verbose)
+				fprintf(stderr, "accept: %s\n", strerror(-rc));
+			/* lfshm_accept refused the client itself if accept(2)
+			 * worked; if accept(2) failed it is still queued */
+			if (refuse_with_spare()) {
+				listen_paused = 1;
+				return; /* re-armed when a client leaves */
+			}
+			continue;
+		}
 		if (rc) {
 			if (verbose)
 				fprintf(stderr, "accept: %s\n",
@@ -266,8 +336,7 @@ static void on_listen(void)
 			lfshm_chan_close(ch);
 			continue;
 		}
-		for (i = 0; cl[i].chan; i++)
-			;
+		i = free_slots[--nfree];
 		memset(&cl[i].inflight, 0,
 		       sizeof(cl[i]) - offsetof(struct client, inflight));
 		cl[i].chan = ch;
@@ -283,12 +352,18 @@ static void on_timer(void)
 {
 	if (verbose)
 		fprintf(stderr,
-			"clients %u, gone %u, %llu msg/s, %llu sleeps\n",
-			nclients, gone,
+			"clients %u, gone %u, refused %llu, %llu msg/s, "
+			"%llu sleeps\n", nclients, gone,
+			(unsigned long long)refused,
 			(unsigned long long)(msgs - msgs_last),
 			(unsigned long long)sleeps);
 	msgs_last = msgs;
 	arm_timer();
+	/* out of fds and nobody left since: look again once a second */
+	if (listen_paused && !listen_on) {
+		listen_paused = 0;
+		arm_listen();
+	}
 }
 
 static void usage(void)
@@ -312,7 +387,7 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			max_clients = (unsigned)atoi(optarg);
-			if (!max_clients || max_clients > MAX_CLIENTS)
+			if (!max_clients || max_clients > 1u << 24)
 				usage();
 			break;
 		case 'e':
@@ -334,12 +409,51 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sig_fd = signalfd(-1, &ss, SFD_CLOEXEC);
-	rc = lfshm_listen(path, NULL, &lis);
+	{
+		/* the fd limit is what caps the number of clients */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	cl = calloc(max_clients, sizeof(*cl));
+	free_slots = calloc(max_clients, sizeof(*free_slots));
+	if (!cl || !free_slots) {
+		fprintf(stderr, "out of memory for %u clients\n", max_clients);
+		return 1;
+	}
+	for (unsigned k = max_clients; k--;)
+		free_slots[nfree++] = k;
+	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	{
+		/* channels carry bridge eventfds only when asked for */
+		struct lfshm_listen_config lcfg = {
+			.flags = force_efd ? LFSHM_CFG_FORCE_EVENTFD : 0,
+			.backlog = max_clients > 4096 ? 4096 : max_clients
+		};
+
+		if (lcfg.backlog < 64)
+			lcfg.backlog = 64;
+		rc = lfshm_listen(path, &lcfg, &lis);
+	}
 	if (rc) {
 		fprintf(stderr, "listen %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	rc = io_uring_queue_init(4 * MAX_CLIENTS + 8, &ring, 0);
+	{
+		/* two requests per client in flight: the CQ holds them
+		 * all up to the kernel's limit (beyond it the kernel keeps
+		 * the overflow) */
+		struct io_uring_params prm = { .flags = IORING_SETUP_CQSIZE };
+		unsigned cq = 2 * max_clients + 64;
+
+		prm.cq_entries = cq < 2 * SQ_ENTRIES ? 2 * SQ_ENTRIES :
+			cq > CQ_MAX ? CQ_MAX : cq;
+		rc = io_uring_queue_init_params(SQ_ENTRIES, &ring, &prm);
+	}
 	if (rc) {
 		fprintf(stderr, "io_uring: %s\n", strerror(-rc));
 		return 1;
@@ -366,7 +480,7 @@ int main(int argc, char **argv)
 
 			io_uring_cqe_seen(&ring, cqe);
 			if ((op == OP_WAIT || op == OP_SOCK) &&
-			    (i >= MAX_CLIENTS || (c->gen & 0xffffff) != gen))
+			    (i >= max_clients || (c->gen & 0xffffff) != gen))
 				continue; /* cannot happen: we reap last */
 			switch (op) {
 			case OP_LISTEN:
@@ -379,7 +493,7 @@ int main(int argc, char **argv)
 			case OP_SIGNAL:
 				if (res > 0) {
 					stop = 1;
-					for (i = 0; i < MAX_CLIENTS; i++)
+					for (i = 0; i < max_clients; i++)
 						if (cl[i].chan)
 							drop(i, "shutdown");
 				}
@@ -410,13 +524,15 @@ int main(int argc, char **argv)
 		}
 		if (exit_after && gone >= exit_after && !stop) {
 			stop = 1;
-			for (unsigned k = 0; k < MAX_CLIENTS; k++)
+			for (unsigned k = 0; k < max_clients; k++)
 				if (cl[k].chan)
 					drop(k, "shutdown");
 		}
 	}
 	lfshm_listener_close(lis);
 	io_uring_queue_exit(&ring);
+	free(cl);
+	free(free_slots);
 	fprintf(stderr, "uring_server: %llu messages echoed, %u clients\n",
 		(unsigned long long)msgs, gone);
 	return 0;

@@ -209,7 +209,8 @@ int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
  */
 int lfshm_ring_attach(int fd, unsigned role, struct lfshm_ring **out);
 
-/* The region's memfd (owned by the handle; do not close it). */
+/* The region's memfd (owned by the handles of this process on the region,
+ * which share one fd; do not close it). */
 int lfshm_ring_fd(const struct lfshm_ring *r);
 
 /* Close the handle: flush pending LFSHM_MORE records, release the role so
@@ -407,8 +408,9 @@ void lfshm_ring_set_stall_ns(struct lfshm_ring *r, int64_t stall_ns);
  * bytes; returns the number of fds received, -EMSGSIZE when the message
  * carried more than max_fds fds or more than cap bytes (then every fd it
  * carried is closed: nothing leaks, nothing half-received is returned),
- * -EPIPE at end of stream, or -errno.  *len_out gets the data length when
- * non-NULL.
+ * -EMFILE/-ENFILE when the kernel could not install the fds (fd table
+ * full; the message is consumed, its fds closed), -EPIPE at end of stream,
+ * or -errno.  *len_out gets the data length when non-NULL.
  */
 int lfshm_send_fds(int sock, const int *fds, unsigned n, const void *data,
 		   size_t len);
@@ -591,7 +593,9 @@ typedef int (*lfshm_peer_fn)(pid_t pid, uid_t uid, gid_t gid, void *arg);
 struct lfshm_listen_config {
 	uint64_t capacity; /* each direction; 0: 64 KiB */
 	uint32_t max_msg;  /* 0: default of the ring */
-	uint32_t flags;    /* LFSHM_CFG_* for both rings */
+	uint32_t flags;    /* LFSHM_CFG_* for both rings; bridge eventfds
+			    * (4 fds per side) only with FORCE_EVENTFD or
+			    * on a kernel without io_uring futex ops */
 	unsigned mode;     /* socket file mode; 0: 0600 */
 	int backlog;       /* 0: 64 */
 	lfshm_peer_fn peer_ok; /* NULL: same effective uid as the server */
@@ -621,14 +625,19 @@ void lfshm_listener_close(struct lfshm_listener *l);
  * Never blocks on the client (a client that connects and then hangs cannot
  * stall the server).  Returns 0, -EAGAIN (nobody waiting), -EACCES (peer
  * rejected: the connection was refused and closed), -ECONNABORTED (the
- * client left during the handshake), or -errno.
+ * client left during the handshake), or -errno.  -EMFILE, -ENFILE or
+ * -ENOMEM after the connection was taken: it was refused at once (the
+ * client gets -EAGAIN); when accept(2) itself fails with -EMFILE/-ENFILE
+ * the connection stays queued: stop polling the listener until an fd is
+ * freed, or the loop spins.
  */
 int lfshm_accept(struct lfshm_listener *l, struct lfshm_chan **out);
 
 /*
  * lfshm_connect - connect to a listener and attach the channel it offers.
  * timeout_ns < 0 waits forever for the server's answer.  Returns 0,
- * -EACCES (the server rejected us), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
+ * -EACCES (the server rejected us), -EAGAIN (the server is out of fds or
+ * memory: try later), -ECONNREFUSED, -ETIMEDOUT, -EPROTO
  * (not an lfshm server, or its region holds rings of another kind than
  * LFSHM_SPSC: a channel is lock-free both ways), an attach error
  * (-EBADMSG, -EPERM, ...), -errno.

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -94,27 +95,65 @@ int lfshm__bridge_make_efds(int efds[2])
 	return 0;
 }
 
-/* An fd received from a peer must really be an eventfd: a pipe or socket
- * could block the producer's write or take it somewhere else. */
+/*
+ * An fd received from a peer must really be an eventfd: a pipe or socket
+ * could block the producer's write or take it somewhere else.  Without
+ * /proc (a readlink per fd was a /proc read per channel): an eventfd lives
+ * on the anonymous-inode filesystem (same st_dev as an eventfd of our own;
+ * pipes, sockets and files do not), and among the files there (epoll,
+ * timerfd, signalfd, io_uring, pidfd, ...) only an eventfd accepts an
+ * 8-byte write.  We write 0: it adds nothing, at most wakes a reader
+ * spuriously, and an eventfd write of 0 never blocks (0 always fits under
+ * the counter's limit), whatever the peer did to O_NONBLOCK.  The device
+ * of the anonymous-inode filesystem is learnt from an eventfd of our own,
+ * once it could be made (a failure, e.g. -EMFILE, is not remembered).
+ */
 static int is_eventfd(int fd)
 {
-	char path[64], buf[64];
+	/* 0: not learnt yet; relaxed: a benign race learns it twice */
+	static _Atomic uint64_t anon_dev;
+	uint64_t dev = atomic_load_explicit(&anon_dev, memory_order_relaxed);
+	uint64_t zero = 0;
+	struct stat st;
 	ssize_t n;
 
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, buf, sizeof(buf) - 1);
-	if (n < 0)
-		return errno == ENOENT && fcntl(fd, F_GETFD) >= 0 ? 1 : 0;
-	buf[n] = '\0';
-	return strcmp(buf, "anon_inode:[eventfd]") == 0;
+	if (!dev) {
+		int e = eventfd(0, EFD_CLOEXEC);
+
+		if (e < 0)
+			return -errno;
+		if (fstat(e, &st) < 0) {
+			int rc = -errno;
+
+			close(e);
+			return rc;
+		}
+		close(e);
+		dev = (uint64_t)st.st_dev + 1; /* never 0 */
+		atomic_store_explicit(&anon_dev, dev, memory_order_relaxed);
+	}
+	if (fstat(fd, &st) < 0)
+		return errno == EBADF ? 0 : -errno;
+	if ((uint64_t)st.st_dev + 1 != dev || S_ISREG(st.st_mode) ||
+	    S_ISDIR(st.st_mode) || S_ISFIFO(st.st_mode) ||
+	    S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) ||
+	    S_ISBLK(st.st_mode) || S_ISLNK(st.st_mode))
+		return 0;
+	do {
+		n = write(fd, &zero, sizeof(zero));
+	} while (n < 0 && errno == EINTR);
+	return n == (ssize_t)sizeof(zero);
 }
 
 int lfshm__bridge_adopt_efds(struct lfshm_ring *r, const int efds[2])
 {
 	int d0, d1, fl, rc;
 
-	if (!is_eventfd(efds[0]) || !is_eventfd(efds[1]))
-		return -EINVAL;
+	rc = is_eventfd(efds[0]);
+	if (rc == 1)
+		rc = is_eventfd(efds[1]);
+	if (rc != 1)
+		return rc < 0 ? rc : -EINVAL;
 	/* the file status flags are shared with the peer's copy: refuse a
 	 * peer that hands them over blocking (a sanity check only: the peer
 	 * can clear O_NONBLOCK later, which lfshm__bridge_signal copes with) */
@@ -182,15 +221,25 @@ LFSHM__EXPORT int lfshm_futex_uring_supported(void)
 	/* 0 unknown, 1 yes, 2 no; relaxed: a benign race probes twice */
 	static _Atomic int cached;
 	struct io_uring_probe *p;
+	struct io_uring ring;
 	int v = atomic_load_explicit(&cached, memory_order_relaxed);
 
 	if (v)
 		return v == 1;
-	p = io_uring_get_probe();
-	v = p && io_uring_opcode_supported(p, LFSHM__IORING_OP_FUTEX_WAIT) ?
-		    1 : 2;
-	if (p)
-		io_uring_free_probe(p);
+	v = io_uring_queue_init(2, &ring, 0);
+	if (v == -EMFILE || v == -ENFILE || v == -ENOMEM || v == -EAGAIN ||
+	    v == -EINTR)
+		return 0; /* no answer this time: not remembered */
+	if (v < 0) { /* no io_uring here (-ENOSYS, -EPERM): for good */
+		atomic_store_explicit(&cached, 2, memory_order_relaxed);
+		return 0;
+	}
+	p = io_uring_get_probe_ring(&ring);
+	io_uring_queue_exit(&ring);
+	if (!p)
+		return 0; /* out of memory: ask again next time */
+	v = io_uring_opcode_supported(p, LFSHM__IORING_OP_FUTEX_WAIT) ? 1 : 2;
+	io_uring_free_probe(p);
 	atomic_store_explicit(&cached, v, memory_order_relaxed);
 	return v == 1;
 }

@@ -9,9 +9,14 @@
  *   region: ring 0 server->client,
  *           ring 1 client->server;
  *   open 0 PRODUCER, 1 CONSUMER
- *   sendmsg(hello, SCM_RIGHTS: memfd,    poll + recvmsg(hello, fds)
- *     ring 0 efds, ring 1 efds)          validate hello, attach 0 CONSUMER
- *                                        and 1 PRODUCER with the efds
+ *   sendmsg(hello, SCM_RIGHTS: memfd     poll + recvmsg(hello, fds)
+ *     [, ring 0 efds, ring 1 efds])      validate hello, attach 0 CONSUMER
+ *                                        and 1 PRODUCER [with the efds]
+ *
+ * The bridge eventfds travel only on the eventfd path (asked for with
+ * LFSHM_CFG_FORCE_EVENTFD, or a kernel without io_uring futex ops): on
+ * the default path each side holds three fds per channel, the socket, the
+ * region (one fd shared by both rings) and the region's liveness lock.
  *
  * The server never waits for the client: the hello fits an empty socket
  * buffer, so a client that connects and then hangs costs the server one
@@ -20,7 +25,8 @@
  * side learns of the other's death from the kernel (EOF / POLLHUP), which
  * works even when the peer was SIGKILLed and never released its roles.
  *
- * Rejected peers get a hello with status -EACCES and no fds.
+ * Rejected peers get a hello with status -EACCES and no fds; a server out
+ * of fds or memory after it took the connection answers status -EAGAIN.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -222,11 +228,13 @@ LFSHM__EXPORT void lfshm_listener_close(struct lfshm_listener *l)
 	free(l);
 }
 
-static void send_reject(int sock)
+/* A hello without fds: status -EACCES (rejected), or -EAGAIN when the
+ * server ran out of fds or memory after it took the connection. */
+static void send_reject(int sock, int status)
 {
 	struct lfshm__hello h = { .magic = LFSHM__HELLO_MAGIC,
 				  .version = LFSHM__HELLO_VERSION,
-				  .status = -EACCES };
+				  .status = status };
 	ssize_t n = send(sock, &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT);
 
 	(void)n; /* best effort: the close says no as well */
@@ -259,7 +267,12 @@ static int make_region(const struct lfshm_listen_config *cfg,
 		goto err;
 	fds[0] = mfd;
 	*nfds = 1;
-	if (cfg->flags & LFSHM_CFG_NO_EVENTFD)
+	/* Bridge eventfds (four per channel) only for the eventfd path: asked
+	 * for, or the only one the kernel has.  On the default path both
+	 * sides wait with io_uring futex ops and need none. */
+	if ((cfg->flags & LFSHM_CFG_NO_EVENTFD) ||
+	    (!(cfg->flags & LFSHM_CFG_FORCE_EVENTFD) &&
+	     lfshm_futex_uring_supported()))
 		return 0;
 	rc = lfshm__bridge_make_efds(efds[0]);
 	if (rc)
@@ -313,7 +326,7 @@ LFSHM__EXPORT int lfshm_accept(struct lfshm_listener *l,
 				    l->cfg.peer_arg) == 0 :
 		     cred.uid == geteuid();
 	if (!ok) {
-		send_reject(sock);
+		send_reject(sock, -EACCES);
 		rc = -EACCES;
 		goto err_sock;
 	}
@@ -346,6 +359,11 @@ err_rings:
 err_chan:
 	free(c);
 err_sock:
+	/* Out of fds or memory once the connection was taken: tell the
+	 * client at once (it sees -EAGAIN) rather than leave it queued or
+	 * waiting for its timeout. */
+	if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM)
+		send_reject(sock, -EAGAIN);
 	close(sock);
 	return rc;
 }
@@ -457,7 +475,8 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		goto err_fds;
 	}
 	if (h.status) {
-		rc = h.status == -EACCES ? -EACCES : -ECONNREFUSED;
+		rc = h.status == -EACCES || h.status == -EAGAIN ? h.status :
+								  -ECONNREFUSED;
 		goto err_fds;
 	}
 	if (h.nfds != (unsigned)n || (n != 1 && n != (int)LFSHM__CHAN_NFDS)) {

@@ -337,7 +337,8 @@ extern const struct lfshm__ops lfshm__mutex_ops;
  * mapping.  Ring i's control block is initialised by its kind's ops. */
 int lfshm__region_create(const struct lfshm_ring_config *cfgs, unsigned n,
 			 int *fd_out, void **map_out, uint64_t *size_out);
-/* Open ring idx of a region (fd is duplicated) with a role. */
+/* Open ring idx of a region with a role (fd is duplicated once per region
+ * and process: the handles of a process on it share one fd). */
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out);
 /* Validate a ring config; fills default max_msg into *d. */

@@ -219,22 +219,86 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
  *
  * Each mapping also keeps this process's liveness fd for the region (see
  * "Liveness" below): a private open file description of the memfd, on
- * which every handle of the process holds its OFD lock byte.
+ * which every handle of the process holds its OFD lock byte; and one
+ * duplicate of the caller's fd that all those handles share (r->fd), so a
+ * process holds two fds per region however many of its rings it opens.
  */
 struct lfshm__mapping {
 	dev_t dev;
 	ino_t ino;
 	void *addr;
 	size_t size;
+	int fd; /* the process's one fd of the region (lfshm_ring_fd) */
 	unsigned refs;
 	unsigned lock_refs; /* handles of this process holding a lock byte */
 	int lock_fd; /* private OFD of the memfd while lock_refs > 0, else -1 */
-	struct lfshm__mapping *next;
+	struct lfshm__mapping *next;   /* hash chain */
+	struct lfshm__mapping **pprev; /* what points to us in the chain */
 };
 
+/*
+ * The mappings hang in a hash table keyed by (dev, ino, size), so that an
+ * open and a close cost the same with one region or ten thousand: a scan
+ * of a list made channel setup and teardown O(N^2).  The table doubles
+ * when it holds more mappings than buckets; if that allocation fails the
+ * chains just grow longer.
+ */
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lfshm__mapping *maps;
+static struct lfshm__mapping **maps;
+static size_t maps_nb, maps_count; /* buckets (a power of 2), entries */
 static pthread_once_t maps_once = PTHREAD_ONCE_INIT;
+
+static size_t map_hash(dev_t dev, ino_t ino, size_t size, size_t nb)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull;
+
+	h ^= ((uint64_t)dev + (uint64_t)size) * 0xc2b2ae3d27d4eb4full;
+	h ^= h >> 29;
+	return (size_t)h & (nb - 1);
+}
+
+static void map_link(struct lfshm__mapping **tab, size_t nb,
+		     struct lfshm__mapping *m)
+{
+	struct lfshm__mapping **head =
+		&tab[map_hash(m->dev, m->ino, m->size, nb)];
+
+	m->next = *head;
+	if (m->next)
+		m->next->pprev = &m->next;
+	m->pprev = head;
+	*head = m;
+}
+
+static void map_unlink(struct lfshm__mapping *m)
+{
+	*m->pprev = m->next;
+	if (m->next)
+		m->next->pprev = m->pprev;
+}
+
+/* Make room for one more entry (maps_lock held); false: no table at all. */
+static bool maps_grow(void)
+{
+	struct lfshm__mapping **tab, *m, *nx;
+	size_t nb, i;
+
+	if (maps && maps_count < maps_nb)
+		return true;
+	nb = maps_nb ? maps_nb * 2 : 64;
+	tab = calloc(nb, sizeof(*tab));
+	if (!tab)
+		return maps != NULL; /* keep the old one, longer chains */
+	for (i = 0; i < maps_nb; i++)
+		for (m = maps[i]; m; m = nx) {
+			nx = m->next;
+			map_link(tab, nb, m);
+		}
+	free(maps);
+	maps = tab;
+	maps_nb = nb;
+	return true;
+}
 
 /*
  * In a child of fork() the inherited liveness fds would keep the parent's
@@ -242,19 +306,22 @@ static pthread_once_t maps_once = PTHREAD_ONCE_INIT;
  * description, which the child now shares): close them, so that only the
  * process that took a lock keeps it.  A child that attaches a handle of
  * its own opens a new one.  A child forked while another thread held the
- * lock must not inherit it locked; the list itself is valid in the child.
+ * lock must not inherit it locked; the table itself is valid in the child.
+ * The walk is O(N), as the fork that copied N mappings.
  */
 static void maps_child(void)
 {
 	struct lfshm__mapping *m;
+	size_t i;
 
 	pthread_mutex_init(&maps_lock, NULL);
-	for (m = maps; m; m = m->next) {
-		if (m->lock_fd >= 0)
-			close(m->lock_fd);
-		m->lock_fd = -1;
-		m->lock_refs = 0; /* the inherited handles hold nothing here */
-	}
+	for (i = 0; i < maps_nb; i++)
+		for (m = maps[i]; m; m = m->next) {
+			if (m->lock_fd >= 0)
+				close(m->lock_fd);
+			m->lock_fd = -1;
+			m->lock_refs = 0; /* inherited handles hold nothing */
+		}
 }
 
 static void maps_init(void)
@@ -268,6 +335,7 @@ static void maps_init(void)
  * one).  /proc/self is our own process in any pid namespace and under
  * hidepid; without /proc at all there is none (-1) and our keys are then
  * unlocked: peers cannot prove us dead, so they never take over from us.
+ * One open per region per process, not per handle.
  */
 static int open_lock_fd(int fd)
 {
@@ -277,6 +345,8 @@ static int open_lock_fd(int fd)
 	return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 }
 
+/* The mapping of fd's region, shared by all handles of the process on it,
+ * with one duplicate of fd that they share as well. */
 static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 {
 	struct lfshm__mapping *m;
@@ -284,22 +354,39 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 
 	pthread_once(&maps_once, maps_init);
 	pthread_mutex_lock(&maps_lock);
-	for (m = maps; m; m = m->next) {
-		if (m->dev == st->st_dev && m->ino == st->st_ino &&
-		    m->size == (size_t)st->st_size) {
-			m->refs++;
-			goto out;
+	if (maps) {
+		m = maps[map_hash(st->st_dev, st->st_ino, (size_t)st->st_size,
+				  maps_nb)];
+		for (; m; m = m->next) {
+			if (m->dev == st->st_dev && m->ino == st->st_ino &&
+			    m->size == (size_t)st->st_size) {
+				m->refs++;
+				goto out;
+			}
 		}
+	}
+	if (!maps_grow()) {
+		*err = -ENOMEM;
+		m = NULL;
+		goto out;
 	}
 	m = malloc(sizeof(*m));
 	if (!m) {
 		*err = -ENOMEM;
 		goto out;
 	}
+	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (m->fd < 0) {
+		*err = -errno;
+		free(m);
+		m = NULL;
+		goto out;
+	}
 	addr = mmap(NULL, (size_t)st->st_size, PROT_READ | PROT_WRITE,
 		    MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED) {
 		*err = -errno;
+		close(m->fd);
 		free(m);
 		m = NULL;
 		goto out;
@@ -311,29 +398,24 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 	m->refs = 1;
 	m->lock_refs = 0;
 	m->lock_fd = -1;
-	m->next = maps;
-	maps = m;
+	map_link(maps, maps_nb, m);
+	maps_count++;
 out:
 	pthread_mutex_unlock(&maps_lock);
 	return m;
 }
 
-static void map_put(struct lfshm__mapping *gone)
+static void map_put(struct lfshm__mapping *m)
 {
-	struct lfshm__mapping **pp, *m;
-
 	pthread_mutex_lock(&maps_lock);
-	for (pp = &maps; (m = *pp); pp = &m->next) {
-		if (m != gone)
-			continue;
-		if (--m->refs == 0) {
-			*pp = m->next;
-			munmap(m->addr, m->size);
-			if (m->lock_fd >= 0)
-				close(m->lock_fd);
-			free(m);
-		}
-		break;
+	if (--m->refs == 0) {
+		map_unlink(m);
+		maps_count--;
+		munmap(m->addr, m->size);
+		if (m->lock_fd >= 0)
+			close(m->lock_fd);
+		close(m->fd);
+		free(m);
 	}
 	pthread_mutex_unlock(&maps_lock);
 }
@@ -398,15 +480,25 @@ static uint64_t random_key(void)
 /* Give the handle its key and take its lock (not for ROLE_NONE handles,
  * which own nothing).  A key whose byte another description holds (a
  * collision of 53 random bits, or a hostile peer that locked it first) is
- * replaced. */
-static void take_key(struct lfshm_ring *r)
+ * replaced.  Out of fds or memory for the lock fd is the caller's error
+ * (-EMFILE, -ENFILE, -ENOMEM): a handle must not silently become one whose
+ * death nobody can prove. */
+static int take_key(struct lfshm_ring *r)
 {
 	struct lfshm__mapping *m = r->mapping;
 	int i;
 
 	pthread_mutex_lock(&maps_lock);
-	if (m->lock_fd < 0) /* first holder here, or a fork child's */
+	if (m->lock_fd < 0) { /* first holder here, or a fork child's */
 		m->lock_fd = open_lock_fd(r->fd);
+		if (m->lock_fd < 0 && (errno == EMFILE || errno == ENFILE ||
+				       errno == ENOMEM)) {
+			int rc = -errno;
+
+			pthread_mutex_unlock(&maps_lock);
+			return rc;
+		}
+	}
 	for (i = 0; i < 16 && m->lock_fd >= 0; i++) {
 		uint64_t k = random_key() | LFSHM__KEY_LOCKED;
 
@@ -415,7 +507,7 @@ static void take_key(struct lfshm_ring *r)
 			r->lock_off = LFSHM__LOCK_BASE + (k & LFSHM__KEY_MASK);
 			m->lock_refs++;
 			pthread_mutex_unlock(&maps_lock);
-			return;
+			return 0;
 		}
 	}
 	if (m->lock_fd >= 0 && m->lock_refs == 0) {
@@ -425,6 +517,7 @@ static void take_key(struct lfshm_ring *r)
 	pthread_mutex_unlock(&maps_lock);
 	r->self_id = random_key(); /* unlocked: never provably dead */
 	r->lock_off = 0;
+	return 0;
 }
 
 /* Give up the lock byte; the last holder of the process closes the
@@ -454,7 +547,7 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	struct lfshm__ring_desc d;
 	struct lfshm_ring *r;
 	struct stat st;
-	int seals, rc = -ENOMEM, nfd;
+	int seals, rc = -ENOMEM;
 	struct lfshm__mapping *mp;
 	void *map;
 
@@ -487,15 +580,10 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	if (rc)
 		goto err_map;
 
-	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (nfd < 0) {
-		rc = -errno;
-		goto err_map;
-	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		rc = -ENOMEM;
-		goto err_fd;
+		goto err_map;
 	}
 	r->ctrl = (struct lfshm__ctrl *)((char *)map + d.ctrl_off);
 	r->data = (unsigned char *)map + d.data_off;
@@ -511,12 +599,17 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->ops = kind_ops(d.kind);
 	r->map = map;
 	r->map_size = (uint64_t)st.st_size;
-	r->fd = nfd;
+	r->fd = mp->fd; /* shared by the process's handles on the region */
 	r->ring_idx = idx;
 	r->mapping = mp;
 	r->pid = (int)getpid();
-	if (role != LFSHM_ROLE_NONE)
-		take_key(r);
+	if (role != LFSHM_ROLE_NONE) {
+		rc = take_key(r);
+		if (rc) {
+			free(r);
+			goto err_map;
+		}
+	}
 	rc = r->ops->open(r);
 	if (rc)
 		goto err_r;
@@ -525,8 +618,6 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 err_r:
 	drop_key(r);
 	free(r);
-err_fd:
-	close(nfd);
 err_map:
 	map_put(mp);
 	return rc;
@@ -595,8 +686,7 @@ LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
 	/* after close, whose wake-up may use the bridge's signal ring;
 	 * before the unmap: cancels a private io_uring futex wait */
 	lfshm__bridge_free(r);
-	map_put(r->mapping);
-	close(r->fd);
+	map_put(r->mapping); /* closes r->fd with the last handle */
 	if (r->efd_data >= 0)
 		close(r->efd_data);
 	if (r->efd_space >= 0)
@@ -788,10 +878,25 @@ LFSHM__EXPORT int lfshm_recv_fds(int sock, int *fds, unsigned max_fds,
 		}
 	}
 	if (overflow || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+		int err = -EMSGSIZE;
+
+		/* Truncated control data with room left in our buffer: the
+		 * kernel could not install the fds (our table is full, or
+		 * the system's): say so, not -EMSGSIZE.  A dup tells which,
+		 * made before the fds we did get are closed. */
+		if (!overflow && !(mh.msg_flags & MSG_TRUNC) &&
+		    got < LFSHM__MAX_PASS_FDS) {
+			int d = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+
+			err = d < 0 && (errno == ENFILE || errno == ENOMEM) ?
+				      -errno : -EMFILE;
+			if (d >= 0)
+				close(d);
+		}
 		/* leak nothing: a partial set of fds is of no use */
 		for (i = 0; i < got; i++)
 			close(fds[i]);
-		return -EMSGSIZE;
+		return err;
 	}
 	if (rc == 0 && got == 0)
 		return -EPIPE;
