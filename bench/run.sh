@@ -96,7 +96,8 @@ start=$(date +%s)
 
 # Floors first, then the transports: one run, same pinning, same machine
 # state.  ck_ring only at small sizes (it is the 64 B streaming reference).
-"$bin/floor" $opts --transport=floor-spin,floor-futex,memcpy > "$out/floor.csv"
+"$bin/floor" $opts --transport=floor-spin,floor-futex,memcpy,floor-stream,ck_ec \
+	> "$out/floor.csv"
 "$bin/floor" $opts --quiet --transport=ck_ring --sizes=64,4k --no-header \
 	>> "$out/floor.csv"
 "$bin/uds" $opts --quiet > "$out/uds.csv"
