@@ -146,16 +146,17 @@ void *bench_buf(size_t n)
 }
 
 /*
- * Stream rings: room for two messages with their headers, at least 256 KiB
- * (the lfshm stream rows and floor-stream use the same size).
+ * Stream rings: what a user streaming size-byte messages would pick, 1 MiB
+ * (a generous socket buffer's worth), or room for 4 messages when they are
+ * larger than 256 KiB.  The lfshm stream rows and floor-stream use it.
  */
 uint64_t bench_stream_capacity(const struct bench_cfg *cfg)
 {
-	uint64_t cap = bench_pow2(2 * (cfg->size + 64));
+	uint64_t cap = 4 * bench_pow2(cfg->size ? cfg->size : 1);
 
 	if (cfg->capacity)
 		return cfg->capacity;
-	return cap < 262144 ? 262144 : cap;
+	return cap < 1048576 ? 1048576 : cap;
 }
 
 uint64_t bench_pow2(uint64_t v)

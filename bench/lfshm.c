@@ -78,9 +78,15 @@ static unsigned lf_nrings(const struct bench_cfg *cfg)
 	return cfg->workload == BENCH_PINGPONG ? 2 : 1;
 }
 
+/* ping-pong: room for two messages, at least 256 KiB; streams: what a user
+ * would pick (bench_stream_capacity) */
 static uint64_t lf_capacity(const struct bench_cfg *cfg)
 {
-	return bench_stream_capacity(cfg);
+	uint64_t cap = bench_pow2(2 * (cfg->size + 64));
+
+	if (cfg->capacity || bench_is_stream(cfg->workload))
+		return bench_stream_capacity(cfg);
+	return cap < 262144 ? 262144 : cap;
 }
 
 static void lf_teardown(struct bench_conn *c)
@@ -160,7 +166,6 @@ static void lf_close(struct bench_conn *c)
 	}
 	/* the library counts from attach: scale to the measured share */
 	c->res.syscalls = s->n ? sys * c->res.ops / s->n : 0;
-	if (getenv("LFDBG")) fprintf(stderr, "side %d n %llu ops %llu started %u seen %llu\n", c->side, (unsigned long long)s->n, (unsigned long long)c->res.ops, c->res.started, (unsigned long long)c->res.seen);
 #ifdef BENCH_RING_URING
 	if (s->have_ring)
 		io_uring_queue_exit(&s->ring);
