@@ -12,8 +12,9 @@
 #
 # Writes $BENCH_OUT/{floor,uds,lfshm,mutex}.csv (raw rows), bench.csv (all
 # of them), summary.csv (plus ratio columns), cdf/*.dat (latency CDFs),
-# rtt.{png,svg}, cdf-4k.{png,svg}, stream.{png,svg}; prints the summary
-# table on stdout.  The run context of each program goes to stderr.
+# rtt.{png,svg}, cdf-4k.{png,svg}, stream.{png,svg}, verdict.txt; prints
+# the summary table, then the verdict (bench/verdict.awk: headline table,
+# one line per target of issue 11, met or missed) on stdout.  The run context of each program goes to stderr.
 set -eu
 
 smoke=0
@@ -188,3 +189,6 @@ if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
 	echo "plots: $out/rtt.{png,svg} $out/stream.{png,svg} $out/cdf-4k.{png,svg}"
 fi
 echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
+# the verdict: headline table and issue 11's targets, from this same run
+awk -f "$here/verdict.awk" "$out/bench.csv" > "$out/verdict.txt"
+cat "$out/verdict.txt"
