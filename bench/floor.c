@@ -14,11 +14,24 @@
  *   ck_ring      Concurrency Kit's SPSC ring of pointers between two threads
  *                of one process; each pointer names a pool slot holding the
  *                payload, copied in by the producer and out by the consumer.
+ *   ck_ec        ping-pong like floor-futex, but each direction is one of
+ *                Concurrency Kit's event counts (ck_ec32, single producer)
+ *                in the shared mapping, futex ops supplied here (shared,
+ *                not private, futexes: the two sides are processes).  The
+ *                waiter spins ck's ~100 iterations, then sleeps.
+ *   floor-stream the cross-core limit for moving bytes: a ring of message
+ *                slots in a shared memfd (ring size as the lfshm stream
+ *                rows); the producer writes every byte of a message in
+ *                place and release-stores its position, the consumer
+ *                reads every byte (a checksum) and release-stores its own.
  */
 #define _GNU_SOURCE
 #include "harness.h"
 
+#include <ck_ec.h>
 #include <ck_ring.h>
+#include <limits.h>
+#include <time.h>
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdlib.h>
@@ -442,10 +455,342 @@ static const struct bench_transport floor_ck = {
 	.teardown = ck_teardown,
 };
 
+/* ---- ck_ec ------------------------------------------------------------ */
+
+/*
+ * The same region as floor-spin (fl_setup/fl_open); its first lines hold
+ * two event counts instead of the sequence words.  Each has one
+ * incrementer (client: req, server: resp), so single-producer mode.
+ */
+struct ce_words {
+	struct ck_ec32 req;
+	_Atomic uint32_t stop;
+	unsigned char pad0[120];
+	struct ck_ec32 resp;
+	unsigned char pad1[124];
+};
+
+/* system calls made by this side's ops (each side is its own thread) */
+static _Thread_local uint64_t ce_sys;
+
+static int ce_gettime(const struct ck_ec_ops *ops, struct timespec *out)
+{
+	(void)ops;
+	return clock_gettime(CLOCK_MONOTONIC, out);
+}
+
+/* ck passes an absolute CLOCK_MONOTONIC deadline: FUTEX_WAIT_BITSET takes
+ * exactly that (FUTEX_WAIT would want a relative one). */
+static void ce_wait32(const struct ck_ec_wait_state *st, const uint32_t *addr,
+		      uint32_t expected, const struct timespec *deadline)
+{
+	(void)st;
+	ce_sys++;
+	syscall(SYS_futex, addr, FUTEX_WAIT_BITSET, expected, deadline, NULL,
+		FUTEX_BITSET_MATCH_ANY);
+}
+
+static void ce_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
+{
+	(void)ops;
+	ce_sys++;
+	syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static const struct ck_ec_ops ce_ops = {
+	.gettime = ce_gettime,
+	.wait32 = ce_wait32,
+	.wake32 = ce_wake32,
+};
+
+static const struct ck_ec_mode ce_mode = {
+	.ops = &ce_ops,
+	.single_producer = true,
+};
+
+static int ce_client(struct bench_conn *c)
+{
+	struct fl_side *s = c->side_priv;
+	struct ce_words *w = (struct ce_words *)s->w;
+	size_t size = c->cfg.size;
+	uint64_t n = 0;
+	uint32_t seen = ck_ec32_value(&w->resp);
+	int64_t prev = bench_now();
+
+	ce_sys = 0;
+	while (bench_client_more(c, n, prev)) {
+		memcpy(s->reqbuf, s->src, size);
+		ck_ec32_inc(&w->req, &ce_mode); /* a store fence, then wakes */
+		while (ck_ec32_wait(&w->resp, &ce_mode, seen, NULL))
+			;
+		seen = ck_ec32_value(&w->resp); /* acquire: the answer */
+		memcpy(s->dst, s->respbuf, size);
+		bench_clobber(s->dst);
+		bench_client_op(c, &prev, bench_now());
+		n++;
+	}
+	c->res.syscalls = ce_sys * c->res.ops / (n ? n : 1);
+	return 0;
+}
+
+static int ce_server(struct bench_conn *c)
+{
+	struct fl_side *s = c->side_priv;
+	struct ce_words *w = (struct ce_words *)s->w;
+	size_t size = c->cfg.size;
+	uint64_t n = 0;
+	uint32_t seen = ck_ec32_value(&w->req);
+
+	ce_sys = 0;
+	for (;;) {
+		while (ck_ec32_wait(&w->req, &ce_mode, seen, NULL))
+			;
+		seen = ck_ec32_value(&w->req); /* acquire: the request */
+		/* the client's close sets stop before its last increment */
+		if (atomic_load_explicit(&w->stop, memory_order_relaxed))
+			break;
+		memcpy(s->dst, s->reqbuf, size);
+		bench_clobber(s->dst);
+		memcpy(s->respbuf, s->src, size);
+		ck_ec32_inc(&w->resp, &ce_mode);
+		bench_server_ops(c, 1);
+		n++;
+	}
+	c->res.syscalls = n ? ce_sys * c->res.ops / n : 0;
+	return 0;
+}
+
+static void ce_close(struct bench_conn *c)
+{
+	struct fl_side *s = c->side_priv;
+
+	if (s && c->side == BENCH_CLIENT) {
+		struct ce_words *w = (struct ce_words *)s->w;
+
+		/* relaxed: ck_ec32_inc's store fence orders it before the
+		 * increment the server acquires */
+		atomic_store_explicit(&w->stop, 1, memory_order_relaxed);
+		ck_ec32_inc(&w->req, &ce_mode);
+	}
+	if (s) {
+		munmap(s->w, s->map_size);
+		free(s->src);
+		free(s->dst);
+		free(s);
+		c->side_priv = NULL;
+	}
+}
+
+static const char *ce_check(const struct bench_cfg *cfg)
+{
+	return cfg->wait == BENCH_BLOCK ? NULL : "ck_ec only blocks";
+}
+
+static const struct bench_transport floor_ck_ec = {
+	.name = "ck_ec",
+	.waits = { [BENCH_PINGPONG] = 1u << BENCH_BLOCK },
+	.check = ce_check,
+	.setup = fl_setup,
+	.open = fl_open,
+	.client = ce_client,
+	.server = ce_server,
+	.close = ce_close,
+	.teardown = fl_teardown,
+};
+
+/* ---- floor-stream ----------------------------------------------------- */
+
+/*
+ * Region: the producer's position (messages published) on one line, the
+ * consumer's (messages consumed) on another, the stop flag on a third,
+ * then nslots slots of the message size rounded up to 64 bytes, as many
+ * as fit in the stream ring capacity of the lfshm rows.
+ * R3 (producer: release store of head) pairs with A3 (consumer: acquire
+ * load): the bytes of the published messages are visible.
+ * R4 (consumer: release store of tail) pairs with A4 (producer): the
+ * consumer has finished reading the slots it gives back.
+ */
+struct fs_words {
+	_Atomic uint64_t head;
+	unsigned char pad0[120];
+	_Atomic uint64_t tail;
+	unsigned char pad1[120];
+	_Atomic uint32_t stop;
+	unsigned char pad2[124];
+};
+
+struct fs_side {
+	struct fs_words *w;
+	unsigned char *data;
+	uint64_t nslots, stride;
+	size_t map_size;
+	uint64_t sum; /* consumer checksum */
+};
+
+static uint64_t fs_stride(const struct bench_cfg *cfg)
+{
+	return (cfg->size + 63) & ~(uint64_t)63;
+}
+
+static uint64_t fs_nslots(const struct bench_cfg *cfg)
+{
+	uint64_t n = bench_stream_capacity(cfg) / fs_stride(cfg);
+
+	return n < 2 ? 2 : n;
+}
+
+static size_t fs_region_size(const struct bench_cfg *cfg)
+{
+	return FL_HDR + fs_nslots(cfg) * fs_stride(cfg);
+}
+
+static int fs_setup(struct bench_conn *c)
+{
+	size_t sz = fs_region_size(&c->cfg);
+	int fd = memfd_create("bench-floor-stream", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)sz)) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	c->fds[0] = fd;
+	c->nfds = 1;
+	c->res.shm_bytes = sz;
+	return 0;
+}
+
+static int fs_open(struct bench_conn *c)
+{
+	struct fs_side *s = calloc(1, sizeof(*s));
+	void *m;
+
+	if (!s)
+		return -ENOMEM;
+	s->map_size = fs_region_size(&c->cfg);
+	s->nslots = fs_nslots(&c->cfg);
+	s->stride = fs_stride(&c->cfg);
+	m = mmap(NULL, s->map_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 c->fds[0], 0);
+	if (m == MAP_FAILED) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->w = m;
+	s->data = (unsigned char *)m + FL_HDR;
+	c->side_priv = s;
+	return 0;
+}
+
+static void fs_close(struct bench_conn *c)
+{
+	struct fs_side *s = c->side_priv;
+
+	if (!s)
+		return;
+	if (c->side == BENCH_CLIENT) /* release: after the last head store */
+		atomic_store_explicit(&s->w->stop, 1, memory_order_release);
+	munmap(s->w, s->map_size);
+	free(s);
+	c->side_priv = NULL;
+}
+
+/*
+ * Each message is published as soon as it is written (a release store is
+ * a plain store on x86; the consumer reads the line only when it has
+ * caught up), so the consumer works while the producer fills: no batch
+ * ever holds bytes back.  Each side caches the other's position and reads
+ * it only when the cached value says full / empty.
+ */
+static int fs_client(struct bench_conn *c)
+{
+	struct fs_side *s = c->side_priv;
+	size_t size = c->cfg.size;
+	uint64_t n = 0, tail = 0;
+	unsigned check = size >= 4096 ? 0 : 63;
+
+	for (;;) {
+		if (!(n & check) && !bench_client_more(c, n, bench_now()))
+			break;
+		while (n - tail >= s->nslots) {
+			tail = atomic_load_explicit(&s->w->tail,
+						    memory_order_acquire); /* A4 */
+			if (n - tail >= s->nslots)
+				bench_relax();
+		}
+		bench_fill(s->data + (n % s->nslots) * s->stride, size, n);
+		n++;
+		atomic_store_explicit(&s->w->head, n,
+				      memory_order_release); /* R3 */
+	}
+	return 0;
+}
+
+static int fs_server(struct bench_conn *c)
+{
+	struct fs_side *s = c->side_priv;
+	size_t size = c->cfg.size;
+	uint64_t n = 0, head = 0, done = 0;
+	unsigned every = size >= 4096 ? 1 : 64;
+
+	for (;;) {
+		if (n == head) {
+			head = atomic_load_explicit(&s->w->head,
+						    memory_order_acquire); /* A3 */
+			if (n == head) {
+				if (done) {
+					bench_server_ops(c, done);
+					done = 0;
+				}
+				/* acquire: every head store came before it */
+				if (atomic_load_explicit(&s->w->stop,
+							 memory_order_acquire) &&
+				    atomic_load_explicit(&s->w->head,
+							 memory_order_relaxed) == n)
+					break;
+				bench_relax();
+				continue;
+			}
+		}
+		s->sum += bench_sum(s->data + (n % s->nslots) * s->stride,
+				    size);
+		n++;
+		atomic_store_explicit(&s->w->tail, n,
+				      memory_order_release); /* R4 */
+		if (++done == every) {
+			bench_server_ops(c, done);
+			done = 0;
+		}
+	}
+	bench_clobber(&s->sum);
+	return 0;
+}
+
+static const char *fs_check(const struct bench_cfg *cfg)
+{
+	return cfg->wait == BENCH_SPIN ? NULL : "floor-stream only spins";
+}
+
+static const struct bench_transport floor_stream = {
+	.name = "floor-stream",
+	.waits = { [BENCH_STREAM] = 1u << BENCH_SPIN },
+	.check = fs_check,
+	.setup = fs_setup,
+	.open = fs_open,
+	.client = fs_client,
+	.server = fs_server,
+	.close = fs_close,
+	.teardown = fl_teardown,
+};
+
 int main(int argc, char **argv)
 {
 	static const struct bench_transport *const t[] = {
-		&floor_spin, &floor_futex, &floor_memcpy, &floor_ck
+		&floor_spin, &floor_futex, &floor_memcpy, &floor_ck,
+		&floor_stream, &floor_ck_ec
 	};
 
 	return bench_main(argc, argv, t, sizeof(t) / sizeof(t[0]),

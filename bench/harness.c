@@ -126,7 +126,7 @@ void bench_server_ops(struct bench_conn *c, uint64_t n)
 		return;
 	}
 	c->res.ops += n;
-	if (c->cfg.workload == BENCH_STREAM)
+	if (bench_is_stream(c->cfg.workload))
 		c->res.t_last = bench_now();
 }
 
@@ -143,6 +143,20 @@ void *bench_buf(size_t n)
 	for (size_t i = 0; i < sz; i++)
 		p[i] = (unsigned char)(i * 131u + 7u);
 	return p;
+}
+
+/*
+ * Stream rings: what a user streaming size-byte messages would pick, 1 MiB
+ * (a generous socket buffer's worth), or room for 4 messages when they are
+ * larger than 256 KiB.  The lfshm stream rows and floor-stream use it.
+ */
+uint64_t bench_stream_capacity(const struct bench_cfg *cfg)
+{
+	uint64_t cap = 4 * bench_pow2(cfg->size ? cfg->size : 1);
+
+	if (cfg->capacity)
+		return cfg->capacity;
+	return cap < 1048576 ? 1048576 : cap;
 }
 
 uint64_t bench_pow2(uint64_t v)
@@ -270,7 +284,7 @@ enum { MODE_FORK, MODE_THREADS, MODE_REMOTE_CLIENT, MODE_REMOTE_SERVER };
 #define MAX_SIZES 32
 
 static const char *const workload_names[BENCH_NWORKLOADS] = {
-	"pingpong", "stream"
+	"pingpong", "stream", "stream-zc"
 };
 static const char *const wait_names[BENCH_NWAITS] = {
 	"spin", "block", "adaptive", "uring", "none"
@@ -385,7 +399,7 @@ static void usage(FILE *f)
 "  --iters=N                   measured operations per row (default by size)\n"
 "  --seconds=S                 time budget per row (default 1; 0: iters only)\n"
 "  --warmup=N                  unmeasured operations first\n"
-"  --workload=pingpong,stream  (default both)\n"
+"  --workload=pingpong,stream,stream-zc  (default all)\n"
 "  --wait=spin,block,adaptive,uring (default: what the transport supports)\n"
 "  --kind=spsc,mpsc,mutex      lfshm ring kinds\n"
 "  --transport=NAME,...        pick some of this program's transports\n"
@@ -1120,7 +1134,7 @@ static void emit_row(const struct row *r)
 
 static void finish_row(struct row *r)
 {
-	int stream = r->cfg.workload == BENCH_STREAM;
+	int stream = bench_is_stream(r->cfg.workload);
 	const struct bench_side *m = stream && r->sv.started ? &r->sv : &r->cl;
 
 	r->ops = m->ops;
@@ -1174,11 +1188,11 @@ static void plan_add(struct plan **p, unsigned *n, unsigned *cap,
 	r->cfg.batch = O.batch;
 	r->cfg.capacity = O.capacity;
 	r->cfg.iters = O.iters ? O.iters :
-		       default_iters(size, wl == BENCH_STREAM);
+		       default_iters(size, bench_is_stream(wl));
 	r->cfg.dur_ns = O.dur_ns;
 	if (O.warmup >= 0)
 		r->cfg.warmup = (uint64_t)O.warmup;
-	else if (wl == BENCH_STREAM)
+	else if (bench_is_stream(wl))
 		r->cfg.warmup = 4194304 / size + 16;
 	else
 		r->cfg.warmup = r->cfg.iters / 10 < 1000 ? r->cfg.iters / 10 + 1 :

@@ -28,10 +28,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum bench_workload {
 	BENCH_PINGPONG = 0, /* request/response round trips */
 	BENCH_STREAM,       /* one way, client produces, server consumes */
+	BENCH_STREAM_ZC,    /* stream, written and read in place (no copies) */
 	BENCH_NWORKLOADS
 };
 
@@ -158,6 +160,18 @@ static inline void bench_client_op(struct bench_conn *c, int64_t *prev,
 	*prev = now;
 }
 
+/* Both stream workloads (one way, measured at the consumer). */
+static inline int bench_is_stream(uint32_t workload)
+{
+	return workload == BENCH_STREAM || workload == BENCH_STREAM_ZC;
+}
+
+/*
+ * Ring capacity of the stream rows (lfshm and floor-stream alike), unless
+ * --capacity gives one: see bench_stream_capacity() in harness.c.
+ */
+uint64_t bench_stream_capacity(const struct bench_cfg *cfg);
+
 /* A buffer of n bytes filled with a pattern, page aligned; NULL on ENOMEM. */
 void *bench_buf(size_t n);
 /* Smallest power of two >= v (v >= 1). */
@@ -176,6 +190,32 @@ static inline void bench_relax(void)
 static inline void bench_clobber(void *p)
 {
 	__asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+/*
+ * The in-place work of the zero-copy stream and of floor-stream: write
+ * every byte of a message (a value that changes per message, so no write
+ * can be hoisted or skipped), and read every byte (a checksum).
+ */
+static inline void bench_fill(void *p, size_t n, uint64_t seq)
+{
+	memset(p, (int)(seq & 0xff), n);
+	bench_clobber(p);
+}
+
+static inline uint64_t bench_sum(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t s = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, b + i, 8);
+		s += w;
+	}
+	for (; i < n; i++)
+		s += b[i];
+	return s;
 }
 
 #endif /* BENCH_HARNESS_H */

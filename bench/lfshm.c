@@ -8,6 +8,11 @@
  * stream     one ring, the client produces batches (reserve, copy in,
  *            commit_ex(LFSHM_MORE) ... flush), the server drains up to 256
  *            ready messages at a time and copies each one out.
+ * stream-zc  the same ring and batching, zero-copy: the client reserves,
+ *            writes every byte of the message in place (bench_fill) and
+ *            commits; the server peeks, reads every byte in place (a
+ *            checksum, bench_sum) and releases (per message from 4 KiB,
+ *            else after up to 256 messages or when it has caught up).
  * Either way a zero-length message from the client ends the run.
  *
  * The creating process holds each region with a LFSHM_ROLE_NONE handle;
@@ -51,6 +56,7 @@ struct lf_side {
 	unsigned char *buf, *src;
 	uint64_t n;   /* operations incl. warm-up */
 	uint64_t sys; /* io_uring_enter calls (uring mode) */
+	uint64_t sum; /* stream-zc: checksum of every byte read */
 	int stop;     /* server: the client's end-of-run message arrived */
 #ifdef BENCH_RING_URING
 	int have_ring;
@@ -72,12 +78,14 @@ static unsigned lf_nrings(const struct bench_cfg *cfg)
 	return cfg->workload == BENCH_PINGPONG ? 2 : 1;
 }
 
+/* ping-pong: room for two messages, at least 256 KiB; streams: what a user
+ * would pick (bench_stream_capacity) */
 static uint64_t lf_capacity(const struct bench_cfg *cfg)
 {
 	uint64_t cap = bench_pow2(2 * (cfg->size + 64));
 
-	if (cfg->capacity)
-		return cfg->capacity;
+	if (cfg->capacity || bench_is_stream(cfg->workload))
+		return bench_stream_capacity(cfg);
 	return cap < 262144 ? 262144 : cap;
 }
 
@@ -283,6 +291,7 @@ static long lf_recv(struct bench_conn *c, struct lf_side *s)
 static int lf_client_stream(struct bench_conn *c, struct lf_side *s)
 {
 	uint32_t size = (uint32_t)c->cfg.size;
+	int zc = c->cfg.workload == BENCH_STREAM_ZC;
 
 	while (bench_client_more(c, s->n, bench_now())) {
 		for (uint32_t i = 0; i < c->cfg.batch; i++) {
@@ -298,7 +307,10 @@ static int lf_client_stream(struct bench_conn *c, struct lf_side *s)
 			}
 			if (rc)
 				return rc;
-			memcpy(p, s->src, size);
+			if (zc)
+				bench_fill(p, size, s->n + i);
+			else
+				memcpy(p, s->src, size);
 			rc = lfshm_ring_commit_ex(s->tx, p, size, 0, LFSHM_MORE);
 			if (rc)
 				return rc;
@@ -315,7 +327,7 @@ static int lf_client(struct bench_conn *c)
 	struct lf_side *s = c->side_priv;
 	int64_t prev = bench_now();
 
-	if (c->cfg.workload == BENCH_STREAM)
+	if (bench_is_stream(c->cfg.workload))
 		return lf_client_stream(c, s);
 	while (bench_client_more(c, s->n, prev)) {
 		long n;
@@ -345,6 +357,39 @@ static int lf_copy_out(const struct lfshm_msg *m, void *arg)
 	return 0;
 }
 
+/*
+ * stream-zc consumer: peek, checksum in place, release.  Returns 1 at the
+ * end-of-run message, 0 when the ring is empty, or -errno.
+ */
+static int lf_server_zc(struct bench_conn *c, struct lf_side *s)
+{
+	unsigned every = c->cfg.size >= 4096 ? 1 : LF_DRAIN_MAX, held = 0;
+	struct lfshm_msg m;
+	int rc;
+
+	for (;;) {
+		rc = lfshm_ring_peek(s->rx, &m);
+		if (!rc && !m.len)
+			rc = 1; /* the end-of-run message */
+		else if (!rc)
+			s->sum += bench_sum(m.data, m.len);
+		if (rc || ++held == every) {
+			if (held || rc == 1)
+				lfshm_ring_release(s->rx, NULL);
+			if (held) {
+				bench_server_ops(c, held);
+				s->n += held;
+			}
+			if (rc)
+				break;
+			held = 0;
+		}
+	}
+	bench_clobber(&s->sum);
+	/* -EPIPE after messages: the wait that follows reports it */
+	return rc == -EAGAIN || (rc == -EPIPE && held) ? 0 : rc;
+}
+
 static int lf_server(struct bench_conn *c)
 {
 	struct lf_side *s = c->side_priv;
@@ -366,8 +411,15 @@ static int lf_server(struct bench_conn *c)
 		}
 	}
 	for (;;) {
-		int k = lfshm_ring_drain(s->rx, lf_copy_out, s, LF_DRAIN_MAX);
+		int k;
 
+		if (c->cfg.workload == BENCH_STREAM_ZC) {
+			k = lf_server_zc(c, s);
+			if (k == 1)
+				return 0;
+			goto wait;
+		}
+		k = lfshm_ring_drain(s->rx, lf_copy_out, s, LF_DRAIN_MAX);
 		if (k > 0) {
 			k -= s->stop;
 			bench_server_ops(c, (uint64_t)k);
@@ -376,6 +428,7 @@ static int lf_server(struct bench_conn *c)
 				return 0;
 			continue;
 		}
+wait:
 		if (k == 0)
 			k = c->cfg.wait == BENCH_URING ?
 				    lf_uring_wait(s) :
@@ -409,6 +462,10 @@ int main(int argc, char **argv)
 			[BENCH_STREAM] = 1u << BENCH_SPIN | 1u << BENCH_BLOCK |
 					 1u << BENCH_ADAPTIVE |
 					 1u << BENCH_URING,
+			[BENCH_STREAM_ZC] = 1u << BENCH_SPIN |
+					    1u << BENCH_BLOCK |
+					    1u << BENCH_ADAPTIVE |
+					    1u << BENCH_URING,
 		},
 		.check = lf_check,
 		.setup = lf_setup,

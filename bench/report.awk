@@ -42,7 +42,7 @@ NR == 1 {
 function ratio(a, b) { return (a > 0 && b > 0) ? sprintf("%.2f", a / b) : "" }
 
 function order(t) {
-	return index(" floor-spin floor-futex memcpy ck_ring lfshm-spsc lfshm-mpsc mutex uds ", " " t " ")
+	return index(" floor-spin floor-futex ck_ec memcpy floor-stream ck_ring lfshm-spsc lfshm-mpsc mutex uds ", " " t " ")
 }
 
 function worder(w) {

@@ -12,8 +12,9 @@
 #
 # Writes $BENCH_OUT/{floor,uds,lfshm,mutex}.csv (raw rows), bench.csv (all
 # of them), summary.csv (plus ratio columns), cdf/*.dat (latency CDFs),
-# rtt.{png,svg}, cdf-4k.{png,svg}, stream.{png,svg}; prints the summary
-# table on stdout.  The run context of each program goes to stderr.
+# rtt.{png,svg}, cdf-4k.{png,svg}, stream.{png,svg}, verdict.txt; prints
+# the summary table, then the verdict (bench/verdict.awk: headline table,
+# one line per target of issue 11, met or missed) on stdout.  The run context of each program goes to stderr.
 set -eu
 
 smoke=0
@@ -96,7 +97,8 @@ start=$(date +%s)
 
 # Floors first, then the transports: one run, same pinning, same machine
 # state.  ck_ring only at small sizes (it is the 64 B streaming reference).
-"$bin/floor" $opts --transport=floor-spin,floor-futex,memcpy > "$out/floor.csv"
+"$bin/floor" $opts --transport=floor-spin,floor-futex,memcpy,floor-stream,ck_ec \
+	> "$out/floor.csv"
 "$bin/floor" $opts --quiet --transport=ck_ring --sizes=64,4k --no-header \
 	>> "$out/floor.csv"
 "$bin/uds" $opts --quiet > "$out/uds.csv"
@@ -187,3 +189,6 @@ if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
 	echo "plots: $out/rtt.{png,svg} $out/stream.{png,svg} $out/cdf-4k.{png,svg}"
 fi
 echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
+# the verdict: headline table and issue 11's targets, from this same run
+awk -f "$here/verdict.awk" "$out/bench.csv" > "$out/verdict.txt"
+cat "$out/verdict.txt"

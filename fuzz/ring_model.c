@@ -17,7 +17,8 @@
  * padding.  For the other kinds the model is "loose": whatever the ring
  * accepts must come out identically and in order, a ring with nothing
  * unreleased must accept any record up to max_msg, and records committed
- * with LFSHM_MORE may become visible before the flush.
+ * with LFSHM_MORE may become visible before the flush.  Every kind
+ * publishes a batch by itself once it holds back LFSHM__MORE_BYTES(cap).
  *
  * At the end the producer closes and the consumer reads everything left:
  * every accepted record comes out, then -EPIPE.
@@ -81,6 +82,7 @@ static struct model {
 	unsigned ci;    /* consumer: next record to look at */
 	unsigned rel;   /* records released */
 	uint64_t tail;  /* producer position, pads and pending included */
+	uint64_t pub_tail; /* producer position at the last publish */
 	uint64_t c_head; /* consumer position, pads skipped by peek included */
 	uint64_t rel_pos; /* released position */
 	bool resv_on;
@@ -161,6 +163,7 @@ static void add_rec(uint64_t start, uint64_t size, uint32_t len,
 static void publish(void)
 {
 	M.npub = M.nrec;
+	M.pub_tail = M.tail;
 	if (M.pend_pads)
 		M.vis_pads = true;
 	M.pend_pads = false;
@@ -366,7 +369,10 @@ static void m_commit(bool buf_ok, uint32_t len, uint32_t type, unsigned flags,
 		false);
 	M.tail = M.resv_start + lfshm__rec_size(len);
 	M.resv_on = false;
-	if (!(flags & LFSHM_MORE))
+	/* a batch holding back LFSHM__MORE_BYTES publishes by itself (the
+	 * loose kinds may show pending records early anyway: not modelled) */
+	if (!(flags & LFSHM_MORE) ||
+	    (M.exact && M.tail - M.pub_tail >= LFSHM__MORE_BYTES(M.cap)))
 		publish();
 }
 
@@ -968,7 +974,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&M, 0, offsetof(struct model, rec));
 	M.nrec = M.npub = M.ci = M.rel = M.nsaved = 0;
-	M.tail = M.c_head = M.rel_pos = 0;
+	M.tail = M.c_head = M.rel_pos = M.pub_tail = 0;
 	M.resv_on = M.prod_closed = false;
 	M.pend_pads = M.vis_pads = false;
 	M.seq = 0;

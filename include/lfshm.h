@@ -56,8 +56,9 @@
  * run concurrently (in any processes); on an MPSC ring any number of
  * producer handles and one consumer handle.  An LFSHM_MUTEX ring takes up
  * to 24 producer handles at a time (then -EBUSY); there a reservation, and a
- * LFSHM_MORE batch, holds the ring's lock until commit/abort/flush, which
- * must be called by the thread that reserved.  A handle belongs to the process
+ * LFSHM_MORE batch, holds the ring's lock until commit/abort/flush (or the
+ * batch publishes by itself, see lfshm_ring_commit_ex), which must be
+ * called by the thread that reserved.  A handle belongs to the process
  * that created or attached it: after fork() every call on an inherited
  * handle in the child fails with -EINVAL (the setters do nothing), except
  * lfshm_ring_close() (which then does not release the parent's role) and
@@ -258,7 +259,15 @@ int lfshm_ring_abort(struct lfshm_ring *r, void *buf);
  * a record type (<= LFSHM_TYPE_MAX) and flags.  With LFSHM_MORE the record
  * is written but not published: a batch of reserve/commit_ex(MORE) ends
  * with a plain commit or lfshm_ring_flush(), and pays one release store
- * and one waiter check for the whole batch.
+ * and one waiter check for the whole batch.  A long batch publishes by
+ * itself, as a flush would (a sleeping consumer is woken), as soon as the
+ * records it holds back span an eighth of the ring's capacity: the consumer
+ * drains the start of the batch while the producer fills the rest, however
+ * the caller uses LFSHM_MORE (even on every record).  A batch under
+ * capacity / 8 is published only by its commit or flush.  (An eighth: of
+ * 1/2, 1/4, 1/8, 1/16 measured with bench/lfshm's streams, see
+ * bench/README.md.)  On an LFSHM_MUTEX ring that publication also drops
+ * the ring's lock; the batch goes on with the next reserve.
  */
 int lfshm_ring_commit_ex(struct lfshm_ring *r, void *buf, uint32_t len,
 			 uint32_t type, unsigned flags);
@@ -364,7 +373,9 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * makes a producer fail fast (timeout_ns == 0, -EAGAIN) or sleep until
  * the consumer frees space, and a busy ring makes no system calls.
  * Records have a 16-byte header (max_msg default capacity / 2 - 16).
- * LFSHM_MORE holds back at most 32 records; the 33rd publishes them all.
+ * LFSHM_MORE holds back at most 32 records, spanning less than
+ * capacity / 8 of the ring from the first of them; the record that would
+ * pass either limit publishes them all.
  * -EPIPE for the consumer: empty, and every producer that attached has
  * closed (a producer that crashed never closes: watch it yourself, e.g.
  * with a pidfd); not sticky, a new producer makes the ring live again.

@@ -163,6 +163,14 @@ struct lfshm__ops;
 struct lfshm__mapping;
 
 #define LFSHM__MPSC_PEND 32 /* LFSHM_MORE records an MPSC producer holds */
+/*
+ * Pipelined batches: a LFSHM_MORE batch publishes by itself (as a flush
+ * would) once it holds back cap >> LFSHM__MORE_SHIFT bytes of the ring, so
+ * the consumer works while the producer fills.  Chosen by measurement
+ * (bench/README.md, "LFSHM_MORE and pipelining").
+ */
+#define LFSHM__MORE_SHIFT 3
+#define LFSHM__MORE_BYTES(cap) ((cap) >> LFSHM__MORE_SHIFT)
 #define LFSHM__DEFAULT_STALL_NS 100000000ll /* MPSC auto-unblock: 100 ms */
 #define LFSHM__STALL_RECHECK_NS 10000000ll /* MPSC: live owner re-check */
 

@@ -411,7 +411,12 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 				      memory_order_relaxed);
 	w = W_READY | (uint64_t)type << 32 | len;
 	r->p_resv_on = 0;
-	if ((flags & LFSHM_MORE) && r->m_npend < LFSHM__MPSC_PEND) {
+	/* a long batch publishes by itself once the ring it spans (from its
+	 * first held-back record, which the consumer cannot pass) reaches
+	 * the threshold: the consumer starts on it */
+	if ((flags & LFSHM_MORE) && r->m_npend < LFSHM__MPSC_PEND &&
+	    pos + size - (r->m_npend ? r->m_pend_pos[0] : pos) <
+		    LFSHM__MORE_BYTES(r->cap)) {
 		r->m_pend_pos[r->m_npend] = pos;
 		r->m_pend_word[r->m_npend] = w;
 		r->m_npend++;

@@ -922,7 +922,10 @@ static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 	atomic_store_explicit(&rec->type, type, memory_order_relaxed);
 	r->p_tail = r->p_resv + lfshm__rec_size(len);
 	r->p_resv_on = 0;
-	if (!(flags & LFSHM_MORE)) {
+	/* a long batch publishes by itself, as a flush would (lock dropped:
+	 * the consumer needs it to see the tail) */
+	if (!(flags & LFSHM_MORE) ||
+	    r->p_tail - r->p_pub >= LFSHM__MORE_BYTES(r->cap)) {
 		publish(r);
 		drop_lock(r);
 	}

@@ -308,6 +308,53 @@ KIND_TEST(batch_with_more_is_published_by_flush)
 	close_pair(&pr);
 }
 
+/*
+ * A long LFSHM_MORE batch publishes by itself once it holds back a
+ * fraction of the ring (include/lfshm.h: at most half of it): the consumer
+ * sees its first records before any flush, in order; a short batch stays
+ * held back; the flush then publishes the rest.
+ */
+KIND_TEST(long_more_batch_is_published_before_flush)
+{
+	struct pair pr = open_pair(*kindp, 4096, 0);
+	struct lfshm_msg m;
+	uint64_t n = 0, bytes = 0, k = 0;
+	void *w;
+	int rc = -EAGAIN;
+
+	while (rc == -EAGAIN) {
+		cr_assert_lt(bytes, 4096 / 2, "%llu records (%llu bytes) of a "
+			     "batch held back", (unsigned long long)k,
+			     (unsigned long long)bytes);
+		cr_assert_eq(lfshm_ring_reserve(pr.p, 100, &w), 0);
+		lfshm_test_fill(w, 100, 1, k);
+		cr_assert_eq(lfshm_ring_commit_ex(pr.p, w, 100, 0, LFSHM_MORE),
+			     0);
+		k++;
+		bytes += 100;
+		rc = lfshm_ring_peek(pr.c, &m);
+		if (k == 1)
+			cr_assert_eq(rc, -EAGAIN, "a one-record batch was "
+				     "published");
+	}
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(m.len, 100);
+	cr_assert(lfshm_test_check(m.data, 100, 1, 0), "payload of record 0");
+	cr_assert_eq(lfshm_ring_release(pr.c, &m), 0);
+	n = 1;
+	/* the rest of the batch: published by the flush at the latest */
+	cr_assert_eq(lfshm_ring_reserve(pr.p, 100, &w), 0);
+	lfshm_test_fill(w, 100, 1, k);
+	cr_assert_eq(lfshm_ring_commit_ex(pr.p, w, 100, 0, LFSHM_MORE), 0);
+	k++;
+	cr_assert_eq(lfshm_ring_flush(pr.p), 0);
+	while (lfshm_ring_drain(pr.c, count_fn, &n, 100) > 0)
+		;
+	cr_expect_eq(n, k, "received %llu of %llu", (unsigned long long)n,
+		     (unsigned long long)k);
+	close_pair(&pr);
+}
+
 KIND_TEST(send_batch_sends_what_fits_in_order)
 {
 	struct pair pr = open_pair(*kindp, 4096, 0);
