@@ -1000,10 +1000,9 @@ static int close_inherited_main(void *arg)
 	n = lfshm_test_count_fds();
 	if (n != a->before)
 		return 10 + (n > a->before ? (n - a->before) % 50 : 49);
-#if LFSHM_TEST_ASAN
-	if (__lsan_do_recoverable_leak_check())
-		return 90;
-#endif
+	/* No LSan check here: in a child forked from a process with
+	 * threads (the two bridges), LSan tries to stop threads that exist
+	 * only in the parent, and it hung the child in about 1 run in 3. */
 	return 0;
 }
 
@@ -1030,7 +1029,7 @@ Test(mutex, closing_inherited_bridged_handles_in_a_child_frees_them)
 	pid = lfshm_test_spawn(close_inherited_main, &a);
 	cr_assert_gt(pid, 0);
 	rc = lfshm_test_wait(pid, 30000);
-	cr_assert_eq(rc, 0, "child: %d (1x: fds leaked, 90: memory leaked)",
+	cr_assert_eq(rc, 0, "child: %d (1x: fds leaked)",
 		     rc);
 	/* the parent's handles are untouched and close normally */
 	cr_expect_eq(lfshm_ring_send(p, buf, sizeof(buf), 0), -EAGAIN);
