@@ -7,15 +7,20 @@
  * same ring.  A channel costs the server 3 fds on the default path (the
  * socket, the region, the region's liveness lock).
  *
- * Per client two requests are in flight at most:
- *   WAIT  the ring wait from lfshm_ring_prep_wait(): rx armed for data or,
- *         when the reply ring is full, tx armed for room;
- *   SOCK  a POLL_ADD on the channel's socket: the client's death or close
- *         (POLLHUP/POLLRDHUP) or junk on it ends the client.
+ * All clients wait for requests in one waitset (lfshm_waitset_create):
+ * one POLL_ADD on its fd, however many clients, and no kernel wait per
+ * idle client.  The waitset reports a client READY (its doorbell rang:
+ * echo what is there, then lfshm_chan_arm) or GONE (it died or closed).
+ * Only a client whose reply ring is full leaves the waitset for a while
+ * (its doorbell would keep ringing while we cannot take its requests);
+ * two requests of its own are then in flight at most:
+ *   WAIT  the ring wait from lfshm_ring_prep_wait(): tx armed for room;
+ *   SOCK  a POLL_ADD on the channel's socket for its hang-up (kept until
+ *         the client goes, so a client dead in that state is seen).
  * A client is dropped when it dies, closes, corrupts its ring (-EBADMSG)
- * or breaks the echo protocol; its requests are cancelled and the channel
- * (and so the region) is freed once both have completed: a WAIT in flight
- * still points into the handle.
+ * or breaks the echo protocol; it leaves the waitset, its requests are
+ * cancelled and the channel (and so the region) is freed once they have
+ * completed: a WAIT in flight still points into the handle.
  *
  * Full server: a client beyond max_clients is refused at once (accepted
  * and closed: its lfshm_connect says -ECONNREFUSED), never left waiting in
@@ -54,7 +59,8 @@
 #define SQ_ENTRIES 4096
 #define CQ_MAX 65536 /* the kernel's limit; overflow is kept, not lost */
 
-enum op { OP_LISTEN = 1, OP_TIMER, OP_SIGNAL, OP_WAIT, OP_SOCK, OP_CANCEL };
+enum op { OP_LISTEN = 1, OP_TIMER, OP_SIGNAL, OP_WAIT, OP_SOCK, OP_CANCEL,
+	  OP_WS };
 
 struct client {
 	struct lfshm_chan *chan;
@@ -63,6 +69,7 @@ struct client {
 	int closing;
 	int wait_on;        /* a WAIT is in flight */
 	int sock_on;        /* a SOCK poll is in flight */
+	int in_ws;          /* in the waitset (not waiting for room) */
 	int pend;           /* msg was peeked, its reply waits for room */
 	struct lfshm_msg msg;
 	uint64_t echoed;
@@ -72,6 +79,7 @@ static struct io_uring ring;
 static struct client *cl;
 static unsigned *free_slots, nfree; /* stack of free slots of cl[] */
 static struct lfshm_listener *lis;
+static struct lfshm_waitset *ws;
 static unsigned max_clients = 16, nclients, gone, exit_after;
 static int force_efd, verbose, listen_on, listen_paused, sig_fd;
 static int spare_fd = -1; /* given up to refuse a client when out of fds */
@@ -120,38 +128,24 @@ static void arm_signal(void)
 	io_uring_sqe_set_data64(sqe, ud(OP_SIGNAL, 0, 0));
 }
 
+/* One poll for all clients in the waitset. */
+static void arm_ws(void)
+{
+	struct io_uring_sqe *sqe = sqe_get();
+
+	io_uring_prep_poll_add(sqe, lfshm_waitset_fd(ws), POLLIN);
+	io_uring_sqe_set_data64(sqe, ud(OP_WS, 0, 0));
+}
+
+/* Hang-up only: the socket also carries doorbell bytes (POLLIN). */
 static void arm_sock(unsigned i)
 {
 	struct io_uring_sqe *sqe = sqe_get();
 
-	io_uring_prep_poll_add(sqe, lfshm_chan_fd(cl[i].chan),
-			       POLLIN | POLLRDHUP);
+	io_uring_prep_poll_add(sqe, lfshm_chan_fd(cl[i].chan), POLLRDHUP);
 	io_uring_sqe_set_data64(sqe, ud(OP_SOCK, i, cl[i].gen));
 	cl[i].sock_on = 1;
 	cl[i].inflight++;
-}
-
-static void drop(unsigned i, const char *why)
-{
-	struct client *c = &cl[i];
-	struct io_uring_sqe *sqe;
-
-	if (c->closing)
-		return;
-	if (verbose)
-		fprintf(stderr, "client %u: %s after %llu echoes\n", i, why,
-			(unsigned long long)c->echoed);
-	c->closing = 1;
-	if (c->wait_on) {
-		sqe = sqe_get();
-		io_uring_prep_cancel64(sqe, ud(OP_WAIT, i, c->gen), 0);
-		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
-	}
-	if (c->sock_on) {
-		sqe = sqe_get();
-		io_uring_prep_cancel64(sqe, ud(OP_SOCK, i, c->gen), 0);
-		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
-	}
 }
 
 /* The last request of a dropped client completed: free it. */
@@ -170,6 +164,34 @@ static void reap(unsigned i)
 	listen_paused = 0; /* fds are free again */
 	if (!listen_on && !(exit_after && gone >= exit_after))
 		arm_listen();
+}
+
+static void drop(unsigned i, const char *why)
+{
+	struct client *c = &cl[i];
+	struct io_uring_sqe *sqe;
+
+	if (c->closing || !c->chan)
+		return; /* dropping, or dropped and freed already */
+	if (verbose)
+		fprintf(stderr, "client %u: %s after %llu echoes\n", i, why,
+			(unsigned long long)c->echoed);
+	c->closing = 1;
+	if (c->in_ws) {
+		lfshm_waitset_del(ws, c->chan);
+		c->in_ws = 0;
+	}
+	if (c->wait_on) {
+		sqe = sqe_get();
+		io_uring_prep_cancel64(sqe, ud(OP_WAIT, i, c->gen), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	}
+	if (c->sock_on) {
+		sqe = sqe_get();
+		io_uring_prep_cancel64(sqe, ud(OP_SOCK, i, c->gen), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	}
+	reap(i); /* at once when nothing of it is in flight */
 }
 
 static void submit_wait(unsigned i, struct lfshm_ring *r)
@@ -200,11 +222,16 @@ static void serve(unsigned i)
 			rc = lfshm_ring_peek(rx, &c->msg);
 			if (rc == -EAGAIN) {
 				lfshm_ring_flush(tx);
-				rc = lfshm_ring_arm(rx);
+				if (c->in_ws) {
+					rc = lfshm_chan_arm(c->chan);
+				} else {
+					rc = lfshm_waitset_add(ws, c->chan, c);
+					c->in_ws = rc >= 0 || rc == -EPIPE;
+				}
 				if (rc == 1)
 					continue;
 				if (rc == 0)
-					submit_wait(i, rx);
+					return; /* armed in the waitset */
 				else /* -EPIPE: the client closed */
 					drop(i, rc == -EPIPE ? "closed" :
 						lfshm_strerror(rc));
@@ -230,9 +257,17 @@ static void serve(unsigned i)
 			rc = lfshm_ring_arm_space(tx, c->msg.len);
 			if (rc == 1)
 				continue;
-			if (rc == 0)
+			if (rc == 0) {
+				/* out of the waitset until there is room:
+				 * we cannot take its requests now */
+				if (c->in_ws) {
+					lfshm_waitset_del(ws, c->chan);
+					c->in_ws = 0;
+				}
+				if (!c->sock_on)
+					arm_sock(i);
 				submit_wait(i, tx);
-			else /* -EPIPE: the client closed or died */
+			} else /* -EPIPE: the client closed or died */
 				drop(i, rc == -EPIPE ? "closed" :
 					lfshm_strerror(rc));
 			return;
@@ -259,6 +294,27 @@ static int set_modes(struct lfshm_chan *ch)
 	int rc = lfshm_ring_set_wait_mode(lfshm_chan_rx(ch), m);
 
 	return rc ? rc : lfshm_ring_set_wait_mode(lfshm_chan_tx(ch), m);
+}
+
+/* The waitset's fd is readable: serve the clients it reports. */
+static void on_ws(void)
+{
+	struct lfshm_waitset_event ev[BATCH];
+	int n = lfshm_waitset_wait(ws, ev, BATCH, 0);
+
+	for (int k = 0; k < n; k++) {
+		struct client *c = ev[k].udata;
+		unsigned i = (unsigned)(c - cl);
+
+		if (!c->chan || c->closing || !c->in_ws)
+			continue;
+		if (ev[k].flags & LFSHM_WS_READY)
+			serve(i); /* takes what a closing client left too */
+		if ((ev[k].flags & LFSHM_WS_GONE) && c->chan)
+			drop(i, "gone");
+		reap(i);
+	}
+	arm_ws(); /* level-triggered: completes at once if more are ready */
 }
 
 /* Take the next connection off the backlog and close it: its client's
@@ -342,10 +398,10 @@ static void on_listen(void)
 		cl[i].chan = ch;
 		cl[i].gen++;
 		nclients++;
-		arm_sock(i);
-		serve(i);
+		serve(i); /* ends in the waitset, waiting for room, or dropped */
 	}
-	arm_listen();
+	if (!listen_on) /* a client dropped above may have re-armed it */
+		arm_listen();
 }
 
 static void on_timer(void)
@@ -458,12 +514,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "io_uring: %s\n", strerror(-rc));
 		return 1;
 	}
+	rc = lfshm_waitset_create(0, &ws);
+	if (rc) {
+		fprintf(stderr, "waitset: %s\n", strerror(-rc));
+		return 1;
+	}
 	fprintf(stderr, "uring_server: %s, wait path %s\n", path,
 		force_efd ? "eventfd (forced)" :
 		lfshm_futex_uring_supported() ? "io_uring futex" : "eventfd");
 	arm_listen();
 	arm_timer();
 	arm_signal();
+	arm_ws();
 	while (!stop || nclients) {
 		rc = io_uring_submit_and_wait(&ring, 1);
 		if (rc < 0 && rc != -EINTR) {
@@ -508,15 +570,15 @@ int main(int argc, char **argv)
 			case OP_SOCK:
 				c->sock_on = 0;
 				c->inflight--;
-				if (!c->closing) {
-					rc = lfshm_chan_check(c->chan);
-					if (rc)
-						drop(i, rc == -EPIPE ?
-							"gone" : "socket junk");
-					else
-						arm_sock(i);
-				}
+				if (!c->closing && res >= 0 &&
+				    lfshm_chan_check(c->chan))
+					drop(i, "gone");
+				else if (!c->closing)
+					arm_sock(i); /* spurious */
 				reap(i);
+				break;
+			case OP_WS:
+				on_ws();
 				break;
 			default:
 				break;
@@ -531,6 +593,7 @@ int main(int argc, char **argv)
 	}
 	lfshm_listener_close(lis);
 	io_uring_queue_exit(&ring);
+	lfshm_waitset_close(ws);
 	free(cl);
 	free(free_slots);
 	fprintf(stderr, "uring_server: %llu messages echoed, %u clients\n",

@@ -659,18 +659,99 @@ int lfshm_connect(const char *path, int64_t timeout_ns,
 /* The rings of a channel: tx (this side produces) and rx (consumes). */
 struct lfshm_ring *lfshm_chan_tx(const struct lfshm_chan *c);
 struct lfshm_ring *lfshm_chan_rx(const struct lfshm_chan *c);
-/* The connection socket (liveness only; do not read or write it). */
+/* The connection socket (liveness, and the waitset doorbell: do not read
+ * or write it). */
 int lfshm_chan_fd(const struct lfshm_chan *c);
 /* Credentials of the peer as seen at connect/accept. */
 void lfshm_chan_peer(const struct lfshm_chan *c, pid_t *pid, uid_t *uid,
 		     gid_t *gid);
 /* 0 while the peer is connected, -EPIPE once it closed or died (one
- * non-blocking poll of the socket), -EPROTO when the peer wrote on the
- * socket (it carries no data after the handshake: close the channel). */
+ * non-blocking poll of the socket).  Bytes on the socket: once this side
+ * called lfshm_chan_arm they are doorbell rings (waitsets, below), legal,
+ * left for lfshm_chan_arm to read (0); before, -EPROTO: the peer wrote
+ * unasked (close the channel). */
 int lfshm_chan_check(struct lfshm_chan *c);
 /* Close both rings and the socket; the region is freed when the peer has
  * closed too.  NULL is accepted. */
 void lfshm_chan_close(struct lfshm_chan *c);
+
+/* ==== Waitsets: one wait for many channels (src/waitset.c) =============
+ *
+ * A server with thousands of channels waits for all of them with one
+ * kernel wait: a waitset is an epoll instance holding the channels'
+ * sockets.  Its fd (lfshm_waitset_fd) polls readable when any member is
+ * ready: wait on it with one io_uring IORING_OP_POLL_ADD, nest it in the
+ * caller's epoll, or call lfshm_waitset_wait.  The ready members come off
+ * epoll's ready list: no scan over all channels, no armed futex wait per
+ * idle channel (the kernel's futex hash stays empty).
+ *
+ * The doorbell is the channel's own socket.  lfshm_chan_arm announces the
+ * consumer on the rx ring's event count (bit "armed through the
+ * doorbell"); the peer's producer, after publishing, sees the bit, clears
+ * it and sends one byte on its end of the socket (non-blocking), which
+ * makes our end readable.  No lost wake-up: arm drains old doorbell bytes
+ * first, then announces, issues a full fence and re-checks the ring; the
+ * producer publishes, issues a full fence and reads the event count.  In
+ * the single order of those fences one comes first, so either arm sees
+ * the message (returns 1) or the producer sees the announcement (rings).
+ * A byte rung after the announcement stays in the socket (level-
+ * triggered) until the next arm, so it is never eaten before it is seen.
+ * Isolation: a client can only write its own socket and its own rings:
+ * spurious wake-ups or a slow channel for itself, never a lost wake-up for
+ * another channel, which shares nothing with it but the epoll instance
+ * (kernel memory it cannot touch).
+ *
+ * Loop:  wait; for each event: GONE -> drain the rx ring, then
+ *        lfshm_waitset_del + lfshm_chan_close; READY -> receive from
+ *        lfshm_chan_rx(c) until -EAGAIN, then lfshm_chan_arm(c): 1 means
+ *        more came meanwhile, receive again; 0: armed, wait.
+ * A waitset is used by one thread at a time; a channel is in at most one.
+ */
+struct lfshm_waitset; /* opaque */
+
+#define LFSHM_WS_READY 0x1u /* messages may be waiting (or spurious) */
+#define LFSHM_WS_GONE  0x2u /* the peer closed or died (hang-up) */
+
+struct lfshm_waitset_event {
+	struct lfshm_chan *chan;
+	void *udata;    /* as given to lfshm_waitset_add */
+	unsigned flags; /* LFSHM_WS_* */
+	unsigned resv;
+};
+
+/* Create a waitset (flags must be 0).  Returns 0, -EINVAL, -errno. */
+int lfshm_waitset_create(unsigned flags, struct lfshm_waitset **out);
+/* Its epoll fd: readable when a member is ready.  Owned by the waitset. */
+int lfshm_waitset_fd(const struct lfshm_waitset *ws);
+/*
+ * Add channel c (server or client side) and arm it.  Returns 0 (armed),
+ * 1 (messages are waiting already: receive them, then lfshm_chan_arm),
+ * -EPIPE (the peer is gone; c is added and reported GONE), -EBUSY (c is
+ * in a waitset), -EINVAL, or -errno (epoll_ctl: -ENOMEM, -ENOSPC).
+ */
+int lfshm_waitset_add(struct lfshm_waitset *ws, struct lfshm_chan *c,
+		      void *udata);
+/* Take c out of ws.  Returns 0, -ENOENT (not in ws), -EINVAL. */
+int lfshm_waitset_del(struct lfshm_waitset *ws, struct lfshm_chan *c);
+/*
+ * Wait up to timeout_ns (< 0: forever, 0: poll) for ready members; fill
+ * up to max events.  Returns their count (0 on timeout), -EINTR, -EINVAL.
+ * A member stays reported while its socket is readable: until
+ * lfshm_chan_arm drained it (READY) or it is deleted (GONE).
+ */
+int lfshm_waitset_wait(struct lfshm_waitset *ws,
+		       struct lfshm_waitset_event *ev, unsigned max,
+		       int64_t timeout_ns);
+/* Close the waitset; its members stay open (and leave it).  NULL is
+ * accepted. */
+void lfshm_waitset_close(struct lfshm_waitset *ws);
+/*
+ * Arm the rx ring of c through its doorbell: call after receiving until
+ * -EAGAIN.  Returns 0 (armed: the socket becomes readable after the next
+ * message), 1 (a message or the end is there: receive again), -EPIPE (the
+ * peer is gone and the ring is empty), -EBADMSG, -EINVAL.  Never blocks.
+ */
+int lfshm_chan_arm(struct lfshm_chan *c);
 
 #ifdef __cplusplus
 }

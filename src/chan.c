@@ -21,9 +21,11 @@
  * The server never waits for the client: the hello fits an empty socket
  * buffer, so a client that connects and then hangs costs the server one
  * region and one fd until it goes away, never a stalled loop.  After the
- * handshake the socket carries no data; it stays open only so that each
- * side learns of the other's death from the kernel (EOF / POLLHUP), which
- * works even when the peer was SIGKILLed and never released its roles.
+ * handshake the socket carries only doorbell bytes (src/waitset.c: each
+ * tx ring's producer sends one when the peer armed its rx ring in a
+ * waitset); it stays open so that each side learns of the other's death
+ * from the kernel (EOF / POLLHUP), which works even when the peer was
+ * SIGKILLed and never released its roles.
  *
  * Rejected peers get a hello with status -EACCES and no fds; a server out
  * of fds or memory after it took the connection answers status -EAGAIN.
@@ -62,15 +64,6 @@ struct lfshm_listener {
 	ino_t ino; /* the same file at close */
 	struct lfshm_listen_config cfg;
 	struct sockaddr_un addr;
-};
-
-struct lfshm_chan {
-	struct lfshm_ring *tx;
-	struct lfshm_ring *rx;
-	int sock;
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
 };
 
 static int fill_addr(struct sockaddr_un *a, const char *path)
@@ -348,6 +341,7 @@ LFSHM__EXPORT int lfshm_accept(struct lfshm_listener *l,
 		goto err_rings;
 	}
 	c->sock = sock;
+	c->tx->doorbell_fd = sock; /* waitset doorbell (src/waitset.c) */
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
@@ -516,6 +510,7 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 	for (i = 0; i < n; i++)
 		close(fds[i]); /* the handles hold dups */
 	c->sock = sock;
+	c->tx->doorbell_fd = sock; /* waitset doorbell (src/waitset.c) */
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
@@ -574,9 +569,14 @@ LFSHM__EXPORT int lfshm_chan_check(struct lfshm_chan *c)
 		return rc < 0 ? -errno : 0;
 	if (p.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL))
 		return -EPIPE;
-	/* readable without hang-up: bytes nobody should send (the socket
-	 * carries no data after the handshake); fds sent along are closed
-	 * by the kernel since we pass no control buffer */
+	/* Readable without hang-up.  Once we armed the doorbell
+	 * (lfshm_chan_arm), bytes are doorbell rings, legal: left for
+	 * lfshm_chan_arm to drain, since eating one here could eat the
+	 * wake-up of a waitset.  Before that, nobody asked the peer to
+	 * write: it breaks the protocol.  Fds sent along are closed by the
+	 * kernel since we pass no control buffer. */
+	if (c->bell_armed)
+		return 0;
 	n = recv(c->sock, junk, sizeof(junk), MSG_DONTWAIT);
 	if (n == 0)
 		return -EPIPE;
@@ -589,6 +589,8 @@ LFSHM__EXPORT void lfshm_chan_close(struct lfshm_chan *c)
 {
 	if (!c)
 		return;
+	if (c->ws)
+		lfshm__waitset_unlink(c);
 	lfshm_ring_close(c->tx);
 	lfshm_ring_close(c->rx);
 	close(c->sock);

@@ -82,7 +82,11 @@ struct lfshm__region_hdr {
  * that a waiter's expected value changes with every wake. */
 #define LFSHM__EC_WAITER 0x80000000u  /* a thread or io_uring futex-waits */
 #define LFSHM__EC_EFD    0x40000000u  /* a bridge waits: write the eventfd */
-#define LFSHM__EC_COUNT  0x3fffffffu
+/* data_ec only: the consumer is armed through its channel doorbell (a
+ * waitset, src/waitset.c): after publishing, the producer sends one byte
+ * on its doorbell_fd (the channel socket) */
+#define LFSHM__EC_SOCK   0x20000000u
+#define LFSHM__EC_COUNT  0x1fffffffu
 
 /*
  * Control block of one ring, LFSHM__CTRL_SIZE bytes, each group of fields
@@ -204,6 +208,8 @@ struct lfshm_ring {
 	int64_t spin_ns;
 	int efd_data;  /* bridge eventfd: consumer readable (-1: none) */
 	int efd_space; /* bridge eventfd: producer writable (-1: none) */
+	int doorbell_fd; /* producer: channel socket for LFSHM__EC_SOCK on
+			  * data_ec (-1: none; not owned by the handle) */
 
 	/* region */
 	const struct lfshm__ops *ops;
@@ -330,6 +336,24 @@ struct lfshm__ops {
 	int (*bridge_fd)(struct lfshm_ring *r, unsigned dir);
 	int (*bridge_arm)(struct lfshm_ring *r, unsigned dir, uint32_t len);
 };
+
+/* A channel (src/chan.c); ws/ws_* belong to src/waitset.c. */
+struct lfshm_waitset;
+struct lfshm_chan {
+	struct lfshm_ring *tx;
+	struct lfshm_ring *rx;
+	int sock;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int bell_armed; /* lfshm_chan_arm was called: socket bytes are legal */
+	struct lfshm_waitset *ws; /* the waitset it is in, or NULL */
+	void *ws_udata;
+	struct lfshm_chan *ws_prev, *ws_next; /* members of ws */
+};
+
+/* Take c out of its waitset (lfshm_chan_close). */
+void lfshm__waitset_unlink(struct lfshm_chan *c);
 
 /* Directions of a bridge wait (struct lfshm__ops bridge hooks). */
 #define LFSHM__DIR_DATA  0u /* consumer waits for a message */

@@ -596,6 +596,7 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->spin_ns = LFSHM__DEFAULT_SPIN_NS;
 	r->efd_data = -1;
 	r->efd_space = -1;
+	r->doorbell_fd = -1;
 	r->ops = kind_ops(d.kind);
 	r->map = map;
 	r->map_size = (uint64_t)st.st_size;

@@ -4,9 +4,11 @@
  *
  * Each direction of a ring has one event-count word (ctrl->data_ec: the
  * consumer waits for data; ctrl->space_ec: producers wait for space).  Its
- * low 30 bits count wake-ups, LFSHM__EC_WAITER says "a thread (or an
+ * low 29 bits count wake-ups, LFSHM__EC_WAITER says "a thread (or an
  * io_uring FUTEX_WAIT) sleeps on this word", LFSHM__EC_EFD says "a bridge
- * waits on the eventfd: write it".
+ * waits on the eventfd: write it", LFSHM__EC_SOCK (data_ec only) says "the
+ * consumer waits in a waitset: send one byte on the channel socket" (the
+ * doorbell; its own handshake is in src/waitset.c, the same as this one).
  *
  * The handshake, for "consumer waits for data" (the space direction is the
  * mirror image, with the consumer's head release as the publish):
@@ -42,6 +44,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,6 +114,34 @@ static void efd_signal(struct lfshm_ring *r, int efd, bool announced)
 }
 
 /*
+ * Can this handle ring the doorbell of ec?  Only a producer handle given
+ * the channel socket (chan.c), and only on data_ec: a peer that sets
+ * LFSHM__EC_SOCK on space_ec gets nothing from it.
+ */
+static bool has_bell(const struct lfshm_ring *r, _Atomic uint32_t *ec)
+{
+	return r->doorbell_fd >= 0 && ec == &r->ctrl->data_ec;
+}
+
+/*
+ * P4 for a waitset sleeper (LFSHM__EC_SOCK): one byte on the channel
+ * socket makes the peer's end readable, which its epoll reports.  Per
+ * call non-blocking: EAGAIN means the peer's receive buffer is full, so
+ * its end is readable already (level-triggered: the bytes stay until it
+ * drains them); EPIPE/ECONNRESET: the peer is gone, nobody to wake.
+ * MSG_NOSIGNAL: a dead peer must not kill us with SIGPIPE.
+ */
+static void ring_bell(struct lfshm_ring *r)
+{
+	const char b = 'D';
+	ssize_t n;
+
+	do {
+		n = send(r->doorbell_fd, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+}
+
+/*
  * P4: bump the count and clear the waiter bits in one step, then wake
  * whoever was announced in the old value (everyone when force).
  *
@@ -120,14 +151,18 @@ static void efd_signal(struct lfshm_ring *r, int efd, bool announced)
  * attached with lfshm_ring_attach_fds, or its close) still writes it.
  * Clearing it would lose that sleeper's wake-up for good.  The wake-up of
  * this very publish is still late for such a sleeper; lfshm.h says that
- * EVENTFD mode needs every waker to have the eventfds.
+ * EVENTFD mode needs every waker to have the eventfds.  The same holds
+ * for LFSHM__EC_SOCK and a handle without the doorbell (has_bell).
  */
 static void ec_fire(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd,
 		    uint32_t v, bool force)
 {
-	uint32_t keep = efd < 0 ? LFSHM__EC_EFD : 0;
+	bool bell = has_bell(r, ec);
+	uint32_t keep = (efd < 0 ? LFSHM__EC_EFD : 0) |
+			(bell ? 0 : LFSHM__EC_SOCK);
 
-	/* relaxed: the futex syscall and the eventfd signal order the rest */
+	/* relaxed: the futex syscall, the eventfd signal and the socket
+	 * send order the rest */
 	while (!atomic_compare_exchange_weak_explicit(
 		ec, &v, ((v + 1) & LFSHM__EC_COUNT) | (v & keep),
 		memory_order_relaxed, memory_order_relaxed))
@@ -138,6 +173,11 @@ static void ec_fire(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd,
 	}
 	if (efd >= 0 && (force || (v & LFSHM__EC_EFD)))
 		efd_signal(r, efd, v & LFSHM__EC_EFD);
+	/* only when announced, even when forced: a peer that never armed
+	 * the doorbell must not find bytes on its socket (it may take them
+	 * for a protocol violation, lfshm_chan_check) */
+	if (bell && (v & LFSHM__EC_SOCK))
+		ring_bell(r);
 }
 
 void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
@@ -150,11 +190,14 @@ void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
 	/* P3: relaxed: the fence above supplies the ordering; the word is
 	 * only an announcement, no data is read through it. */
 	v = atomic_load_explicit(ec, memory_order_relaxed);
-	if (LFSHM__LIKELY(!(v & (LFSHM__EC_WAITER | LFSHM__EC_EFD))))
+	if (LFSHM__LIKELY(!(v & (LFSHM__EC_WAITER | LFSHM__EC_EFD |
+				 LFSHM__EC_SOCK))))
 		return;
-	/* only an eventfd sleeper, and no eventfd to write: leave its bit
-	 * (see ec_fire) without paying the CAS on every publish */
-	if (efd < 0 && !(v & LFSHM__EC_WAITER))
+	/* only sleepers we cannot wake (an eventfd sleeper and no eventfd
+	 * to write, a doorbell and no socket): leave their bits (see
+	 * ec_fire) without paying the CAS on every publish */
+	if (!(v & (LFSHM__EC_WAITER | (efd >= 0 ? LFSHM__EC_EFD : 0) |
+		   (has_bell(r, ec) ? LFSHM__EC_SOCK : 0))))
 		return;
 	ec_fire(r, ec, efd, v, false);
 }

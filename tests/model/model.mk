@@ -26,7 +26,12 @@ MODEL_RUNS := \
 	mpsc-live:mpsc:live:-DCAP=1,-DNPROD=1,-DNEACH=2,-DSTALLS=1,-DCLOSE \
 	mpsc-no-w2:mpsc:pass:-DCAP=2,-DSTALLS=0,-DNO_W2 \
 	mpsc-broken-p2-data:mpsc:fail:-DCAP=2,-DSTALLS=0,-DNO_P2_DATA \
-	mpsc-broken-p2-space:mpsc:fail:-DCAP=1,-DSTALLS=0,-DNO_P2_SPACE
+	mpsc-broken-p2-space:mpsc:fail:-DCAP=1,-DSTALLS=0,-DNO_P2_SPACE \
+	doorbell:doorbell:pass:-DNMSG=3 \
+	doorbell-live:doorbell:live:-DNMSG=3 \
+	doorbell-no-w2:doorbell:pass:-DNO_W2 \
+	doorbell-broken-p2:doorbell:fail:-DNO_P2 \
+	doorbell-broken-drain-late:doorbell:fail:-DDRAIN_LATE
 
 MODEL_DEEP_RUNS := \
 	spsc-4msg:spsc:pass:-DCAP=2,-DNMSG=4 \
