@@ -497,10 +497,14 @@ static void ce_wake32(const struct ck_ec_ops *ops, const uint32_t *addr)
 	syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+/* busy_loop_iter 1: ck's waiter would otherwise spin 100 rounds first
+ * (0 means its default), which makes a "block" row a spinning one; with
+ * 1 it sleeps at once, as lfshm's block wait (set_spin(0)) does */
 static const struct ck_ec_ops ce_ops = {
 	.gettime = ce_gettime,
 	.wait32 = ce_wait32,
 	.wake32 = ce_wake32,
+	.busy_loop_iter = 1,
 };
 
 static const struct ck_ec_mode ce_mode = {
