@@ -37,6 +37,12 @@ pid_t lfshm_test_spawn(int (*fn)(void *), void *arg);
  * 128 + signal if killed by one, or -ETIMEDOUT after SIGKILLing it. */
 int lfshm_test_wait(pid_t pid, int timeout_ms);
 
+/* CLOCK_MONOTONIC in ns. */
+uint64_t lfshm_test_now_ns(void);
+/* Raise the soft RLIMIT_NOFILE to the hard one; returns the limit in force
+ * (at most 2^20), so a test can size itself from what it got. */
+unsigned lfshm_test_raise_nofile(void);
+
 /* Number of open fds of this process (leak checks). */
 int lfshm_test_count_fds(void);
 

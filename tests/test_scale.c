@@ -68,28 +68,6 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
-}
-
 /* ---- client (child) -------------------------------------------------- */
 
 struct cl_arg {
@@ -116,7 +94,7 @@ static int client(void *p)
 	r.fds_before = lfshm_test_count_fds();
 	for (i = 0; i < a->n; i++) {
 		if (i == 0 || i == a->n - 100) {
-			t0 = now_ns();
+			t0 = lfshm_test_now_ns();
 			c0 = cpu_ns();
 		}
 		rc = lfshm_connect(a->path, 10ll * 1000000000, &ch[i]);
@@ -127,11 +105,11 @@ static int client(void *p)
 		}
 		r.opened++;
 		if (i == 99) {
-			r.ns_first = now_ns() - t0;
+			r.ns_first = lfshm_test_now_ns() - t0;
 			r.cpu_first = cpu_ns() - c0;
 		}
 		if (i == a->n - 1) {
-			r.ns_last = now_ns() - t0;
+			r.ns_last = lfshm_test_now_ns() - t0;
 			r.cpu_last = cpu_ns() - c0;
 		}
 	}
@@ -384,7 +362,7 @@ Test(scale, fds_per_channel, .timeout = 60)
 	unsigned n = 100;
 	double srv, cli;
 
-	raise_nofile();
+	lfshm_test_raise_nofile();
 	fanin(n, &r);
 	check(&r, n);
 	srv = (double)(r.srv_open - r.srv_before - 1) / n; /* - listener */
@@ -402,7 +380,7 @@ Test(scale, fds_per_channel, .timeout = 60)
 Test(scale, thousands, .timeout = 300)
 {
 	struct result r;
-	unsigned lim = raise_nofile(), n;
+	unsigned lim = lfshm_test_raise_nofile(), n;
 
 	/* both processes hold MAX_FDS_PER_CHAN per channel; leave room for
 	 * the test's own fds (and the connect in flight) */
@@ -656,7 +634,7 @@ Test(scale, fork_child_many_regions, .timeout = 60)
 	int base, before, rc;
 	pid_t pid;
 
-	raise_nofile();
+	lfshm_test_raise_nofile();
 	base = lfshm_test_count_fds();
 	for (unsigned i = 0; i < FORK_RINGS; i++)
 		cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_PRODUCER,

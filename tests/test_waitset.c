@@ -45,28 +45,6 @@
 #define CHAN_CAP 4096u
 #define ECHO_NS (10ll * 1000000000) /* a client's wait for one echo */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static unsigned raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return rl.rlim_cur > 1u << 20 ? 1u << 20 : (unsigned)rl.rlim_cur;
-}
-
 static void sock_path(char *p, size_t n, const char *tag)
 {
 	snprintf(p, n, "/tmp/lfshm-ws-%s-%d.sock", tag, (int)getpid());
@@ -159,10 +137,10 @@ static void accept_all(struct srv *s)
 static void accept_n(struct srv *s, unsigned k)
 {
 	struct pollfd lp = { .fd = lfshm_listener_fd(s->l), .events = POLLIN };
-	uint64_t deadline = now_ns() + ECHO_NS;
+	uint64_t deadline = lfshm_test_now_ns() + ECHO_NS;
 
 	while (s->accepted < k && !s->err) {
-		if (now_ns() > deadline) {
+		if (lfshm_test_now_ns() > deadline) {
 			fail(s, -ETIMEDOUT, "accept_n");
 			return;
 		}
@@ -214,7 +192,7 @@ static void run(struct srv *s, uint64_t deadline)
 	while (!s->err && (s->accepted < s->want || s->gone < s->want)) {
 		int n;
 
-		if (now_ns() > deadline) {
+		if (lfshm_test_now_ns() > deadline) {
 			fail(s, -ETIMEDOUT, "deadline");
 			break;
 		}
@@ -351,12 +329,12 @@ static int rtt(struct lfshm_chan **ch, unsigned n, uint64_t *seed,
 		return -ENOMEM;
 	for (unsigned k = 0; k < RTT_N && !rc; k++) {
 		unsigned i = (unsigned)(lfshm_test_rand(seed) % n);
-		uint64_t v = (uint64_t)i << 32 | k, t0 = now_ns();
+		uint64_t v = (uint64_t)i << 32 | k, t0 = lfshm_test_now_ns();
 
 		rc = echo_send(ch[i], v);
 		if (!rc)
 			rc = echo_recv(ch[i], v);
-		t[k] = now_ns() - t0;
+		t[k] = lfshm_test_now_ns() - t0;
 		(*echoes)++;
 	}
 	if (!rc) {
@@ -503,7 +481,7 @@ static void check_idle(struct srv *s)
 
 Test(waitset, thousands, .timeout = 300)
 {
-	unsigned lim = raise_nofile(), n;
+	unsigned lim = lfshm_test_raise_nofile(), n;
 	char path[64];
 	struct srv s;
 	struct cl_arg a = { 0 };
@@ -524,7 +502,7 @@ Test(waitset, thousands, .timeout = 300)
 	a.n = n;
 	a.rounds = lfshm_test_scaled(2000, 100);
 	pid = spawn(many_client, &a, rep, ctl);
-	run(&s, now_ns() + 240ull * 1000000000);
+	run(&s, lfshm_test_now_ns() + 240ull * 1000000000);
 	srv_check(&s);
 	collect(pid, rep, ctl, &r);
 	cr_assert_eq(r.status, 0);
@@ -579,7 +557,7 @@ Test(waitset, idle_no_futex, .timeout = 60)
 	pid_t pid;
 	ssize_t n;
 
-	raise_nofile();
+	lfshm_test_raise_nofile();
 	sock_path(path, sizeof(path), "idle");
 	srv_init(&s, path, a.n);
 	a.path = path;
@@ -690,7 +668,7 @@ Test(waitset, hostile, .timeout = 120)
 	int hrep[2], hctl[2], rep[2], ctl[2];
 	pid_t hpid, pid;
 
-	raise_nofile();
+	lfshm_test_raise_nofile();
 	sock_path(path, sizeof(path), "hostile");
 	srv_init(&s, path, 2);
 	h.path = a.path = path;
@@ -704,12 +682,12 @@ Test(waitset, hostile, .timeout = 120)
 	s.want = 2;
 	{
 		struct lfshm_waitset_event ev[8];
-		uint64_t deadline = now_ns() + 100ull * 1000000000;
+		uint64_t deadline = lfshm_test_now_ns() + 100ull * 1000000000;
 
 		while (!s.err && (s.accepted < 2 || s.gone < 1)) {
 			int n;
 
-			cr_assert_lt(now_ns(), deadline);
+			cr_assert_lt(lfshm_test_now_ns(), deadline);
 			if (s.accepted < 2)
 				accept_all(&s);
 			n = lfshm_waitset_wait(s.ws, ev, 8,
@@ -827,7 +805,7 @@ Test(waitset, lost_wakeup, .timeout = 120)
 								    2000) };
 		pid[i] = spawn(honest_client, &a[i], rep[i], ctl[i]);
 	}
-	run(&s, now_ns() + 100ull * 1000000000);
+	run(&s, lfshm_test_now_ns() + 100ull * 1000000000);
 	srv_check(&s);
 	/* later children hold the earlier ones' control pipes: close all
 	 * before waiting for any */
