@@ -179,6 +179,19 @@ static void drop_chan(struct srv *s, struct lfshm_chan *c)
 	s->gone++;
 }
 
+/* lfshm_waitset_wait, retried when a signal interrupts it (it returns
+ * -EINTR then, as epoll_wait does). */
+static int ws_wait(struct lfshm_waitset *ws, struct lfshm_waitset_event *ev,
+		   unsigned max, int64_t timeout_ns)
+{
+	int n;
+
+	do
+		n = lfshm_waitset_wait(ws, ev, max, timeout_ns);
+	while (n == -EINTR);
+	return n;
+}
+
 /*
  * Run until every one of want channels was accepted and reported GONE, an
  * error, or deadline.  Waits of 10 s that end with a message in a ring
@@ -690,10 +703,10 @@ Test(waitset, hostile, .timeout = 120)
 			cr_assert_lt(lfshm_test_now_ns(), deadline);
 			if (s.accepted < 2)
 				accept_all(&s);
-			n = lfshm_waitset_wait(s.ws, ev, 8,
-					       s.accepted < 2 ? 1000000 :
-								ECHO_NS);
-			cr_assert_geq(n, 0);
+			n = ws_wait(s.ws, ev, 8,
+				    s.accepted < 2 ? 1000000 : ECHO_NS);
+			cr_assert_geq(n, 0, "waitset_wait: %s",
+				      lfshm_strerror(n));
 			for (int i = 0; i < n; i++) {
 				s.wakeups++;
 				if (ev[i].flags & LFSHM_WS_READY)
@@ -772,7 +785,7 @@ Test(waitset, sigkill_gone, .timeout = 60)
 	cr_assert_eq(lfshm_waitset_wait(s.ws, ev, 4, 0), 0);
 	kill(pid, SIGKILL);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	n = lfshm_waitset_wait(s.ws, ev, 4, ECHO_NS);
+	n = ws_wait(s.ws, ev, 4, ECHO_NS);
 	cr_assert_eq(n, 1);
 	cr_assert_eq(ev[0].chan, s.ch[0]);
 	cr_assert(ev[0].flags & LFSHM_WS_GONE, "flags %#x", ev[0].flags);
@@ -884,7 +897,7 @@ Test(waitset, api, .timeout = 30)
 	collect(pid, rep, ctl, &r);
 	cr_assert_eq(r.status, 0);
 	/* the client closed: GONE, with our udata */
-	cr_assert_eq(lfshm_waitset_wait(s.ws, &ev, 1, ECHO_NS), 1);
+	cr_assert_eq(ws_wait(s.ws, &ev, 1, ECHO_NS), 1);
 	cr_assert_eq(ev.udata, &s);
 	cr_assert(ev.flags & LFSHM_WS_GONE);
 	/* closing a member channel takes it out of the set */
