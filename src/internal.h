@@ -30,7 +30,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* ---- Region layout -------------------------------------------------- */
 
 #define LFSHM__MAGIC 0x314d485346484c4cull /* "LLFHSM1" little-endian */
-#define LFSHM__LAYOUT_VERSION 2u /* 2: owner keys, OFD locks, MPSC word1 tag */
+#define LFSHM__LAYOUT_VERSION 3u /* 2: owner keys, OFD locks, MPSC word1 tag;
+				  * 3: SPSC publishes through its headers */
 #define LFSHM__HDR_SIZE 4096u  /* header page: region header + ctrl blocks */
 #define LFSHM__LINE 128u       /* two cache lines: defeats adjacent-line prefetch */
 #define LFSHM__MAX_RINGS 2u
@@ -186,6 +187,8 @@ struct lfshm_ring {
 	uint64_t p_resv;       /* position of the outstanding reservation */
 	uint32_t p_resv_len;   /* its reserved payload length */
 	uint32_t p_resv_on;    /* a reservation is outstanding */
+	uint64_t p_pub_hdr;    /* SPSC: header of the record at p_pub, stored
+				* last when it is published (src/spsc.c) */
 
 	/* consumer-private state */
 	uint64_t c_head;       /* next read position, incl. peeked */
@@ -244,13 +247,14 @@ struct lfshm_ring {
 };
 
 /*
- * Consumer side of the shared record format (SPSC and MUTEX kinds): parse
+ * Consumer side of the MUTEX kind's record format (SPSC encodes its headers
+ * differently and parses them in src/spsc.c): parse
  * the record at r->c_head with avail published bytes after it.  Returns 1
  * for padding (skipped: c_head moved to the start of the data area), 0 for
  * a message (in *m, c_head moved past it), or -EBADMSG when the header
  * contradicts the geometry (the caller poisons the handle).  The header is
- * read once into locals, relaxed: the caller's acquire of the tail (SPSC
- * A2) or its lock (MUTEX L1) orders it after the producer's writes.
+ * read once into locals, relaxed: the caller's lock (MUTEX L1) orders it
+ * after the producer's writes.
  */
 static inline int lfshm__parse_rec(struct lfshm_ring *r, uint64_t avail,
 				   struct lfshm_msg *m)

@@ -7,31 +7,134 @@
  * never wrap (a padding record fills the end of the data area instead), so
  * every payload is contiguous and handed out in place.
  *
+ * Publication through the record header (issue 11).  The consumer learns
+ * that a record is there from the record's own 8-byte header, not from
+ * ctrl->tail: a ping-pong then moves the record's line(s) and nothing
+ * else, where a tail in its own line cost a second miss per direction.
+ *
+ *   header word (one 64-bit atomic): bits 0-31 payload length, bits 32-63
+ *   ~type for a message (>= 0x80000000, since type <= LFSHM_TYPE_MAX), or
+ *   SPSC_HI_PAD (1) for a padding record.  A published header is never 0;
+ *   the word 0 means "nothing published here yet".
+ *
+ *   Terminator: before a record is published, the producer zeroes the
+ *   header slot right after it (T, relaxed), so the next position reads 0
+ *   until its own publish; bytes left there by an earlier lap never look
+ *   like a header.  The producer therefore keeps 8 bytes of room for T
+ *   (full when used + need + 8 > cap): the ring holds cap - 8 bytes of
+ *   records.  T after a record that ends at the data-area end is at index
+ *   0.  A new ring's data area is a fresh memfd: its first header reads 0.
+ *
+ *   Batches (LFSHM_MORE, flush, the self-publish at cap >> MORE_SHIFT):
+ *   later records' headers are stored at once (relaxed), but the header of
+ *   the first unpublished record, at p_pub, is kept in p_pub_hdr and
+ *   stored last, with release, by publish(): it is the publication point
+ *   of the whole batch.  (A separate tail word would work too, but costs
+ *   the consumer a second line; a per-record sequence number would not
+ *   tell stale payload bytes of an older lap from a header.)
+ *
+ *   ctrl->tail is still stored after each publish (release), for a
+ *   successor producer's attach, `lfshm stat` and the tests; the
+ *   consumer's path never reads it.  It may lag the published headers
+ *   (a producer dying between the two stores): a successor walks the
+ *   published headers from it to the first 0 (spsc_open).
+ *
  * Each side keeps private copies of its own position (p_tail / c_head,
- * which run ahead of what is published for batches) and a cached copy of
- * the peer's, reloaded with acquire only when the cache says full/empty:
- * on a busy ring each side mostly touches its own line.
+ * which run ahead of what is published for batches); the producer caches
+ * the consumer's head and reloads it with acquire only when the cache
+ * says full: on a busy ring each side mostly touches its own lines.
  *
  * Synchronising edges:
- *   R1 producer: store_release(ctrl->tail) in publish(): the record
- *      headers and payloads written before it are visible to whoever
- *      acquires the new tail.                            pairs with A2
- *   A2 consumer: load_acquire(ctrl->tail) in refresh_tail() and
- *      data_ready().                                      pairs with R1
+ *   R1 producer: store_release(header at p_pub) in publish(): the payloads,
+ *      later headers and the terminator written before it are visible to
+ *      whoever acquires that header.                       pairs with A2
+ *   A2 consumer: load_acquire(header at c_head) in spsc_peek() and
+ *      data_ready(), for every record (each header of a batch was written
+ *      before R1, so its acquire is only needed for the first; the others
+ *      cost nothing on x86).                               pairs with R1
  *   R2 consumer: store_release(ctrl->head) in spsc_release(): every read
  *      of the released payloads is complete before the producer may
  *      reuse the space.                                   pairs with A1
  *   A1 producer: load_acquire(ctrl->head) in refresh_head(). pairs with R2
+ *
+ * Why the consumer never reads a stale header: it reads position p only
+ * after it acquired (A2) the header of the record before p (or p is the
+ * first position: a zero page, or a successor's start), and the producer
+ * zeroed p (T) before that record's release (R1).  So it reads that 0 or
+ * a later store to p, and the only later store before the consumer
+ * releases p is the producer's header of the next record.
+ *
  * The sleep/wake handshake on data_ec / space_ec (seq_cst fences) is in
  * wait.c; publish() and spsc_release() call lfshm__ec_wake after R1/R2.
+ * No wake-up is lost: the waiter's re-check (W3, data_ready) loads the
+ * same header word that R1 stores (P1); the fences W2/P2 order the
+ * waiter's WAITER announcement before that load and the header store
+ * before the waker's load of data_ec, so one of the two sides sees the
+ * other (store-buffering, wait.c).  The bridge's arm re-checks with
+ * peek + unpeek, the same header test.
  *
- * Hostile peers: every position and record header read from the region is
+ * Hostile peers: every position and header word read from the region is
  * validated against private state before it is used; a violation poisons
- * the handle (-EBADMSG).  Record headers are read once (relaxed atomics).
+ * the handle (-EBADMSG).  A header word is read once (one 64-bit atomic
+ * load).  A record must start at c_head, end at most 8 bytes short of a
+ * ring past what was released (c_rel + cap - 8, the terminator's room),
+ * and not run past the data-area end; a length at most max_msg; a pad
+ * must fill exactly to the end.  A peer writing 0 or garbage into a
+ * header can stall or poison its own ring, nothing more.
  */
 #include <string.h>
 
 #include "internal.h"
+
+/* High word of a header: a message's is ~type, a padding record's this. */
+#define SPSC_HI_MSG 0x80000000u /* lowest ~type (type LFSHM_TYPE_MAX) */
+#define SPSC_HI_PAD 1u
+_Static_assert(~LFSHM_TYPE_MAX == SPSC_HI_MSG, "message header high word");
+
+static inline _Atomic uint64_t *hdr_at(const struct lfshm_ring *r,
+				       uint64_t pos)
+{
+	return (_Atomic uint64_t *)(r->data + (pos & r->mask));
+}
+
+static inline uint64_t hdr_word(uint64_t len, uint32_t hi)
+{
+	return (uint64_t)hi << 32 | len;
+}
+
+/*
+ * Check the header word w found at c_head (A2): 1 for padding (skipped),
+ * 0 for a message (in *m), -EBADMSG when it contradicts the geometry.
+ * room: a record may reach c_rel + cap - 8, keeping the terminator's room;
+ * c_head - c_rel <= cap - 8 holds by induction (c_head moves by at most
+ * room), so room does not underflow.
+ */
+static int take_rec(struct lfshm_ring *r, uint64_t w, struct lfshm_msg *m)
+{
+	uint64_t off = r->c_head & r->mask, size;
+	uint64_t room = r->cap - LFSHM__REC_HDR - (r->c_head - r->c_rel);
+	uint32_t len = (uint32_t)w, hi = (uint32_t)(w >> 32);
+
+	if (hi == SPSC_HI_PAD) {
+		size = r->cap - off;
+		if (LFSHM__UNLIKELY((uint64_t)len + LFSHM__REC_HDR != size ||
+				    size > room))
+			return -EBADMSG;
+		r->c_head += size;
+		return 1;
+	}
+	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg))
+		return -EBADMSG;
+	size = lfshm__rec_size(len);
+	if (LFSHM__UNLIKELY(off + size > r->cap || size > room))
+		return -EBADMSG;
+	m->data = r->data + off + LFSHM__REC_HDR;
+	m->len = len;
+	m->type = ~hi;
+	r->c_head += size;
+	m->_end = r->c_head;
+	return 0;
+}
 
 static int spsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 {
@@ -40,10 +143,43 @@ static int spsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 	return 0;
 }
 
-/* Validate a (head, tail) pair read at attach time. */
-static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
+/*
+ * A producer taking over: the published end may be past ctrl->tail (its
+ * predecessor died between R1 and the tail store), and the consumer may be
+ * past it too.  Walk the published headers from the later of the two to
+ * the first 0 header, as the consumer would (take_rec, with c_rel = head);
+ * a header that does not parse refuses the attach.  At most (cap - 8) / 8
+ * steps.  *end: the first unpublished position, whose header reads 0.
+ */
+static int find_end(struct lfshm_ring *r, uint64_t head, uint64_t tail,
+		    uint64_t *end)
 {
-	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+	struct lfshm_msg m;
+	uint64_t w;
+	int rc;
+
+	if ((head & 7) || (tail & 7))
+		return -EBADMSG;
+	if (tail - head <= r->cap - LFSHM__REC_HDR)
+		r->c_head = tail;
+	else if (head - tail < r->cap)
+		r->c_head = head; /* the consumer is ahead of a lagging tail */
+	else
+		return -EBADMSG;
+	r->c_rel = head;
+	for (;;) {
+		/* acquire: the records it publishes are complete (A2) */
+		w = atomic_load_explicit(hdr_at(r, r->c_head),
+					 memory_order_acquire);
+		if (!w)
+			break;
+		rc = take_rec(r, w, &m);
+		if (rc < 0)
+			return rc;
+	}
+	*end = r->c_head;
+	r->c_head = r->c_rel = 0;
+	return 0;
 }
 
 static int spsc_open(struct lfshm_ring *r)
@@ -64,15 +200,25 @@ static int spsc_open(struct lfshm_ring *r)
 	/* acquire: a predecessor in this role published these before it
 	 * released the role (see lfshm__claim); the peer's may move on */
 	head = atomic_load_explicit(&c->head, memory_order_acquire);
-	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
-	if (!positions_ok(head, tail, r->cap)) {
-		lfshm__unclaim(r, owner, pidw);
-		return -EBADMSG;
+	if (r->role == LFSHM_CONSUMER) {
+		/* the consumer reads headers from head on, never the tail */
+		if (head & 7) {
+			lfshm__unclaim(r, owner, pidw);
+			return -EBADMSG;
+		}
+		r->c_head = r->c_rel = head;
+		return 0;
 	}
+	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
+	rc = find_end(r, head, tail, &tail);
+	if (rc) {
+		lfshm__unclaim(r, owner, pidw);
+		return rc;
+	}
+	/* release: as publish() stores it */
+	atomic_store_explicit(&c->tail, tail, memory_order_release);
 	r->p_tail = r->p_pub = tail;
 	r->p_head_cache = head;
-	r->c_head = r->c_rel = head;
-	r->c_tail_cache = tail;
 	return 0;
 }
 
@@ -91,18 +237,37 @@ static int refresh_head(struct lfshm_ring *r)
 	return 0;
 }
 
-/* Bytes a len-byte record needs at the current tail, padding included. */
+/* Bytes a len-byte record needs at the current tail, padding included,
+ * plus the room of the terminator after it. */
 static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t size)
 {
 	uint64_t off = r->p_tail & r->mask;
 
-	return off + size > r->cap ? r->cap - off + size : size;
+	return (off + size > r->cap ? r->cap - off + size : size) +
+	       LFSHM__REC_HDR;
+}
+
+/* The header of the record at pos: kept for publish() when pos is the
+ * publication point, else stored now. */
+static void put_hdr(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	if (pos == r->p_pub)
+		r->p_pub_hdr = w;
+	else	/* relaxed: published by R1 (the header at p_pub) */
+		atomic_store_explicit(hdr_at(r, pos), w, memory_order_relaxed);
+}
+
+/* T: zero the header slot at pos, the position after a record, so that
+ * the consumer stops there until its own publish.  relaxed: R1 publishes
+ * it together with the record before it. */
+static void put_term(struct lfshm_ring *r, uint64_t pos)
+{
+	atomic_store_explicit(hdr_at(r, pos), 0, memory_order_relaxed);
 }
 
 static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	uint64_t size, off, need;
-	struct lfshm__rec *pad;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
@@ -125,15 +290,13 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		}
 	}
 	off = r->p_tail & r->mask;
-	if (need != size) {
-		/* Pad to the end; published together with the record by R1.
-		 * Kept even if the reservation is aborted: it is valid. */
-		pad = (struct lfshm__rec *)(r->data + off);
-		atomic_store_explicit(&pad->len,
-				      (uint32_t)(r->cap - off - LFSHM__REC_HDR),
-				      memory_order_relaxed);
-		atomic_store_explicit(&pad->type, LFSHM__TYPE_PAD,
-				      memory_order_relaxed);
+	if (need != size + LFSHM__REC_HDR) {
+		/* Pad to the end, its terminator at index 0; published with
+		 * the record by R1.  Kept even if the reservation is aborted:
+		 * it is valid. */
+		put_term(r, r->p_tail + r->cap - off);
+		put_hdr(r, r->p_tail,
+			hdr_word(r->cap - off - LFSHM__REC_HDR, SPSC_HI_PAD));
 		r->p_tail += r->cap - off;
 		off = 0;
 	}
@@ -148,7 +311,12 @@ static void publish(struct lfshm_ring *r)
 {
 	if (r->p_tail == r->p_pub)
 		return;
-	/* R1: publishes every record written since the last publish */
+	/* R1: the first unpublished header, last: publishes every record
+	 * (and terminator) written since the last publish */
+	atomic_store_explicit(hdr_at(r, r->p_pub), r->p_pub_hdr,
+			      memory_order_release);
+	/* release: a successor's attach or a monitor that acquires the
+	 * tail sees the records before it; the consumer never reads it */
 	atomic_store_explicit(&r->ctrl->tail, r->p_tail, memory_order_release);
 	r->p_pub = r->p_tail;
 	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
@@ -163,16 +331,15 @@ static bool is_resv(const struct lfshm_ring *r, const void *buf)
 static int spsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		       uint32_t type, unsigned flags)
 {
-	struct lfshm__rec *rec;
+	uint64_t end;
 
 	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
 			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
 		return -EINVAL;
-	rec = (struct lfshm__rec *)(r->data + (r->p_resv & r->mask));
-	/* relaxed: published by R1 in publish() */
-	atomic_store_explicit(&rec->len, len, memory_order_relaxed);
-	atomic_store_explicit(&rec->type, type, memory_order_relaxed);
-	r->p_tail = r->p_resv + lfshm__rec_size(len);
+	end = r->p_resv + lfshm__rec_size(len);
+	put_term(r, end);
+	put_hdr(r, r->p_resv, hdr_word(len, ~type));
+	r->p_tail = end;
 	r->p_resv_on = 0;
 	/* a long batch publishes by itself: the consumer starts on it */
 	if (!(flags & LFSHM_MORE) ||
@@ -199,22 +366,15 @@ static int spsc_flush(struct lfshm_ring *r)
 
 /* ---- consumer ------------------------------------------------------- */
 
-/* A2: reload the producer's tail; it may only grow, and never more than
- * a ring ahead of what we released. */
-static int refresh_tail(struct lfshm_ring *r)
+/* A2: the header word at c_head; 0 while nothing is published there. */
+static inline uint64_t load_hdr(struct lfshm_ring *r)
 {
-	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
-
-	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
-			    t - r->c_rel > r->cap || (t & 7)))
-		return lfshm__poison(r);
-	r->c_tail_cache = t;
-	return 0;
+	return atomic_load_explicit(hdr_at(r, r->c_head), memory_order_acquire);
 }
 
 /* The producer closed its end (cheap check: one load of a line written
  * only at attach/close).  Acquire pairs with lfshm__unclaim's release, so
- * a tail published before the close is seen by the re-check after it. */
+ * a header published before the close is seen by the re-check after it. */
 static bool producer_closed(struct lfshm_ring *r)
 {
 	return atomic_load_explicit(&r->ctrl->prod_owner,
@@ -223,7 +383,7 @@ static bool producer_closed(struct lfshm_ring *r)
 
 static int spsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 {
-	uint64_t avail;
+	uint64_t w;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
@@ -231,25 +391,16 @@ static int spsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	if (LFSHM__UNLIKELY(r->poisoned))
 		return -EBADMSG;
 	for (;;) {
-		avail = r->c_tail_cache - r->c_head;
-		if (avail == 0) {
-			rc = refresh_tail(r);
-			if (rc)
-				return rc;
-			avail = r->c_tail_cache - r->c_head;
-			if (avail == 0) {
-				r->stats.empty_events++;
-				if (!producer_closed(r))
-					return -EAGAIN;
-				rc = refresh_tail(r);
-				if (rc)
-					return rc;
-				if (r->c_tail_cache == r->c_head)
-					return -EPIPE;
-				continue;
-			}
+		w = load_hdr(r);
+		if (LFSHM__UNLIKELY(w == 0)) {
+			r->stats.empty_events++;
+			if (!producer_closed(r))
+				return -EAGAIN;
+			w = load_hdr(r);
+			if (w == 0)
+				return -EPIPE;
 		}
-		rc = lfshm__parse_rec(r, avail, m);
+		rc = take_rec(r, w, m);
 		if (rc > 0)
 			continue; /* padding skipped */
 		return rc ? lfshm__poison(r) : 0;
@@ -277,9 +428,15 @@ static int spsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 
 static int spsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 {
+	uint64_t size;
+
 	if (r->role != LFSHM_CONSUMER || m->_end != r->c_head)
 		return -EINVAL;
-	r->c_head = m->_end - lfshm__rec_size(m->len);
+	size = lfshm__rec_size(m->len);
+	/* not back past what was released (take_rec's room) */
+	if (r->c_head - r->c_rel < size)
+		return -EINVAL;
+	r->c_head -= size;
 	return 0;
 }
 
@@ -292,20 +449,16 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 	(void)arg;
 	if (r->poisoned)
 		return -EBADMSG;
-	if (r->c_tail_cache != r->c_head)
-		return 1;
-	/* A2 (peek validates the value) */
-	if (atomic_load_explicit(&r->ctrl->tail, memory_order_acquire) !=
-	    r->c_head)
+	/* W3 / A2: the header R1 stores (peek validates it) */
+	if (load_hdr(r) != 0)
 		return 1;
 	if (!slow)
 		return 0;
 	owner = atomic_load_explicit(&r->ctrl->prod_owner, memory_order_acquire);
 	if (!lfshm__owner_gone(r, owner))
 		return 0;
-	/* gone: re-read the tail it may have published before it left */
-	return atomic_load_explicit(&r->ctrl->tail, memory_order_acquire) ==
-			       r->c_head ? -EPIPE : 1;
+	/* gone: re-read the header it may have published before it left */
+	return load_hdr(r) == 0 ? -EPIPE : 1;
 }
 
 static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)

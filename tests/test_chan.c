@@ -462,9 +462,11 @@ static int bad_client(void *arg)
 			return 14;
 		return 0; /* exits without closing anything */
 	case C_CORRUPT:
-		/* a misaligned tail, and a wake-up so the server looks */
-		atomic_store_explicit(&tx->ctrl->tail, 12345,
-				      memory_order_release);
+		/* a record header no producer writes (SPSC: high word 2,
+		 * neither ~type nor the pad's 1), and a wake-up so the
+		 * server looks */
+		atomic_store_explicit((_Atomic uint64_t *)tx->data,
+				      2ull << 32 | 8, memory_order_release);
 		lfshm__ec_wake_all(tx, &tx->ctrl->data_ec, tx->efd_data);
 		return wait_eof(lfshm_chan_fd(c)) ? 15 : 0;
 	case C_SOCKJUNK:

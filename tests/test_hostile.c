@@ -25,6 +25,7 @@
 #define CAP 4096ull
 
 struct hx {
+	unsigned kind;
 	struct lfshm_ring *c, *p;
 	unsigned char *map; /* the peer's own mapping of the region */
 	size_t len;
@@ -40,6 +41,7 @@ static void hx_open(struct hx *h, unsigned kind)
 	int rc;
 
 	memset(h, 0, sizeof(*h));
+	h->kind = kind;
 	rc = lfshm_ring_create(&cfg, LFSHM_CONSUMER, &h->c);
 	cr_assert_eq(rc, 0, "create %s: %d", lfshm_test_kind_name(kind), rc);
 	rc = lfshm_ring_attach(lfshm_ring_fd(h->c), LFSHM_PRODUCER, &h->p);
@@ -76,8 +78,21 @@ static void hx_advance(struct hx *h, uint64_t pos)
 	}
 }
 
+/* A record header as the kind's producer writes it; for SPSC (one 64-bit
+ * word, src/spsc.c) type LFSHM__TYPE_PAD stands for its pad header and
+ * every other type is stored inverted. */
+static void put_word(struct hx *h, uint64_t off, uint64_t w)
+{
+	atomic_store((_Atomic uint64_t *)(h->data + off), w);
+}
+
 static void put_rec(struct hx *h, uint64_t off, uint32_t len, uint32_t type)
 {
+	if (h->kind == LFSHM_SPSC) {
+		put_word(h, off, (uint64_t)(type == LFSHM__TYPE_PAD ? 1u : ~type)
+				 << 32 | len);
+		return;
+	}
 	memcpy(h->data + off, &len, 4);
 	memcpy(h->data + off + 4, &type, 4);
 }
@@ -185,13 +200,14 @@ Test(hostile, padding_with_every_wrong_length_near_the_end)
 	}
 }
 
-/* A correct pad whose bytes are not all published yet is refused. */
+/* A correct pad whose bytes are not all published yet is refused (MUTEX:
+ * SPSC publishes through the headers, see spsc_record_within_the_room). */
 Test(hostile, padding_longer_than_the_published_tail)
 {
 	unsigned k;
 	uint64_t room, pub;
 
-	for (k = 0; k < 2; k++) {
+	for (k = 1; k < 2; k++) {
 		for (room = 16; room <= 64; room += 8) {
 			for (pub = 8; pub <= room; pub += 8) {
 				struct lfshm_msg m;
@@ -254,6 +270,8 @@ Test(hostile, record_fields_at_their_limits)
 		cr_expect_eq(m.type, LFSHM_TYPE_MAX);
 		cr_expect_eq(peek_one(kind, 8, LFSHM_TYPE_MAX + 1u, 16, &m),
 			     -EBADMSG);
+		if (kind == LFSHM_SPSC)
+			continue; /* no published tail: spsc_header_words */
 		/* published bytes: the record exactly, or 8 short */
 		cr_expect_eq(peek_one(kind, 56, 0, 64, &m), 0);
 		cr_expect_eq(peek_one(kind, 57, 0, 64, &m), -EBADMSG);
@@ -273,7 +291,7 @@ Test(hostile, tail_at_most_one_ring_ahead)
 	struct lfshm_msg m;
 	unsigned k;
 
-	for (k = 0; k < 2; k++) {
+	for (k = 1; k < 2; k++) { /* MUTEX: SPSC's consumer ignores tail */
 		cr_expect_eq(peek_one(rec_kinds[k], 8, 0, CAP, &m), 0);
 		cr_expect_eq(peek_one(rec_kinds[k], 8, 0, CAP + 8, &m),
 			     -EBADMSG);
@@ -298,6 +316,8 @@ Test(hostile, tail_more_than_a_ring_past_the_released_head)
 		unsigned kind = all_kinds[k];
 		/* a record of 64 bytes: 8- or 16-byte header */
 		uint32_t len = kind == LFSHM_MPSC ? 48 : 56;
+		/* SPSC keeps 8 bytes for its terminator: one fewer fits */
+		int fit = (int)(CAP / 64) - (kind == LFSHM_SPSC);
 		struct lfshm_msg m, first;
 		char buf[64] = { 0 };
 		int n, rc, i;
@@ -309,14 +329,20 @@ Test(hostile, tail_more_than_a_ring_past_the_released_head)
 			n = 0;
 			while (lfshm_ring_send(h.p, buf, len, 0) == 0)
 				n++;
-			cr_assert_eq(n, (int)(CAP / 64));
-			for (rc = 0; rc < (int)(CAP / 64); rc++)
+			cr_assert_eq(n, fit);
+			for (rc = 0; rc < fit; rc++)
 				cr_assert_eq(lfshm_ring_peek(h.c, rc ? &m : &first),
 					     0);
-			cr_assert_eq(atomic_load(&h.ctrl->tail), CAP);
+			cr_assert_eq(atomic_load(&h.ctrl->tail), 64 * fit);
 			if (i == 1) /* space for one more record */
 				cr_assert_eq(lfshm_ring_release(h.c, &first), 0);
-			set_tail(&h, CAP + 64);
+			if (kind == LFSHM_SPSC)
+				/* a 64-byte record at CAP - 64: it reaches a
+				 * ring past the released head, where the
+				 * terminator must still fit */
+				put_rec(&h, CAP - 64, len, 0);
+			else
+				set_tail(&h, CAP + 64);
 			rc = lfshm_ring_peek(h.c, &m);
 			if (i == 0)
 				cr_expect_eq(rc, -EBADMSG,
@@ -338,7 +364,10 @@ Test(hostile, head_at_most_the_published_tail)
 	unsigned k;
 
 	for (k = 0; k < 2; k++) {
-		uint64_t heads[] = { CAP, CAP + 8, 2048 - 4, 1ull << 40 };
+		/* SPSC: records of 2040 bytes, the terminator needs 8 */
+		uint32_t len = rec_kinds[k] == LFSHM_SPSC ? 2032 : 2040;
+		uint64_t pub = 2 * lfshm__rec_size(len);
+		uint64_t heads[] = { pub, pub + 8, 2048 - 4, 1ull << 40 };
 		unsigned i;
 
 		for (i = 0; i < 4; i++) {
@@ -347,12 +376,12 @@ Test(hostile, head_at_most_the_published_tail)
 			int rc;
 
 			hx_open(&h, rec_kinds[k]);
-			/* ring full with two 2048-byte records */
-			cr_assert_eq(lfshm_ring_send(h.p, buf, 2040, 0), 0);
-			cr_assert_eq(lfshm_ring_send(h.p, buf, 2040, 0), 0);
-			atomic_store(&h.ctrl->tail, CAP);
+			/* ring full with two records */
+			cr_assert_eq(lfshm_ring_send(h.p, buf, len, 0), 0);
+			cr_assert_eq(lfshm_ring_send(h.p, buf, len, 0), 0);
+			atomic_store(&h.ctrl->tail, pub);
 			atomic_store(&h.ctrl->head, heads[i]);
-			rc = lfshm_ring_send(h.p, buf, 2040, 0);
+			rc = lfshm_ring_send(h.p, buf, len, 0);
 			if (i == 0)
 				cr_expect_eq(rc, 0, "%s: %d",
 					     lfshm_test_kind_name(rec_kinds[k]), rc);
@@ -365,7 +394,8 @@ Test(hostile, head_at_most_the_published_tail)
 	}
 }
 
-/* Positions found at attach: at most a ring apart, aligned. */
+/* Positions found at attach: at most a ring apart, aligned (MUTEX; SPSC:
+ * spsc_positions_at_attach). */
 Test(hostile, positions_at_attach)
 {
 	static const uint64_t pairs[][2] = {
@@ -374,7 +404,7 @@ Test(hostile, positions_at_attach)
 	};
 	unsigned k, i, role;
 
-	for (k = 0; k < 2; k++) {
+	for (k = 1; k < 2; k++) {
 		for (i = 0; i < 6; i++) {
 			for (role = LFSHM_PRODUCER; role <= LFSHM_CONSUMER; role++) {
 				struct lfshm_ring_config cfg = {
@@ -420,6 +450,179 @@ Test(hostile, positions_at_attach)
 				munmap(map, len);
 				lfshm_ring_close(own);
 			}
+		}
+	}
+}
+
+/* ---- SPSC: publication through the record headers (src/spsc.c) ------- */
+
+/*
+ * The consumer peeked three 1 KiB records without releasing any: a record
+ * at 3072 may end at most 8 bytes short of a ring past the released head
+ * (the terminator's room), whatever its kind; one more byte is refused.
+ */
+Test(hostile, spsc_record_within_the_room)
+{
+	static char buf[1016];
+	unsigned i;
+
+	for (i = 0; i < 4; i++) {
+		struct lfshm_msg m, first;
+		struct hx h;
+		int rc, j;
+
+		hx_open(&h, LFSHM_SPSC);
+		for (j = 0; j < 3; j++) {
+			cr_assert_eq(lfshm_ring_send(h.p, buf, 1016, 0), 0);
+			cr_assert_eq(lfshm_ring_peek(h.c, j ? &m : &first), 0);
+		}
+		switch (i) {
+		case 0: /* ends at c_rel + CAP - 8: fine */
+			put_rec(&h, 3072, 1016 - 8, 7);
+			break;
+		case 1: /* ends at c_rel + CAP: refused */
+			put_rec(&h, 3072, 1016, 7);
+			break;
+		case 2: /* a pad to the end: refused while nothing is
+			 * released, then fine (the next header reads 0) */
+			put_rec(&h, 3072, 1016, LFSHM__TYPE_PAD);
+			break;
+		case 3:
+			put_rec(&h, 3072, 1016, LFSHM__TYPE_PAD);
+			cr_assert_eq(lfshm_ring_release(h.c, &first), 0);
+			put_word(&h, 0, 0);
+			break;
+		}
+		rc = lfshm_ring_peek(h.c, &m);
+		if (i == 0) {
+			cr_expect_eq(rc, 0, "%d", rc);
+			cr_expect_eq(m.len, 1008);
+			cr_expect_eq(m.type, 7);
+		} else if (i == 3) {
+			cr_expect_eq(rc, -EAGAIN, "%d", rc);
+		} else {
+			cr_expect_eq(rc, -EBADMSG, "case %u: %d", i, rc);
+		}
+		hx_close(&h);
+	}
+}
+
+/* The high word of a header: ~type (>= 0x80000000) or the pad's 1; a
+ * word of 0 is "nothing yet"; anything else poisons. */
+Test(hostile, spsc_header_words)
+{
+	static const struct {
+		uint64_t w;
+		int rc;
+	} cases[] = {
+		{ 0, -EAGAIN },
+		{ 0x8000000000000008ull, 0 },      /* type LFSHM_TYPE_MAX */
+		{ 0xffffffff00000000ull, 0 },      /* type 0, len 0 */
+		{ 0x7fffffff00000008ull, -EBADMSG }, /* type MAX + 1 */
+		{ 0x0000000000000008ull, -EBADMSG }, /* high word 0 */
+		{ 0x0000000200000008ull, -EBADMSG }, /* high word 2 */
+		{ 0x0000000100000008ull, -EBADMSG }, /* a pad, not at the end */
+	};
+	unsigned i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct lfshm_msg m;
+		struct hx h;
+		int rc;
+
+		hx_open(&h, LFSHM_SPSC);
+		put_word(&h, 0, cases[i].w);
+		rc = lfshm_ring_peek(h.c, &m);
+		cr_expect_eq(rc, cases[i].rc, "word %#llx: %d",
+			     (unsigned long long)cases[i].w, rc);
+		if (rc == 0)
+			cr_expect_eq(m.type, ~(uint32_t)(cases[i].w >> 32));
+		/* a zero header is not the end while the producer lives */
+		if (i == 0)
+			cr_expect_eq(lfshm_ring_wait_data(h.c, 0), -EAGAIN);
+		hx_close(&h);
+	}
+}
+
+/* The consumer never reads ctrl->tail: garbage there changes nothing. */
+Test(hostile, spsc_consumer_ignores_the_tail)
+{
+	static const uint64_t tails[] = { CAP + 8, 12, 1ull << 40 };
+	unsigned i;
+
+	for (i = 0; i < 3; i++) {
+		struct lfshm_msg m;
+		struct hx h;
+		char b[8] = "abcdefg";
+
+		hx_open(&h, LFSHM_SPSC);
+		set_tail(&h, tails[i]);
+		cr_expect_eq(lfshm_ring_peek(h.c, &m), -EAGAIN);
+		cr_assert_eq(lfshm_ring_send(h.p, b, 8, 0), 0);
+		set_tail(&h, tails[i]);
+		cr_expect_eq(lfshm_ring_recv(h.c, b, 8, 0), 8);
+		cr_expect_eq(lfshm_ring_peek(h.c, &m), -EAGAIN);
+		hx_close(&h);
+	}
+}
+
+/*
+ * Positions at attach.  A consumer needs an aligned head only.  A
+ * producer needs the tail at most CAP - 8 ahead of the head (the
+ * terminator's room), or behind it by less than a ring (it lags when its
+ * predecessor died between the header's release and the tail store): it
+ * then starts at the end of the headers published from there.
+ */
+Test(hostile, spsc_positions_at_attach)
+{
+	static const struct {
+		uint64_t head, tail;
+		int prod, cons;
+	} cases[] = {
+		{ 0, CAP - 8, 0, 0 },
+		{ 0, CAP, -EBADMSG, 0 },
+		{ 8, CAP + 8, -EBADMSG, 0 },
+		{ 8, 0, 0, 0 },
+		{ CAP - 8, 0, 0, 0 },
+		{ CAP, 0, -EBADMSG, 0 },
+		{ 4, 8, -EBADMSG, -EBADMSG },
+		{ 0, 4, -EBADMSG, 0 },
+	};
+	unsigned i, role;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (role = LFSHM_PRODUCER; role <= LFSHM_CONSUMER; role++) {
+			struct lfshm_ring_config cfg = {
+				.kind = LFSHM_SPSC, .capacity = CAP
+			};
+			struct lfshm_ring *own, *h = NULL;
+			unsigned char *map;
+			struct lfshm__ctrl *ctrl;
+			size_t len;
+			int rc, want;
+
+			cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE,
+						       &own), 0);
+			len = lfshm_ring_region_size(own);
+			map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, lfshm_ring_fd(own), 0);
+			cr_assert_neq(map, MAP_FAILED);
+			ctrl = (struct lfshm__ctrl *)(map + LFSHM__CTRL_OFF(0));
+			atomic_store(&ctrl->head, cases[i].head);
+			atomic_store(&ctrl->tail, cases[i].tail);
+			rc = lfshm_ring_attach(lfshm_ring_fd(own), role, &h);
+			want = role == LFSHM_PRODUCER ? cases[i].prod :
+							cases[i].cons;
+			cr_expect_eq(rc, want, "role %u head %llu tail %llu: %d",
+				     role, (unsigned long long)cases[i].head,
+				     (unsigned long long)cases[i].tail, rc);
+			if (rc == 0 && role == LFSHM_PRODUCER)
+				cr_expect_eq(h->p_tail,
+					     cases[i].tail - cases[i].head <= CAP ?
+					     cases[i].tail : cases[i].head);
+			lfshm_ring_close(h);
+			munmap(map, len);
+			lfshm_ring_close(own);
 		}
 	}
 }

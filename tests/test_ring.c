@@ -122,8 +122,17 @@ KIND_TEST(full_ring_reports_eagain_then_accepts_after_recv)
 		     -ETIMEDOUT);
 	cr_expect_eq(lfshm_ring_wait_space(pr.p, 100, 1000000), -ETIMEDOUT);
 	recv_seq(pr.c, 0, 100);
+	got = 1;
+	if (*kindp == LFSHM_SPSC) {
+		/* SPSC keeps 8 bytes for the terminator after the last
+		 * record (src/spsc.c): with the pad at the wrap, the 112
+		 * bytes of one record are 8 short, two are enough */
+		cr_expect_eq(lfshm_ring_send(pr.p, buf, sizeof(buf), 0),
+			     -EAGAIN);
+		recv_seq(pr.c, got++, 100);
+	}
 	send_seq(pr.p, sent, 100);
-	for (got = 1; got <= sent; got++)
+	for (; got <= sent; got++)
 		recv_seq(pr.c, got, 100);
 	cr_expect_eq(lfshm_ring_recv(pr.c, buf, sizeof(buf), 0), -EAGAIN);
 	close_pair(&pr);
@@ -179,8 +188,16 @@ KIND_TEST(max_size_fits_and_oversize_is_rejected_without_loss)
 	recv_seq(pr.c, 0, max);
 	/* again, from a different position */
 	send_seq(pr.p, 1, 24);
+	if (*kindp == LFSHM_SPSC) {
+		/* a largest record after a pad needs the whole ring but the
+		 * terminator's 8 bytes (src/spsc.c): 8 more than SPSC has
+		 * with the 24-byte one still in it */
+		cr_expect_eq(lfshm_ring_send(pr.p, buf, max, 0), -EAGAIN);
+		recv_seq(pr.c, 1, 24);
+	}
 	send_seq(pr.p, 2, max);
-	recv_seq(pr.c, 1, 24);
+	if (*kindp != LFSHM_SPSC)
+		recv_seq(pr.c, 1, 24);
 	recv_seq(pr.c, 2, max);
 	free(buf);
 	close_pair(&pr);
