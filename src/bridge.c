@@ -22,7 +22,8 @@
  * LFSHM__EC_EFD and W4 is a read of the bridge eventfd; a write that
  * happens between W3 and W4 stays in the eventfd's counter, so it is not
  * lost either.  The W2/P2 fence pair is the one of wait.c: either P3 sees
- * the bit of W1 or W3 sees the tail of P1.
+ * the bit of W1 or W3 sees the tail of P1 (SPSC: the record header that
+ * P1 stores, which peek reads; src/spsc.c).
  *
  * For epoll in FUTEX mode the wait is handed to a private io_uring with a
  * process-local eventfd registered (io_uring_register_eventfd): every CQE

@@ -21,6 +21,9 @@
  *                                           CAS ec -> (v + 1) & COUNT;
  *                                           FUTEX_WAKE(ec)
  *
+ * P1 is the kind's publish store and W3 loads that same word: for SPSC the
+ * header of the first record of the batch (src/spsc.c), not the tail.
+ *
  * Lost wake-up this prevents: the waiter reads "not ready" at W3 while the
  * waker reads "no waiter" at P3, and the waiter sleeps with data published.
  * That is the store-buffering (store-load) pattern: W1/P1 are stores, W3/P3

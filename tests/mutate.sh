@@ -41,18 +41,83 @@ mutant_parse_pad_published() {
 	tests="test_hostile test_spsc test_mutex"
 }
 
-mutant_spsc_tail_vs_released() {
+# SPSC publishes through its record headers (src/spsc.c, issue 11)
+
+mutant_spsc_record_room() {
 	file=src/spsc.c
-	old='t - r->c_rel > r->cap || (t & 7)'
-	new='(t & 7)'
+	old='off + size > r->cap || size > room'
+	new='off + size > r->cap'
 	tests="test_hostile test_spsc"
 }
 
-mutant_spsc_tail_alignment() {
+mutant_spsc_pad_room() {
 	file=src/spsc.c
-	old='t - r->c_rel > r->cap || (t & 7)))'
-	new='t - r->c_rel > r->cap))'
+	old="!= size ||$nl$tab$tab$tab$tab    size > room)"
+	new="!= size)"
 	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_header_high_word() {
+	file=src/spsc.c
+	old='hi < SPSC_HI_MSG || len > r->max_msg'
+	new='len > r->max_msg'
+	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_record_max_msg() {
+	file=src/spsc.c
+	old='hi < SPSC_HI_MSG || len > r->max_msg'
+	new='hi < SPSC_HI_MSG'
+	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_no_terminator() {
+	file=src/spsc.c
+	old="${tab}put_term(r, end);$nl"
+	new=""
+	tests="test_spsc"
+}
+
+mutant_spsc_no_pad_terminator() {
+	file=src/spsc.c
+	old="${tab}${tab}put_term(r, r->p_tail + r->cap - off);$nl"
+	new=""
+	tests="test_spsc"
+}
+
+mutant_spsc_no_terminator_room() {
+	file=src/spsc.c
+	old="size) +$nl$tab       LFSHM__REC_HDR;"
+	new="size);"
+	tests="test_spsc test_ring"
+}
+
+mutant_spsc_first_header_not_last() {
+	file=src/spsc.c
+	old="${tab}if (pos == r->p_pub)"
+	new="${tab}if (0)"
+	tests="test_spsc"
+}
+
+mutant_spsc_successor_no_walk() {
+	file=src/spsc.c
+	old="${tab}${tab}if (!w)$nl${tab}${tab}${tab}break;"
+	new="${tab}${tab}break;"
+	tests="test_spsc"
+}
+
+mutant_spsc_attach_lagging_tail() {
+	file=src/spsc.c
+	old='else if (head - tail < r->cap)'
+	new='else if (head - tail <= r->cap)'
+	tests="test_hostile"
+}
+
+mutant_spsc_attach_leading_tail() {
+	file=src/spsc.c
+	old='if (tail - head <= r->cap - LFSHM__REC_HDR)'
+	new='if (tail - head <= r->cap)'
+	tests="test_hostile"
 }
 
 mutant_spsc_head_alignment() {
@@ -64,9 +129,16 @@ mutant_spsc_head_alignment() {
 
 mutant_spsc_attach_head_alignment() {
 	file=src/spsc.c
-	old='return !(head & 7) && !(tail & 7) && tail - head <= cap;'
-	new='return !(tail & 7) && tail - head <= cap;'
+	old='if ((head & 7) || (tail & 7))'
+	new='if (tail & 7)'
 	tests="test_hostile test_spsc"
+}
+
+mutant_spsc_consumer_attach_alignment() {
+	file=src/spsc.c
+	old="${tab}${tab}if (head & 7) {"
+	new="${tab}${tab}if (0) {"
+	tests="test_hostile"
 }
 
 mutant_mpsc_tail_vs_released() {
@@ -166,9 +238,12 @@ mutant_mpsc_max_msg_uncapped() {
 	tests="test_live"
 }
 
-all="parse_rec_end parse_pad_published spsc_tail_vs_released
-spsc_tail_alignment spsc_head_alignment spsc_attach_head_alignment
-mpsc_tail_vs_released mutex_tail_vs_released attach_seals_grow_seal_only
+all="parse_rec_end parse_pad_published spsc_record_room spsc_pad_room
+spsc_header_high_word spsc_record_max_msg spsc_no_terminator
+spsc_no_pad_terminator spsc_no_terminator_room spsc_first_header_not_last
+spsc_successor_no_walk spsc_attach_lagging_tail spsc_attach_leading_tail
+spsc_head_alignment spsc_attach_head_alignment
+spsc_consumer_attach_alignment mpsc_tail_vs_released mutex_tail_vs_released attach_seals_grow_seal_only
 attach_size_before_seals wake_without_p2 owner_always_dead
 owner_always_alive fork_child_keeps_lock mpsc_no_finish_release
 mpsc_commit_store_not_cas mpsc_size_tag_is_ready mpsc_max_msg_uncapped"

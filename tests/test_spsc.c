@@ -245,7 +245,7 @@ Test(spsc, accounts_space_exactly)
 	lfshm_ring_close(c);
 }
 
-Test(spsc, busy_ring_makes_no_syscalls)
+Test(spsc, busy_ring_makes_no_syscalls, .timeout = 60)
 {
 	struct lfshm_ring *c = mk(1 << 16, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
 	struct lfshm_stats sp, sc;

@@ -20,6 +20,9 @@ MODEL_RUNS := \
 	spsc-no-w2:spsc:pass:-DNO_W2 \
 	spsc-broken-p2-data:spsc:fail:-DNO_P2_DATA \
 	spsc-broken-p2-space:spsc:fail:-DNO_P2_SPACE \
+	spsc-broken-term-late:spsc:fail:-DTERM_LATE \
+	spsc-broken-relaxed-hdr:spsc:fail:-DRELAXED_HDR \
+	spsc-broken-relaxed-load:spsc:fail:-DRELAXED_LOAD \
 	mpsc-cap1:mpsc:pass:-DCAP=1,-DNPROD=2,-DNEACH=1,-DSTALLS=0 \
 	mpsc-cap2:mpsc:pass:-DCAP=2,-DNPROD=2,-DNEACH=1,-DSTALLS=0 \
 	mpsc-stall-close:mpsc:pass:-DCAP=1,-DNPROD=1,-DNEACH=2,-DSTALLS=1,-DCLOSE \

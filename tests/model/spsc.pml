@@ -13,11 +13,23 @@
  * so padding at the wrap (spsc_reserve/spsc_peek) never happens and is
  * not modelled; it changes the ring arithmetic, not the handshake.
  *
+ * Publication through the record headers (src/spsc.c top comment): each
+ * slot has a header word (0: nothing published; else the message number)
+ * and a payload word.  The ring has CAP + 1 slots, of which the producer
+ * fills at most CAP: the one left is the terminator, zeroed (T) after
+ * every record before the publish.  The consumer reads the header at
+ * c_head (A2) and never the tail; the producer keeps the header of the
+ * first unpublished record (at p_pub) and stores it last (R1), so a
+ * LFSHM_MORE batch is published by that one store.  Slots are reused from
+ * the second lap on, so a header or payload of an earlier lap is in
+ * memory where the consumer looks next: reading it is an assertion
+ * failure.
+ *
  * Checked:
  *   - assertions: the consumer reads at each position exactly the
- *     message the producer wrote there (no unpublished or stale data,
- *     no loss, no duplicate, FIFO), and sees -EPIPE only after the last
- *     message;
+ *     message the producer wrote there, header and payload (no
+ *     unpublished or stale data of an earlier lap, no loss, no
+ *     duplicate, FIFO), and sees -EPIPE only after the last message;
  *   - the monitor: never is a side asleep in FUTEX_WAIT while what it
  *     waits for is in memory and no wake is on its way (lost wake-up);
  *   - no invalid end state: nobody hangs (deadlock, or a lost wake-up
@@ -40,8 +52,10 @@
 #define DATA_EC    2    /* ctrl->data_ec */
 #define SPACE_EC   3    /* ctrl->space_ec */
 #define PROD_OWNER 4    /* ctrl->prod_owner */
-#define SLOT(pos)  (5 + (pos) % CAP)   /* record at position pos */
-#define NADDR      (5 + CAP)
+#define NSLOT      (CAP + 1)            /* CAP records + the terminator */
+#define HDR(pos)   (5 + (pos) % NSLOT)  /* header word of position pos */
+#define PAY(pos)   (5 + NSLOT + (pos) % NSLOT) /* ... and its payload */
+#define NADDR      (5 + 2 * NSLOT)
 
 #define ALIVE 1         /* owner word: a live owner's id */
 #define GONE  2         /* LFSHM__OWNER_GONE */
@@ -62,6 +76,14 @@
 #else
 #define W2_FENCE 1
 #endif
+/* publication switches, broken variants:
+ *   TERM_LATE     the terminator is zeroed after the header's publish
+ *                 (in publish(), after R1) instead of before it;
+ *   RELAXED_HDR   R1 relaxed: the header store may become visible before
+ *                 the earlier payload and terminator stores (what C11
+ *                 and arm64 allow, not x86): it skips the store buffer;
+ *   RELAXED_LOAD  A2 relaxed: the payload load may come before the header
+ *                 load (modelled by swapping them). */
 
 inline addr_name(a)
 {
@@ -71,7 +93,8 @@ inline addr_name(a)
 	:: a == DATA_EC -> printf("data_ec")
 	:: a == SPACE_EC -> printf("space_ec")
 	:: a == PROD_OWNER -> printf("prod_owner")
-	:: else -> printf("record[%d]", a - SLOT(0))
+	:: a < 5 + NSLOT -> printf("header[%d]", a - 5)
+	:: else -> printf("payload[%d]", a - 5 - NSLOT)
 	fi
 }
 
@@ -88,7 +111,8 @@ inline cpu_name(p)
 /* process-local state of the handles (struct lfshm_ring), global only so
  * that the monitor can read it */
 byte p_tail, p_pub, p_head_cache;   /* producer */
-byte c_head, c_rel, c_tail_cache;   /* consumer */
+byte p_pub_hdr;                     /* producer: header kept for R1 */
+byte c_head, c_rel;                 /* consumer */
 /* ghost: a publish store was made and its lfshm__ec_wake has not
  * returned yet (a wake is on its way) */
 bool pend_data, pend_space;
@@ -101,42 +125,31 @@ inline refresh_head(me, h)
 	p_head_cache = h
 }
 
-/* refresh_tail(): A2, and its validation */
-inline refresh_tail(me, t)
-{
-	LD(me, TAIL, t);
-	assert(t - c_tail_cache <= CAP && t - c_rel <= CAP); /* else poison */
-	c_tail_cache = t
-}
 
 /* the lfshm__ready_fn of each wait: data_ready() and space_ready() */
 inline ready(me, which, slow, rc)
 {
 	if
 	:: which == DATA_EC ->
-		/* data_ready() */
+		/* data_ready(): the header at c_head (A2) */
+		LD(me, HDR(c_head), r_t);
 		if
-		:: c_tail_cache != c_head -> rc = 1
-		:: else ->
-			LD(me, TAIL, r_t);                      /* A2 */
+		:: r_t != 0 -> rc = 1
+		:: else -> rc = 0
+		fi;
+		if
+		:: rc == 0 && slow ->
+			LD(me, PROD_OWNER, r_o);
 			if
-			:: r_t != c_head -> rc = 1
-			:: else -> rc = 0
-			fi;
-			if
-			:: rc == 0 && slow ->
-				LD(me, PROD_OWNER, r_o);
+			:: r_o == GONE ->
+				LD(me, HDR(c_head), r_t);
 				if
-				:: r_o == GONE ->
-					LD(me, TAIL, r_t);
-					if
-					:: r_t == c_head -> rc = EPIPE
-					:: else -> rc = 0   /* sic: see README */
-					fi
-				:: else
+				:: r_t == 0 -> rc = EPIPE
+				:: else -> rc = 1
 				fi
 			:: else
 			fi
+		:: else
 		fi
 	:: else ->
 		/* space_ready(), need = one slot */
@@ -156,13 +169,46 @@ inline ready(me, which, slow, rc)
 
 #include "wait.pml"
 
-/* publish(): R1, then lfshm__ec_wake(data_ec) */
+/* publish(): R1, the tail, then lfshm__ec_wake(data_ec) */
 inline publish(me)
 {
 	if
 	:: p_tail != p_pub ->
-		/* R1: store_release(ctrl->tail, p_tail) */
-		ST_GHOST(me, TAIL, p_tail, pend_data, 1);
+		/* R1: store_release(header at p_pub, p_pub_hdr) */
+#ifdef RELAXED_HDR
+		d_step {
+			/* (not past an older store to the same word: that
+			 * much order even relaxed stores keep) */
+			_i = 0;
+			r_o = 0;
+			do
+			:: _i < sb_n[me] ->
+				if
+				:: sb_a[me * SB + _i] == HDR(p_pub) -> r_o = 1
+				:: else
+				fi;
+				_i++
+			:: else -> break
+			od;
+			_i = 0;
+			if
+			:: r_o -> drain(me)
+			:: else
+			fi;
+			mem[HDR(p_pub)] = p_pub_hdr;
+			pend_data = 1;
+			cpu_name(me); printf(": store "); addr_name(HDR(p_pub));
+			printf(" = %d (relaxed: visible before the buffered stores)\n",
+			       p_pub_hdr)
+		};
+#else
+		ST_GHOST(me, HDR(p_pub), p_pub_hdr, pend_data, 1);
+#endif
+#ifdef TERM_LATE
+		ST(me, HDR(p_tail), 0);
+#endif
+		/* store_release(ctrl->tail, p_tail): nobody reads it here */
+		ST(me, TAIL, p_tail);
 		p_pub = p_tail;
 		lfshm__ec_wake(me, DATA_EC, P2_DATA, v, ok);
 		pend_data = 0
@@ -210,9 +256,17 @@ proctype producer()
 				assert(rc == 1)
 			fi
 		od;
-		/* memcpy + spsc_commit(): payload and record header,
-		 * relaxed (published by R1) */
-		ST(PROD, SLOT(p_tail), msg);
+		/* memcpy: the payload, in place */
+		ST(PROD, PAY(p_tail), msg);
+		/* spsc_commit(): T (zero the header after the record), then
+		 * its header, kept for R1 when it is at p_pub; relaxed */
+#ifndef TERM_LATE
+		ST(PROD, HDR(p_tail + 1), 0);
+#endif
+		if
+		:: p_tail == p_pub -> p_pub_hdr = msg
+		:: else -> ST(PROD, HDR(p_tail), msg)
+		fi;
 		p_tail++;
 		if
 		:: publish(PROD)            /* flags 0 */
@@ -234,19 +288,23 @@ proctype producer()
 
 proctype consumer()
 {
-	byte x, v, rc, r_t, r_o;
+	byte x, h, v, rc, r_t, r_o;
 	bool ok;
 
 	do
-	:: /* spsc_peek() */
+	:: /* spsc_peek(): A2, load_acquire(header at c_head) */
+#ifdef RELAXED_LOAD
+		LD(CONS, PAY(c_head), x);
+#endif
+		LD(CONS, HDR(c_head), h);
 		if
-		:: c_tail_cache == c_head -> refresh_tail(CONS, r_t)
-		:: else
-		fi;
-		if
-		:: c_tail_cache != c_head ->
-			/* the record, read after A2 */
-			LD(CONS, SLOT(c_head), x);
+		:: h != 0 ->
+			/* take_rec(): this lap's header, within the room */
+			assert(h == c_head + 1);
+			assert(c_head + 1 - c_rel <= CAP);
+#ifndef RELAXED_LOAD
+			LD(CONS, PAY(c_head), x);
+#endif
 			assert(x == c_head + 1);
 			c_head++;
 			if
@@ -258,9 +316,9 @@ proctype consumer()
 			LD(CONS, PROD_OWNER, r_o);
 			if
 			:: r_o == GONE ->
-				refresh_tail(CONS, r_t);
+				LD(CONS, HDR(c_head), h);
 				if
-				:: c_tail_cache == c_head -> break  /* -EPIPE */
+				:: h == 0 -> break                  /* -EPIPE */
 				:: else                             /* continue */
 				fi
 			:: else ->
@@ -283,7 +341,7 @@ proctype consumer()
 /* lost wake-up: asleep in FUTEX_WAIT, what it waits for is in memory,
  * and no wake is on its way */
 #define LOST_DATA (inq[CONS] && qaddr[CONS] == DATA_EC && !pend_data && \
-		   (mem[TAIL] != c_head || mem[PROD_OWNER] == GONE))
+		   (mem[HDR(c_head)] != 0 || mem[PROD_OWNER] == GONE))
 #define LOST_SPACE (inq[PROD] && qaddr[PROD] == SPACE_EC && !pend_space && \
 		    CAP - (p_tail - mem[HEAD]) >= 1)
 
