@@ -92,10 +92,11 @@ mutant_spsc_no_terminator_room() {
 	tests="test_spsc test_ring"
 }
 
+# the first header of a batch stored at once, not held back for publish()
 mutant_spsc_first_header_not_last() {
 	file=src/spsc.c
-	old="${tab}if (pos == r->p_pub)"
-	new="${tab}if (0)"
+	old="${tab}${tab}r->p_pub_hdr = w;$nl${tab}else"
+	new="${tab}${tab}r->p_pub_hdr = w;$nl${tab}if (1)"
 	tests="test_spsc"
 }
 
