@@ -295,7 +295,9 @@ static bool m_reserve(uint32_t len, int got, void *buf, const char *what)
 	} else if (M.exact) {
 		size = lfshm__rec_size(len);
 		off = M.tail & M.mask;
-		need = off + size > M.cap ? M.cap - off + size : size;
+		/* + 8: SPSC keeps room for the terminator (src/spsc.c) */
+		need = (off + size > M.cap ? M.cap - off + size : size) +
+		       LFSHM__REC_HDR;
 		fits = M.cap - (M.tail - M.rel_pos) >= need;
 		want = fits ? 0 : -EAGAIN;
 	} else {
@@ -749,7 +751,8 @@ static void op_wait(struct fz_in *in)
 	} else if (M.exact) {
 		uint64_t size = lfshm__rec_size(len);
 		uint64_t off = M.tail & M.mask;
-		uint64_t need = off + size > M.cap ? M.cap - off + size : size;
+		uint64_t need = (off + size > M.cap ? M.cap - off + size :
+				 size) + LFSHM__REC_HDR; /* the terminator */
 
 		publish(); /* SPSC publishes pending records first */
 		FZ_CHECK(rc == (M.cap - (M.tail - M.rel_pos) >= need ? 0 :

@@ -333,7 +333,7 @@ Test(hostile, tail_more_than_a_ring_past_the_released_head)
 			for (rc = 0; rc < fit; rc++)
 				cr_assert_eq(lfshm_ring_peek(h.c, rc ? &m : &first),
 					     0);
-			cr_assert_eq(atomic_load(&h.ctrl->tail), 64 * fit);
+			cr_assert_eq(atomic_load(&h.ctrl->tail), 64 * (uint64_t)fit);
 			if (i == 1) /* space for one more record */
 				cr_assert_eq(lfshm_ring_release(h.c, &first), 0);
 			if (kind == LFSHM_SPSC)

@@ -334,7 +334,7 @@ Test(spsc, aborted_reservation_after_a_pad_stops_at_index_0)
 
 	lap(p, c, 4096 / 64 - 1, 56); /* at 4032, 64 bytes to the end */
 	cr_assert_eq(lfshm_ring_reserve(p, 100, &w), 0);
-	cr_assert_eq((char *)w, p->data + 8, "not after a pad");
+	cr_assert_eq((unsigned char *)w, p->data + 8, "not after a pad");
 	cr_assert_eq(lfshm_ring_abort(p, w), 0);
 	cr_assert_eq(lfshm_ring_flush(p), 0);
 	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN,
