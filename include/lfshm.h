@@ -186,6 +186,8 @@ struct lfshm_stats {
  *        empty ring; for LFSHM_MPSC an explicit max_msg is also at most
  *        2^32 - 64, since its padding records carry 32-bit lengths).
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
+ * An LFSHM_SPSC ring holds records of up to capacity - 8 bytes in all:
+ * 8 bytes stay free for the zero header that ends what is published.
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
  * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENOMEM, or
