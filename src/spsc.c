@@ -290,7 +290,7 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		}
 	}
 	off = r->p_tail & r->mask;
-	if (need != size + LFSHM__REC_HDR) {
+	if (off + size > r->cap) {
 		/* Pad to the end, its terminator at index 0; published with
 		 * the record by R1.  Kept even if the reservation is aborted:
 		 * it is valid. */
