@@ -94,6 +94,9 @@ mkdir -p "$out/cdf"
 rm -f "$out"/cdf/*.dat
 opts="--sizes=$sizes --seconds=$secs --format=csv --cdf-dir=$out/cdf"
 start=$(date +%s)
+# 1-minute load average before and after: the verdict says when other work
+# shared the two vCPUs (pinned block rows then time the run queue)
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 
 # Floors first, then the transports: one run, same pinning, same machine
 # state.  ck_ring only at small sizes (it is the 64 B streaming reference).
@@ -190,5 +193,7 @@ if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
 fi
 echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
 # the verdict: headline table and issue 11's targets, from this same run
-awk -f "$here/verdict.awk" "$out/bench.csv" > "$out/verdict.txt"
+load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
+awk -f "$here/verdict.awk" -v load_start="$load_start" -v load_end="$load_end" \
+	"$out/bench.csv" > "$out/verdict.txt"
 cat "$out/verdict.txt"
