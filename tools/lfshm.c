@@ -6,7 +6,8 @@
  *   lfshm --version
  *
  * `stat` scans /proc/PID/fd of the given processes (of every process it
- * may read when none is given) for memfds named "lfshm", with the access
+ * may read when none is given) for memfds named "lfshm" (channel rings
+ * keep no fd of their region, so they do not show), with the access
  * rights the caller already has: each one is opened read-only through
  * /proc/PID/fd/N, checked like lfshm_ring_attach() checks a region (a
  * regular file, sealed against shrinking, a sane size), mapped PROT_READ
