@@ -262,6 +262,10 @@ static int make_region(const struct lfshm_listen_config *cfg, int sock,
 	rc = lfshm__ring_open_chan(mfd, 1, LFSHM_CONSUMER, sock, &c->rx);
 	if (rc)
 		goto err;
+	/* the first message is not to pay page faults (the client maps
+	 * them in on its side) */
+	lfshm__prefault(c->tx);
+	lfshm__prefault(c->rx);
 	fds[0] = mfd;
 	*nfds = 1;
 	/* Bridge eventfds (four per channel) only for the eventfd path: asked
@@ -507,6 +511,10 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		rc = lfshm__bridge_adopt_efds(c->tx, fds + 3);
 	if (!rc && fcntl(sock, F_SETFL, O_NONBLOCK) < 0)
 		rc = -errno;
+	if (!rc) {
+		lfshm__prefault(c->rx);
+		lfshm__prefault(c->tx);
+	}
 	if (rc) {
 		lfshm_ring_close(c->tx);
 		lfshm_ring_close(c->rx);

@@ -387,6 +387,11 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
  * sock's hang-up. */
 int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
 			  struct lfshm_ring **out);
+/* Map in, now, the pages of r that its first messages touch: the header
+ * page (control blocks) and the first LFSHM__PREFAULT_BYTES of its data
+ * area, so the first message on a fresh channel takes no page fault. */
+#define LFSHM__PREFAULT_BYTES 4096u
+void lfshm__prefault(struct lfshm_ring *r);
 /* True when the peer on the other end of sock closed it: the peer
  * process exited or closed its channel (one poll, no wait). */
 bool lfshm__sock_hung_up(int sock);

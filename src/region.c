@@ -661,6 +661,34 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	return ring_open(fd, idx, role, -1, out);
 }
 
+/*
+ * Pre-fault: MADV_POPULATE_WRITE (Linux 5.14) allocates the shared pages
+ * (the first process to touch them) and maps them writable, without
+ * writing to them; elsewhere one read per page does it (a read fault on a
+ * shared writable shmem mapping maps the page writable: shmem needs no
+ * write notification).  Bounded: one page of each ring's data by default,
+ * which the first messages of a channel touch anyway, so it costs no
+ * memory that the first message would not have cost.
+ */
+static void populate(void *addr, uint64_t len)
+{
+	const volatile unsigned char *p = addr;
+
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(addr, (size_t)len, MADV_POPULATE_WRITE) == 0)
+		return;
+#endif
+	for (uint64_t off = 0; off < len; off += LFSHM__PAGE)
+		(void)p[off];
+}
+
+void lfshm__prefault(struct lfshm_ring *r)
+{
+	populate(r->map, LFSHM__HDR_SIZE);
+	populate(r->data, r->cap < LFSHM__PREFAULT_BYTES ?
+				  r->cap : LFSHM__PREFAULT_BYTES);
+}
+
 int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
 			  struct lfshm_ring **out)
 {

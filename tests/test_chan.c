@@ -859,3 +859,68 @@ Test(chan, blocked_consumer_does_not_wake_while_idle, .timeout = 60)
 	cr_assert_lt(s1 - s0, 2, "%ld wake-ups in 4 s of idle sleep",
 		     s1 - s0);
 }
+
+/* ---- pre-faulted channels ------------------------------------------- */
+
+/* 1 when the page at addr is mapped in this process (pagemap bit 63) */
+static int page_present(const void *addr)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t off = (off_t)((uintptr_t)addr / 4096) * 8;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &e, sizeof(e), off);
+	close(fd);
+	return n == sizeof(e) ? (int)(e >> 63) : -1;
+}
+
+/* Header page and the first data page of both rings: what the first
+ * message of a channel touches. */
+static int chan_present(const struct lfshm_chan *c)
+{
+	return page_present(lfshm_chan_tx(c)->map) == 1 &&
+	       page_present(lfshm_chan_tx(c)->data) == 1 &&
+	       page_present(lfshm_chan_rx(c)->data) == 1;
+}
+
+static int prefault_client(void *arg)
+{
+	struct lfshm_chan *c = NULL;
+	int rc;
+
+	(void)arg;
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	rc = chan_present(c) ? 0 : 11;
+	/* until the server closes: our region must stay until it looked */
+	if (wait_eof(lfshm_chan_fd(c)))
+		return 12;
+	lfshm_chan_close(c);
+	return rc;
+}
+
+/* A fresh channel's pages are mapped in on both sides before the first
+ * message (it used to pay the page faults: 35-85 us against ~20 us for
+ * the first message over UDS). */
+Test(chan, fresh_channel_is_prefaulted_on_both_sides, .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	pid_t pid;
+	int ok, st;
+
+	if (page_present(&ok) != 1)
+		cr_skip_test("no /proc/self/pagemap");
+	pid = lfshm_test_spawn(prefault_client, NULL);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	ok = chan_present(c);
+	lfshm_chan_close(c);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	lfshm_listener_close(l);
+	cr_assert(ok, "server: pages not mapped in after accept");
+	cr_assert_eq(st, 0, "client: %s", st == 11 ?
+		     "pages not mapped in after connect" : "failed");
+}
