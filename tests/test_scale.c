@@ -376,10 +376,10 @@ Test(scale, fds_per_channel, .timeout = 60)
 			"client %.2f; setup %.1f us/channel\n",
 		n, srv, cli, r.cl.ns_first / 100 / 1e3);
 	cr_assert_leq(r.srv_open - r.srv_before - 1,
-		      MAX_FDS_PER_CHAN * n + MAX_FDS_ONCE,
+		      (int)(MAX_FDS_PER_CHAN * n + MAX_FDS_ONCE),
 		      "server: %.2f fds per channel", srv);
 	cr_assert_leq(r.cl.fds_open - r.cl.fds_before,
-		      MAX_FDS_PER_CHAN * n + MAX_FDS_ONCE,
+		      (int)(MAX_FDS_PER_CHAN * n + MAX_FDS_ONCE),
 		      "client: %.2f fds per channel", cli);
 }
 
