@@ -598,9 +598,10 @@ int lfshm_ring_eventfd(struct lfshm_ring *r);
  * The rings judge their peer by that socket too (not by an OFD lock), so
  * on the default path a channel costs each side one fd, the socket: both
  * close the memfd once the rings are mapped (lfshm_ring_fd() is -EBADF on
- * them, and lfshm stat cannot see them).  A consumer blocked on an idle
- * channel sleeps on the socket (the producer's wake-up is a doorbell byte
- * there, see waitsets below) and wakes only for a message or the hang-up.
+ * them; lfshm stat shows them only where it may open /proc/PID/map_files).
+ * A consumer blocked on an idle channel sleeps on the socket (the
+ * producer's wake-up is a doorbell byte there, see waitsets below) and
+ * wakes only for a message or the hang-up.
  * A peer whose socket fd lives on in another process (fork child, passed
  * on) counts as alive until that one closes it too.
  * A channel is used by one thread at a time per side.

@@ -19,8 +19,8 @@
  * memfd is closed once both rings are mapped: a channel ring's liveness
  * is the socket (LFSHM__KEY_SOCK, src/region.c), not an OFD lock, so it
  * needs no fd of the region; and nobody but the two ends can attach to
- * the region, since the memfd exists only in the hello.  (lfshm stat,
- * which finds regions through /proc/PID/fd, does not see channels.)
+ * the region, since the memfd exists only in the hello.  (lfshm stat
+ * finds them through /proc/PID/map_files, where it may open those.)
  *
  * The server never waits for the client: the hello fits an empty socket
  * buffer, so a client that connects and then hangs costs the server one
