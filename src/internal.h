@@ -469,7 +469,9 @@ typedef int (*lfshm__ready_fn)(struct lfshm_ring *r, uint32_t arg, bool slow);
 /* Spin (r->spin_ns), then sleep on the event-count word ec until ready()
  * says so, the deadline passes (-ETIMEDOUT; -EAGAIN if deadline == 0) or
  * ready() fails.  Sleeps in slices of at most LFSHM__SLICE_NS so a peer that
- * died without closing is noticed. */
+ * died without closing is noticed; a channel's consumer (r->live_sock,
+ * data_ec) sleeps on the channel socket instead, without slices: the
+ * peer's doorbell byte or its death (hang-up) wakes it (src/wait.c). */
 int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline);
 /* Called after a publish (release store): wake sleepers on ec if any
