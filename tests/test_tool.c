@@ -486,6 +486,9 @@ static int channel_holder(struct holder *h)
 		return 11;
 	if (lfshm_ring_send(lfshm_chan_tx(c), buf, MSG, 0))
 		return 12;
+	/* the server's message is there (not taken) before we say ready */
+	if (lfshm_ring_wait_data(lfshm_chan_rx(c), 30ll * 1000000000))
+		return 13;
 	return 0; /* the channel stays open until the process exits */
 }
 
