@@ -76,6 +76,11 @@ struct lfshm__region_hdr {
 #define LFSHM__KEY_BITS 54u
 #define LFSHM__KEY_MASK ((1ull << LFSHM__KEY_BITS) - 1)
 #define LFSHM__KEY_LOCKED (1ull << (LFSHM__KEY_BITS - 1))
+/* A channel ring's key (src/chan.c): its holder proves nothing through
+ * the region; its liveness is its end of the channel socket, which only
+ * the handle holding the other end (r->live_sock) can look at.  Anyone
+ * else counts it alive (it cannot be taken over). */
+#define LFSHM__KEY_SOCK (1ull << (LFSHM__KEY_BITS - 2))
 #define LFSHM__LOCK_BASE (1ll << 62)
 
 /* Bits of an event-count word (futex).  The low bits count wake-ups so
@@ -210,6 +215,9 @@ struct lfshm_ring {
 	int efd_space; /* bridge eventfd: producer writable (-1: none) */
 	int doorbell_fd; /* producer: channel socket for LFSHM__EC_SOCK on
 			  * data_ec (-1: none; not owned by the handle) */
+	int live_sock; /* channel rings: the socket whose hang-up is the
+			* peer's death (-1: none; not owned by the handle) */
+	int bell_slept; /* consumer slept on live_sock (LFSHM__EC_SOCK) */
 
 	/* region */
 	const struct lfshm__ops *ops;
@@ -373,6 +381,23 @@ int lfshm__region_create(const struct lfshm_ring_config *cfgs, unsigned n,
  * and process: the handles of a process on it share one fd). */
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out);
+/* The same for a channel ring whose peer is on the other end of sock
+ * (src/chan.c): the handle keeps no fd of the region (no lfshm_ring_fd,
+ * no OFD lock); its key is LFSHM__KEY_SOCK and it judges its peer by
+ * sock's hang-up. */
+int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
+			  struct lfshm_ring **out);
+/* Map in, now, the pages of r that its first messages touch: the header
+ * page (control blocks) and the first LFSHM__PREFAULT_BYTES of its data
+ * area, so the first message on a fresh channel takes no page fault. */
+#define LFSHM__PREFAULT_BYTES 4096u
+void lfshm__prefault(struct lfshm_ring *r);
+/* True when the peer on the other end of sock closed it: the peer
+ * process exited or closed its channel (one poll, no wait). */
+bool lfshm__sock_hung_up(int sock);
+/* W0 of a doorbell wait (src/waitset.c): read what sock holds, a bounded
+ * amount.  1 when the peer closed its end, else 0. */
+int lfshm__bell_drain(int sock);
 /* Validate a ring config; fills default max_msg into *d. */
 int lfshm__check_config(const struct lfshm_ring_config *cfg,
 			struct lfshm__ring_desc *d);
@@ -380,7 +405,9 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
  * Owner words and liveness (see LFSHM__OWNER_GONE).  r->self_id is the
  * handle's key.  lfshm__owner_alive is false only for 0, GONE, or a locked
  * key whose lock the kernel reports free (one F_OFD_GETLK, ~1 us, no /proc);
- * anything it cannot prove dead is alive.
+ * anything it cannot prove dead is alive.  A channel ring (r->live_sock)
+ * judges every owner by its socket instead: dead once it is hung up (one
+ * poll, src/region.c "lfshm__sock_hung_up").
  */
 bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner);
 /* The same through any fd of the region (not one a holder locks on). */
@@ -442,7 +469,9 @@ typedef int (*lfshm__ready_fn)(struct lfshm_ring *r, uint32_t arg, bool slow);
 /* Spin (r->spin_ns), then sleep on the event-count word ec until ready()
  * says so, the deadline passes (-ETIMEDOUT; -EAGAIN if deadline == 0) or
  * ready() fails.  Sleeps in slices of at most LFSHM__SLICE_NS so a peer that
- * died without closing is noticed. */
+ * died without closing is noticed; a channel's consumer (r->live_sock,
+ * data_ec) sleeps on the channel socket instead, without slices: the
+ * peer's doorbell byte or its death (hang-up) wakes it (src/wait.c). */
 int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline);
 /* Called after a publish (release store): wake sleepers on ec if any

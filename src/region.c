@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,6 +223,10 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
  * which every handle of the process holds its OFD lock byte; and one
  * duplicate of the caller's fd that all those handles share (r->fd), so a
  * process holds two fds per region however many of its rings it opens.
+ * A mapping made for channel rings (lfshm__ring_open_chan) keeps no fd
+ * at all (fd and lock_fd -1): the mapping itself holds the file, so its
+ * inode number cannot be reused while it is listed; the first handle that
+ * wants an fd (lfshm_ring_attach of the same region) gets a dup then.
  */
 struct lfshm__mapping {
 	dev_t dev;
@@ -345,9 +350,21 @@ static int open_lock_fd(int fd)
 	return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 }
 
+/* Keep the process's one duplicate of fd in m (want_fd), or do nothing:
+ * -errno or 0.  maps_lock held. */
+static int map_keep_fd(struct lfshm__mapping *m, int fd, bool want_fd)
+{
+	if (!want_fd || m->fd >= 0)
+		return 0;
+	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return m->fd < 0 ? -errno : 0;
+}
+
 /* The mapping of fd's region, shared by all handles of the process on it,
- * with one duplicate of fd that they share as well. */
-static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
+ * with one duplicate of fd that they share as well (only when want_fd:
+ * channel rings keep none). */
+static struct lfshm__mapping *map_get(int fd, const struct stat *st,
+				      bool want_fd, int *err)
 {
 	struct lfshm__mapping *m;
 	void *addr;
@@ -360,7 +377,11 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		for (; m; m = m->next) {
 			if (m->dev == st->st_dev && m->ino == st->st_ino &&
 			    m->size == (size_t)st->st_size) {
-				m->refs++;
+				*err = map_keep_fd(m, fd, want_fd);
+				if (*err)
+					m = NULL;
+				else
+					m->refs++;
 				goto out;
 			}
 		}
@@ -375,9 +396,9 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		*err = -ENOMEM;
 		goto out;
 	}
-	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (m->fd < 0) {
-		*err = -errno;
+	m->fd = -1;
+	*err = map_keep_fd(m, fd, want_fd);
+	if (*err) {
 		free(m);
 		m = NULL;
 		goto out;
@@ -386,7 +407,8 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		    MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED) {
 		*err = -errno;
-		close(m->fd);
+		if (m->fd >= 0)
+			close(m->fd);
 		free(m);
 		m = NULL;
 		goto out;
@@ -414,7 +436,8 @@ static void map_put(struct lfshm__mapping *m)
 		munmap(m->addr, m->size);
 		if (m->lock_fd >= 0)
 			close(m->lock_fd);
-		close(m->fd);
+		if (m->fd >= 0)
+			close(m->fd);
 		free(m);
 	}
 	pthread_mutex_unlock(&maps_lock);
@@ -473,7 +496,7 @@ static uint64_t random_key(void)
 		k = (uint64_t)lfshm__now_ns() * 0x9e3779b97f4a7c15ull;
 	/* relaxed: only distinctness matters */
 	k ^= atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) << 40;
-	k &= LFSHM__KEY_MASK & ~LFSHM__KEY_LOCKED;
+	k &= LFSHM__KEY_MASK & ~(LFSHM__KEY_LOCKED | LFSHM__KEY_SOCK);
 	return k ? k : 1;
 }
 
@@ -488,6 +511,11 @@ static int take_key(struct lfshm_ring *r)
 	struct lfshm__mapping *m = r->mapping;
 	int i;
 
+	if (r->live_sock >= 0) { /* channel ring: the socket is the proof */
+		r->self_id = random_key() | LFSHM__KEY_SOCK;
+		r->lock_off = 0;
+		return 0;
+	}
 	pthread_mutex_lock(&maps_lock);
 	if (m->lock_fd < 0) { /* first holder here, or a fork child's */
 		m->lock_fd = open_lock_fd(r->fd);
@@ -540,7 +568,7 @@ static void drop_key(struct lfshm_ring *r)
 	r->lock_off = 0;
 }
 
-int lfshm__ring_open(int fd, unsigned idx, unsigned role,
+static int ring_open(int fd, unsigned idx, unsigned role, int sock,
 		     struct lfshm_ring **out)
 {
 	struct lfshm__region_hdr h;
@@ -571,7 +599,7 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;
 
-	mp = map_get(fd, &st, &rc);
+	mp = map_get(fd, &st, sock < 0, &rc);
 	if (!mp)
 		return rc;
 	map = mp->addr;
@@ -597,10 +625,13 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->efd_data = -1;
 	r->efd_space = -1;
 	r->doorbell_fd = -1;
+	r->live_sock = sock;
 	r->ops = kind_ops(d.kind);
 	r->map = map;
 	r->map_size = (uint64_t)st.st_size;
-	r->fd = mp->fd; /* shared by the process's handles on the region */
+	/* shared by the process's handles on the region; none for a
+	 * channel ring (it needs none, and lfshm_ring_fd says -EBADF) */
+	r->fd = sock < 0 ? mp->fd : -1;
 	r->ring_idx = idx;
 	r->mapping = mp;
 	r->pid = (int)getpid();
@@ -622,6 +653,48 @@ err_r:
 err_map:
 	map_put(mp);
 	return rc;
+}
+
+int lfshm__ring_open(int fd, unsigned idx, unsigned role,
+		     struct lfshm_ring **out)
+{
+	return ring_open(fd, idx, role, -1, out);
+}
+
+/*
+ * Pre-fault: MADV_POPULATE_WRITE (Linux 5.14) allocates the shared pages
+ * (the first process to touch them) and maps them writable, without
+ * writing to them; elsewhere one read per page does it (a read fault on a
+ * shared writable shmem mapping maps the page writable: shmem needs no
+ * write notification).  Bounded: one page of each ring's data by default,
+ * which the first messages of a channel touch anyway, so it costs no
+ * memory that the first message would not have cost.
+ */
+static void populate(void *addr, uint64_t len)
+{
+	const volatile unsigned char *p = addr;
+
+#ifdef MADV_POPULATE_WRITE
+	if (madvise(addr, (size_t)len, MADV_POPULATE_WRITE) == 0)
+		return;
+#endif
+	for (uint64_t off = 0; off < len; off += LFSHM__PAGE)
+		(void)p[off];
+}
+
+void lfshm__prefault(struct lfshm_ring *r)
+{
+	populate(r->map, LFSHM__HDR_SIZE);
+	populate(r->data, r->cap < LFSHM__PREFAULT_BYTES ?
+				  r->cap : LFSHM__PREFAULT_BYTES);
+}
+
+int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
+			  struct lfshm_ring **out)
+{
+	if (sock < 0)
+		return -EINVAL;
+	return ring_open(fd, idx, role, sock, out);
 }
 
 /* ---- Public lifecycle ----------------------------------------------- */
@@ -667,7 +740,9 @@ LFSHM__EXPORT int lfshm_ring_attach(int fd, unsigned role,
 
 LFSHM__EXPORT int lfshm_ring_fd(const struct lfshm_ring *r)
 {
-	return r ? r->fd : -EINVAL;
+	if (!r)
+		return -EINVAL;
+	return r->fd >= 0 ? r->fd : -EBADF; /* a channel ring keeps none */
 }
 
 LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
@@ -729,8 +804,40 @@ bool lfshm__owner_alive_fd(int fd, uint64_t owner)
 	return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0;
 }
 
+/*
+ * Channel rings (r->live_sock): the peer is whoever holds the other end of
+ * the channel socket, and the kernel hangs our end up when the last fd of
+ * that end is closed: when the peer process exited (killed or not, in any
+ * pid namespace; exit unmaps its memory before it closes its files, so
+ * all its stores to the region are complete then) or closed its channel
+ * (which releases its roles first).  So any owner word but 0 and GONE is
+ * alive exactly while the socket is not hung up, whatever key a hostile
+ * peer wrote there.  Nobody takes a channel role over: a third party that
+ * got hold of the memfd sees LFSHM__KEY_SOCK keys, which it cannot prove
+ * dead (lfshm__owner_alive_fd), and the channel's own handles claim only
+ * when they open.  Caveat: a peer whose socket fd lives on in another
+ * process (a fork child, an fd passed on) counts as alive until that
+ * process closes it too, as its UDS peers would see it.
+ */
+bool lfshm__sock_hung_up(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+	int rc;
+
+	do {
+		rc = poll(&p, 1, 0);
+	} while (rc < 0 && errno == EINTR);
+	/* an error (ENOMEM) proves nothing: alive */
+	return rc > 0 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner)
 {
+	if (owner == 0 || owner == LFSHM__OWNER_GONE)
+		return false;
+	if (r->live_sock >= 0)
+		return !lfshm__sock_hung_up(r->live_sock);
 	return lfshm__owner_alive_fd(r->fd, owner);
 }
 
@@ -750,10 +857,16 @@ bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner)
 	static __thread int64_t alive_at;
 	int64_t now;
 
-	if (owner == 0)
-		return false;
 	if (owner == LFSHM__OWNER_GONE)
 		return true;
+	/* A channel peer that died before it claimed its role (0) will
+	 * never claim it either.  No cache: one poll costs what the cache
+	 * lookup saves, and a doorbell sleeper (wait.c) that woke on the
+	 * hang-up must see it at once. */
+	if (r->live_sock >= 0)
+		return lfshm__sock_hung_up(r->live_sock);
+	if (owner == 0)
+		return false;
 	now = lfshm__now_ns();
 	if (owner == alive_owner && now - alive_at < LFSHM__ALIVE_CACHE_NS)
 		return false;
