@@ -67,6 +67,8 @@ static struct {
 	int csv;
 	int header;
 	unsigned pair[2]; /* --pair=a,b: 0 when not asked for */
+	int set_spin;     /* --spin=NS given: the client's lfshm_ring_set_spin */
+	int64_t spin_ns;
 } O = { .rounds = 10000, .size = 64, .idle_ms = 1000, .lfshm = 1, .uds = 1, .csv = 1,
 	.header = 1 };
 
@@ -386,8 +388,15 @@ static int cli_open(struct cli *c, const char *path, unsigned i)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd;
 
-	if (c->is_lfshm)
-		return lfshm_connect(path, TIMEOUT_NS, &c->ch[i]);
+	if (c->is_lfshm) {
+		int rc = lfshm_connect(path, TIMEOUT_NS, &c->ch[i]);
+
+		if (!rc && O.set_spin) {
+			lfshm_ring_set_spin(lfshm_chan_rx(c->ch[i]), O.spin_ns);
+			lfshm_ring_set_spin(lfshm_chan_tx(c->ch[i]), O.spin_ns);
+		}
+		return rc;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -734,6 +743,7 @@ int main(int argc, char **argv)
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "smoke", no_argument, NULL, 'S' },
 		{ "pair", required_argument, NULL, 'p' },
+		{ "spin", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -768,6 +778,10 @@ int main(int argc, char **argv)
 			    !O.pair[0] || !O.pair[1])
 				die("--pair", EINVAL);
 			break;
+		case 'P':
+			O.set_spin = 1;
+			O.spin_ns = strtoll(optarg, NULL, 10);
+			break;
 		case 'S':
 			parse_ns("1,50");
 			O.rounds = 200;
@@ -777,7 +791,7 @@ int main(int argc, char **argv)
 			printf("usage: %s [--n=1,100,1000,10000] [--rounds=R] "
 			       "[--size=B] [--transport=lfshm,uds] "
 			       "[--format=csv|table] [--no-header] [--smoke] "
-			       "[--pair=A,B]\n",
+			       "[--pair=A,B] [--spin=NS]\n",
 			       argv[0]);
 			return o == 'h' ? 0 : 2;
 		}
