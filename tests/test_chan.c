@@ -1010,3 +1010,72 @@ Test(chan, fresh_channel_is_prefaulted_on_both_sides, .timeout = 60)
 	cr_assert_eq(st, 0, "client: %s", st == 11 ?
 		     "pages not mapped in after connect" : "failed");
 }
+
+/* ---- a peer that closed while its socket lives on ------------------- */
+
+struct heir_arg {
+	int hold;   /* the heir exits on EOF here */
+	int holdw;  /* its write end (the parent's) */
+	int done;   /* we write one byte here once the channel is closed */
+};
+
+/* Connects, forks an heir that keeps the socket open, closes the channel
+ * (its roles go to LFSHM__OWNER_GONE, the socket is not hung up), says so. */
+static int closing_client(void *arg)
+{
+	struct heir_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	pid_t heir;
+	char b = 'c';
+
+	close(a->holdw);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	heir = fork();
+	if (heir < 0)
+		return 11;
+	if (heir == 0) {
+		close(a->done);
+		while (read(a->hold, &b, 1) > 0)
+			;
+		_exit(0);
+	}
+	lfshm_chan_close(c);
+	return write(a->done, &b, 1) == 1 ? 0 : 12;
+}
+
+/* A consumer that starts its wait after the peer closed its channel, whose
+ * socket another process still holds: no hang-up will come, so the wait
+ * must see the released role before it sleeps (-EPIPE, not a timeout). */
+Test(chan, blocked_recv_sees_a_peer_that_closed_while_its_socket_lives_on,
+     .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	struct heir_arg a;
+	int hold[2], done[2], st;
+	char buf[64], b;
+	long rc;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(hold, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(done, O_CLOEXEC), 0);
+	a = (struct heir_arg){ .hold = hold[0], .holdw = hold[1],
+			       .done = done[1] };
+	pid = lfshm_test_spawn(closing_client, &a);
+	close(hold[0]);
+	close(done[1]);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	cr_assert_eq(read(done[0], &b, 1), 1, "client did not close");
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d", st);
+	cr_assert_eq(lfshm_chan_check(c), 0, "the socket is not hung up");
+	lfshm_ring_set_spin(lfshm_chan_rx(c), 0);
+	rc = lfshm_ring_recv(lfshm_chan_rx(c), buf, sizeof(buf),
+			     5000000000ll);
+	close(hold[1]); /* the heir exits */
+	close(done[0]);
+	lfshm_chan_close(c);
+	lfshm_listener_close(l);
+	cr_assert_eq(rc, -EPIPE, "recv: %ld", rc);
+}
