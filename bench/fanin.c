@@ -67,6 +67,7 @@ static struct {
 	int csv;
 	int header;
 	unsigned pair[2]; /* --pair=a,b: 0 when not asked for */
+	uint64_t capacity; /* --capacity: each ring of a channel (0: 64 KiB) */
 	int set_spin;     /* --spin=NS given: the client's lfshm_ring_set_spin */
 	int64_t spin_ns;
 } O = { .rounds = 10000, .size = 64, .idle_ms = 1000, .lfshm = 1, .uds = 1, .csv = 1,
@@ -228,7 +229,8 @@ static int lf_server(const char *path, int ready, int ctl)
 	int stop = 0, rc;
 
 	if (lfshm_listen(path, &(struct lfshm_listen_config){
-					       .backlog = 4096 }, &l) ||
+					       .backlog = 4096,
+					       .capacity = O.capacity }, &l) ||
 	    lfshm_waitset_create(0, &ws) ||
 	    io_uring_queue_init(64, &ring, 0))
 		return 2;
@@ -744,6 +746,7 @@ int main(int argc, char **argv)
 		{ "smoke", no_argument, NULL, 'S' },
 		{ "pair", required_argument, NULL, 'p' },
 		{ "spin", required_argument, NULL, 'P' },
+		{ "capacity", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -778,6 +781,9 @@ int main(int argc, char **argv)
 			    !O.pair[0] || !O.pair[1])
 				die("--pair", EINVAL);
 			break;
+		case 'C':
+			O.capacity = strtoull(optarg, NULL, 10);
+			break;
 		case 'P':
 			O.set_spin = 1;
 			O.spin_ns = strtoll(optarg, NULL, 10);
@@ -791,7 +797,7 @@ int main(int argc, char **argv)
 			printf("usage: %s [--n=1,100,1000,10000] [--rounds=R] "
 			       "[--size=B] [--transport=lfshm,uds] "
 			       "[--format=csv|table] [--no-header] [--smoke] "
-			       "[--pair=A,B] [--spin=NS]\n",
+			       "[--pair=A,B] [--spin=NS] [--capacity=B]\n",
 			       argv[0]);
 			return o == 'h' ? 0 : 2;
 		}
