@@ -67,6 +67,7 @@ static struct {
 	int csv;
 	int header;
 	unsigned pair[2]; /* --pair=a,b: 0 when not asked for */
+	int hot;          /* --hot: --pair's B always on one channel */
 	uint64_t capacity; /* --capacity: each ring of a channel (0: 64 KiB) */
 	int set_spin;     /* --spin=NS given: the client's lfshm_ring_set_spin */
 	int64_t spin_ns;
@@ -661,7 +662,9 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 		for (int k = 0; k < 2 && !rc; k++) {
 			/* which goes first alternates as well */
 			struct side *x = &s[(i + (unsigned)k) & 1];
-			unsigned ch = (unsigned)(rnd() % x->n);
+			/* --hot: B's round trips all on its channel 0 */
+			unsigned ch = O.hot && x == &s[1] ?
+					      0 : (unsigned)(rnd() % x->n);
 			int64_t t = now_ns();
 
 			rc = cli_rtt(&x->c, ch, buf, O.size);
@@ -747,6 +750,7 @@ int main(int argc, char **argv)
 		{ "pair", required_argument, NULL, 'p' },
 		{ "spin", required_argument, NULL, 'P' },
 		{ "capacity", required_argument, NULL, 'C' },
+		{ "hot", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -781,6 +785,9 @@ int main(int argc, char **argv)
 			    !O.pair[0] || !O.pair[1])
 				die("--pair", EINVAL);
 			break;
+		case 'O':
+			O.hot = 1;
+			break;
 		case 'C':
 			O.capacity = strtoull(optarg, NULL, 10);
 			break;
@@ -797,7 +804,8 @@ int main(int argc, char **argv)
 			printf("usage: %s [--n=1,100,1000,10000] [--rounds=R] "
 			       "[--size=B] [--transport=lfshm,uds] "
 			       "[--format=csv|table] [--no-header] [--smoke] "
-			       "[--pair=A,B] [--spin=NS] [--capacity=B]\n",
+			       "[--pair=A,B [--hot]] [--spin=NS] "
+			       "[--capacity=B]\n",
 			       argv[0]);
 			return o == 'h' ? 0 : 2;
 		}
