@@ -4,6 +4,7 @@
  *
  *   bench/fanin [--n=1,100,1000,10000] [--rounds=R] [--size=B]
  *               [--transport=lfshm,uds] [--format=csv|table] [--smoke]
+ *               [--pair=A,B [--hot]] [--spin=NS] [--capacity=B]
  *
  * Per (transport, N) a server process is forked; this process is the
  * client and holds all N channels.  Server loops, both one io_uring:
@@ -33,6 +34,14 @@
  *   close_us        closing all N in the client, per channel
  * N above what RLIMIT_NOFILE allows (soft raised to hard) is lowered to
  * fit; the row says which N ran.
+ *
+ * --pair=A,B: the N=A and N=B servers run at once and the round trips
+ * alternate between them (a random channel of each), so that both see the
+ * same load: columns a_p50/p99, b_p50/p99 and b/a (the p50 ratio).  --hot:
+ * B's round trips all go to one channel (a warm channel among B: tells the
+ * cost of a cold channel from that of the number of channels).  --spin:
+ * the client's lfshm_ring_set_spin on every ring (0: always sleep).
+ * --capacity: each ring of a channel (default 64 KiB).
  */
 #define _GNU_SOURCE
 #include <errno.h>

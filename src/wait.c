@@ -249,7 +249,21 @@ static void take_back(struct lfshm_ring *r, _Atomic uint32_t *ec, uint32_t v,
  * bytes before W1 announces, W2/P2 fences, W3 re-checks, W4 polls.
  * Only the data direction: the socket's bytes mean "data" to a waitset,
  * and a producer waiting for space that drained them could eat a
- * waitset's wake-up; so space waits keep the futex and its slices.
+ * waitset's wake-up; so space waits keep the futex and its slices (a
+ * producer blocked on a full channel ring wakes once per LFSHM__SLICE_NS
+ * to poll the socket).  Ways out that were weighed and not taken:
+ * - space bytes on the same socket, the producer not draining: a data
+ *   byte that waits there for this side's waitset (armed, the thread now
+ *   in a send) keeps the socket readable, and the producer's ppoll spins;
+ *   draining it loses the waitset's wake-up (it announced before).
+ * - MSG_OOB for space (POLLPRI): AF_UNIX OOB exists only with
+ *   CONFIG_AF_UNIX_OOB (5.15+), keeps one byte, and its mark changes what
+ *   the waitset's plain recv (W0) returns.
+ * - io_uring: FUTEX_WAIT on space_ec linked with POLL_ADD(POLLRDHUP) of
+ *   the socket, first completion wins.  Sound (the kernel's futex compare
+ *   is W4), but it needs an io_uring per thread that ever blocks on space:
+ *   one more fd, hidden, to keep across fork; not worth it for a wait
+ *   that already costs nothing between its once-a-second looks.
  */
 static bool bell_sleeper(const struct lfshm_ring *r, _Atomic uint32_t *ec)
 {
