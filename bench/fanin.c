@@ -4,6 +4,7 @@
  *
  *   bench/fanin [--n=1,100,1000,10000] [--rounds=R] [--size=B]
  *               [--transport=lfshm,uds] [--format=csv|table] [--smoke]
+ *               [--pair=A,B [--hot]] [--spin=NS] [--capacity=B]
  *
  * Per (transport, N) a server process is forked; this process is the
  * client and holds all N channels.  Server loops, both one io_uring:
@@ -33,6 +34,14 @@
  *   close_us        closing all N in the client, per channel
  * N above what RLIMIT_NOFILE allows (soft raised to hard) is lowered to
  * fit; the row says which N ran.
+ *
+ * --pair=A,B: the N=A and N=B servers run at once and the round trips
+ * alternate between them (a random channel of each), so that both see the
+ * same load: columns a_p50/p99, b_p50/p99 and b/a (the p50 ratio).  --hot:
+ * B's round trips all go to one channel (a warm channel among B: tells the
+ * cost of a cold channel from that of the number of channels).  --spin:
+ * the client's lfshm_ring_set_spin on every ring (0: always sleep).
+ * --capacity: each ring of a channel (default 64 KiB).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,6 +75,11 @@ static struct {
 	int lfshm, uds;
 	int csv;
 	int header;
+	unsigned pair[2]; /* --pair=a,b: 0 when not asked for */
+	int hot;          /* --hot: --pair's B always on one channel */
+	uint64_t capacity; /* --capacity: each ring of a channel (0: 64 KiB) */
+	int set_spin;     /* --spin=NS given: the client's lfshm_ring_set_spin */
+	int64_t spin_ns;
 } O = { .rounds = 10000, .size = 64, .idle_ms = 1000, .lfshm = 1, .uds = 1, .csv = 1,
 	.header = 1 };
 
@@ -225,7 +239,8 @@ static int lf_server(const char *path, int ready, int ctl)
 	int stop = 0, rc;
 
 	if (lfshm_listen(path, &(struct lfshm_listen_config){
-					       .backlog = 4096 }, &l) ||
+					       .backlog = 4096,
+					       .capacity = O.capacity }, &l) ||
 	    lfshm_waitset_create(0, &ws) ||
 	    io_uring_queue_init(64, &ring, 0))
 		return 2;
@@ -385,8 +400,15 @@ static int cli_open(struct cli *c, const char *path, unsigned i)
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd;
 
-	if (c->is_lfshm)
-		return lfshm_connect(path, TIMEOUT_NS, &c->ch[i]);
+	if (c->is_lfshm) {
+		int rc = lfshm_connect(path, TIMEOUT_NS, &c->ch[i]);
+
+		if (!rc && O.set_spin) {
+			lfshm_ring_set_spin(lfshm_chan_rx(c->ch[i]), O.spin_ns);
+			lfshm_ring_set_spin(lfshm_chan_tx(c->ch[i]), O.spin_ns);
+		}
+		return rc;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -556,6 +578,133 @@ out:
 	return rc;
 }
 
+/* ---- --pair: two servers, one round trip on each in turn -------------- */
+
+struct side {
+	unsigned n;
+	pid_t pid;
+	struct cli c;
+	int ctl;
+	char path[108];
+};
+
+static int side_start(int is_lfshm, unsigned n, unsigned tag, struct side *s)
+{
+	int ready[2], ctl[2], rc;
+	char b, buf[MAX_SIZE];
+
+	memset(s, 0, sizeof(*s));
+	s->n = n;
+	s->c.is_lfshm = is_lfshm;
+	snprintf(s->path, sizeof(s->path), "/tmp/lfshm-fanin-%d-%u.sock",
+		 (int)getpid(), tag);
+	s->c.ch = calloc(n, sizeof(*s->c.ch));
+	s->c.fd = calloc(n, sizeof(*s->c.fd));
+	if (!s->c.ch || !s->c.fd)
+		die("calloc", ENOMEM);
+	if (pipe2(ready, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC))
+		die("pipe", errno);
+	s->pid = fork();
+	if (s->pid < 0)
+		die("fork", errno);
+	if (s->pid == 0) {
+		close(ready[0]);
+		close(ctl[1]);
+		_exit(is_lfshm ? lf_server(s->path, ready[1], ctl[0]) :
+				 uds_server(s->path, ready[1], ctl[0], n));
+	}
+	close(ready[1]);
+	close(ctl[0]);
+	s->ctl = ctl[1];
+	rc = read(ready[0], &b, 1) == 1 ? 0 : -EPIPE;
+	close(ready[0]);
+	memset(buf, 'x', sizeof(buf));
+	for (unsigned i = 0; !rc && i < n; i++) {
+		rc = cli_open(&s->c, s->path, i);
+		if (!rc)
+			rc = cli_rtt(&s->c, i, buf, O.size); /* first use */
+		if (rc)
+			s->n = i;
+	}
+	return rc;
+}
+
+static int side_stop(struct side *s)
+{
+	int st, rc = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		cli_close(&s->c, i);
+	close(s->ctl); /* the server stops */
+	if (waitpid(s->pid, &st, 0) == s->pid &&
+	    (!WIFEXITED(st) || WEXITSTATUS(st)))
+		rc = -ECHILD;
+	unlink(s->path);
+	free(s->c.ch);
+	free(s->c.fd);
+	return rc;
+}
+
+/*
+ * The N = a and N = b servers run at the same time, and the round trips
+ * alternate between them (a random channel of each), so both see the same
+ * load on this shared machine: their ratio is what a run can compare.
+ */
+static int run_pair(int is_lfshm, unsigned a, unsigned b)
+{
+	struct side s[2];
+	uint64_t *lat[2];
+	char buf[MAX_SIZE];
+	int rc;
+
+	lat[0] = calloc(O.rounds, sizeof(uint64_t));
+	lat[1] = calloc(O.rounds, sizeof(uint64_t));
+	if (!lat[0] || !lat[1])
+		die("calloc", ENOMEM);
+	memset(buf, 'x', sizeof(buf));
+	rc = side_start(is_lfshm, a, 0, &s[0]);
+	if (!rc)
+		rc = side_start(is_lfshm, b, 1, &s[1]);
+	else
+		s[1].n = 0, s[1].pid = -1;
+	for (unsigned i = 0; !rc && i < O.rounds; i++)
+		for (int k = 0; k < 2 && !rc; k++) {
+			/* which goes first alternates as well */
+			struct side *x = &s[(i + (unsigned)k) & 1];
+			/* --hot: B's round trips all on its channel 0 */
+			unsigned ch = O.hot && x == &s[1] ?
+					      0 : (unsigned)(rnd() % x->n);
+			int64_t t = now_ns();
+
+			rc = cli_rtt(&x->c, ch, buf, O.size);
+			lat[x == &s[1]][i] = (uint64_t)(now_ns() - t);
+		}
+	if (!rc) {
+		uint64_t p[2][2];
+
+		for (int k = 0; k < 2; k++) {
+			qsort(lat[k], O.rounds, sizeof(uint64_t), cmp_u64);
+			p[k][0] = pct(lat[k], O.rounds, 0.50);
+			p[k][1] = pct(lat[k], O.rounds, 0.99);
+		}
+		double sc = O.csv ? 1.0 : 1e3; /* ns in CSV, us in the table */
+
+		printf(O.csv ? "%s,%u,%u,%.0f,%.0f,%.0f,%.0f,%.3f\n" :
+			       "%-6s %6u %6u %9.1f %9.1f %9.1f %9.1f %6.2f\n",
+		       is_lfshm ? "lfshm" : "uds", a, b, (double)p[0][0] / sc,
+		       (double)p[0][1] / sc, (double)p[1][0] / sc,
+		       (double)p[1][1] / sc, (double)p[1][0] / (double)p[0][0]);
+		fflush(stdout);
+	}
+	if (s[1].pid > 0 && side_stop(&s[1]) && !rc)
+		rc = -ECHILD;
+	if (side_stop(&s[0]) && !rc)
+		rc = -ECHILD;
+	free(lat[0]);
+	free(lat[1]);
+	return rc;
+}
+
 static void emit(const struct row *r)
 {
 	if (O.csv) {
@@ -607,6 +756,10 @@ int main(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "smoke", no_argument, NULL, 'S' },
+		{ "pair", required_argument, NULL, 'p' },
+		{ "spin", required_argument, NULL, 'P' },
+		{ "capacity", required_argument, NULL, 'C' },
+		{ "hot", no_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -636,6 +789,21 @@ int main(int argc, char **argv)
 		case 'H':
 			O.header = 0;
 			break;
+		case 'p':
+			if (sscanf(optarg, "%u,%u", &O.pair[0], &O.pair[1]) != 2 ||
+			    !O.pair[0] || !O.pair[1])
+				die("--pair", EINVAL);
+			break;
+		case 'O':
+			O.hot = 1;
+			break;
+		case 'C':
+			O.capacity = strtoull(optarg, NULL, 10);
+			break;
+		case 'P':
+			O.set_spin = 1;
+			O.spin_ns = strtoll(optarg, NULL, 10);
+			break;
 		case 'S':
 			parse_ns("1,50");
 			O.rounds = 200;
@@ -644,7 +812,9 @@ int main(int argc, char **argv)
 		default:
 			printf("usage: %s [--n=1,100,1000,10000] [--rounds=R] "
 			       "[--size=B] [--transport=lfshm,uds] "
-			       "[--format=csv|table] [--no-header] [--smoke]\n",
+			       "[--format=csv|table] [--no-header] [--smoke] "
+			       "[--pair=A,B [--hot]] [--spin=NS] "
+			       "[--capacity=B]\n",
 			       argv[0]);
 			return o == 'h' ? 0 : 2;
 		}
@@ -661,6 +831,31 @@ int main(int argc, char **argv)
 	fprintf(stderr, "# fanin: %s, size %u B, %u random round trips per "
 			"row, RLIMIT_NOFILE %llu\n", lfshm_version(), O.size,
 		O.rounds, (unsigned long long)rl.rlim_cur);
+	if (O.pair[0]) {
+		/* this process holds the channels of both servers */
+		if ((uint64_t)O.pair[0] + O.pair[1] + 64 > rl.rlim_cur)
+			die("--pair: RLIMIT_NOFILE", EMFILE);
+		if (O.header)
+			printf(O.csv ? "transport,n_a,n_b,a_p50_ns,a_p99_ns,"
+				       "b_p50_ns,b_p99_ns,b_over_a_p50\n" :
+				       "%-6s %6s %6s %9s %9s %9s %9s %6s\n",
+			       "trans", "n_a", "n_b", "a_p50_us", "a_p99_us",
+			       "b_p50_us", "b_p99_us", "b/a");
+		for (int t = 0; t < 2; t++) {
+			int is_lfshm = t == 0, rc;
+
+			if (is_lfshm ? !O.lfshm : !O.uds)
+				continue;
+			rc = run_pair(is_lfshm, O.pair[0], O.pair[1]);
+			if (rc) {
+				fprintf(stderr, "fanin: pair %s: %s\n",
+					is_lfshm ? "lfshm" : "uds",
+					strerror(-rc));
+				fail = 1;
+			}
+		}
+		return fail;
+	}
 	if (O.header && O.csv)
 		printf("transport,n,setup_us,first_p50_ns,first_p99_ns,p50_ns,"
 		       "p99_ns,ops,srv_fds_per_chan,srv_rss_kib_per_chan,"

@@ -242,30 +242,16 @@ static void send_reject(int sock, int status)
 static int make_region(const struct lfshm_listen_config *cfg, int sock,
 		       struct lfshm_chan *c, int *fds, unsigned *nfds)
 {
-	struct lfshm_ring_config rcfg[2];
+	struct lfshm_ring_config rcfg = { .kind = LFSHM_SPSC,
+					  .flags = cfg->flags,
+					  .capacity = cfg->capacity,
+					  .max_msg = cfg->max_msg };
 	int efds[2][2] = { { -1, -1 }, { -1, -1 } };
-	uint64_t size;
-	void *map;
 	int mfd, rc;
 
-	for (unsigned i = 0; i < 2; i++)
-		rcfg[i] = (struct lfshm_ring_config){
-			.kind = LFSHM_SPSC, .flags = cfg->flags,
-			.capacity = cfg->capacity, .max_msg = cfg->max_msg };
-	rc = lfshm__region_create(rcfg, 2, &mfd, &map, &size);
+	rc = lfshm__chan_create(&rcfg, sock, &mfd, &c->tx, &c->rx);
 	if (rc)
 		return rc;
-	munmap(map, size);
-	rc = lfshm__ring_open_chan(mfd, 0, LFSHM_PRODUCER, sock, &c->tx);
-	if (rc)
-		goto err;
-	rc = lfshm__ring_open_chan(mfd, 1, LFSHM_CONSUMER, sock, &c->rx);
-	if (rc)
-		goto err;
-	/* the first message is not to pay page faults (the client maps
-	 * them in on its side) */
-	lfshm__prefault(c->tx);
-	lfshm__prefault(c->rx);
 	fds[0] = mfd;
 	*nfds = 1;
 	/* Bridge eventfds (four per channel) only for the eventfd path: asked
@@ -401,39 +387,6 @@ static int poll_in(int fd, int64_t timeout_ns)
 	}
 }
 
-/*
- * A channel is two SPSC rings, lock-free both ways.  A server that hands
- * out rings of another kind is not following the protocol, and could hurt
- * us: the lock of an LFSHM_MUTEX ring it holds would block our send with
- * timeout 0 (and an attach for up to two seconds).  So the client looks at
- * the kinds in the region header before it attaches, and refuses anything
- * but SPSC with -EPROTO.  What that look cannot decide (a short file, not
- * our magic or version) is left to the attach, which reports it as
- * before.  The attach copies the header once more and picks its ops by
- * that copy, so the kind is checked again on the handles (kind_ok): a
- * server that rewrites the header in between is refused as well, and can
- * at most make that attach wait for its lock (bounded, two seconds).
- */
-static int region_kinds_ok(int mfd)
-{
-	struct lfshm__region_hdr h;
-	unsigned i;
-
-	if (pread(mfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    h.magic != LFSHM__MAGIC || h.version != LFSHM__LAYOUT_VERSION ||
-	    h.nrings == 0 || h.nrings > LFSHM__MAX_RINGS)
-		return 0; /* the attach says what is wrong */
-	for (i = 0; i < h.nrings; i++)
-		if (h.ring[i].kind != LFSHM_SPSC)
-			return -EPROTO;
-	return 0;
-}
-
-static int kind_ok(const struct lfshm_ring *r)
-{
-	return r->kind == LFSHM_SPSC ? 0 : -EPROTO;
-}
-
 LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 				struct lfshm_chan **out)
 {
@@ -494,27 +447,14 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		rc = -ENOMEM;
 		goto err_fds;
 	}
-	rc = region_kinds_ok(fds[0]);
-	if (!rc)
-		rc = lfshm__ring_open_chan(fds[0], 0, LFSHM_CONSUMER, sock,
-					   &c->rx);
-	if (!rc)
-		rc = kind_ok(c->rx);
+	/* validates the region: seals, size, header, SPSC only */
+	rc = lfshm__chan_attach(fds[0], sock, &c->rx, &c->tx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->rx, fds + 1);
-	if (!rc)
-		rc = lfshm__ring_open_chan(fds[0], 1, LFSHM_PRODUCER, sock,
-					   &c->tx);
-	if (!rc)
-		rc = kind_ok(c->tx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->tx, fds + 3);
 	if (!rc && fcntl(sock, F_SETFL, O_NONBLOCK) < 0)
 		rc = -errno;
-	if (!rc) {
-		lfshm__prefault(c->rx);
-		lfshm__prefault(c->tx);
-	}
 	if (rc) {
 		lfshm_ring_close(c->tx);
 		lfshm_ring_close(c->rx);

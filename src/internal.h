@@ -381,17 +381,21 @@ int lfshm__region_create(const struct lfshm_ring_config *cfgs, unsigned n,
  * and process: the handles of a process on it share one fd). */
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out);
-/* The same for a channel ring whose peer is on the other end of sock
- * (src/chan.c): the handle keeps no fd of the region (no lfshm_ring_fd,
- * no OFD lock); its key is LFSHM__KEY_SOCK and it judges its peer by
- * sock's hang-up. */
-int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
-			  struct lfshm_ring **out);
-/* Map in, now, the pages of r that its first messages touch: the header
- * page (control blocks) and the first LFSHM__PREFAULT_BYTES of its data
- * area, so the first message on a fresh channel takes no page fault. */
+/* Channel rings (src/chan.c), whose peer is on the other end of sock: the
+ * handles keep no fd of the region (no lfshm_ring_fd, no OFD lock); their
+ * keys are LFSHM__KEY_SOCK and they judge the peer by sock's hang-up.
+ * Both rings share one mapping, made once; the pages of the first
+ * messages (header page, first LFSHM__PREFAULT_BYTES of each ring's data)
+ * are mapped in before these return.  _create (server): a fresh region of
+ * two rings like cfg, its memfd in *fd, ring 0 opened as producer (*tx),
+ * ring 1 as consumer (*rx).  _attach (client): validates fd (seals, size,
+ * header), refuses any kind but SPSC (-EPROTO), opens ring 0 as consumer
+ * (*rx) and ring 1 as producer (*tx). */
 #define LFSHM__PREFAULT_BYTES 4096u
-void lfshm__prefault(struct lfshm_ring *r);
+int lfshm__chan_create(const struct lfshm_ring_config *cfg, int sock,
+		       int *fd, struct lfshm_ring **tx, struct lfshm_ring **rx);
+int lfshm__chan_attach(int fd, int sock, struct lfshm_ring **rx,
+		       struct lfshm_ring **tx);
 /* True when the peer on the other end of sock closed it: the peer
  * process exited or closed its channel (one poll, no wait). */
 bool lfshm__sock_hung_up(int sock);

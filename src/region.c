@@ -223,7 +223,7 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
  * which every handle of the process holds its OFD lock byte; and one
  * duplicate of the caller's fd that all those handles share (r->fd), so a
  * process holds two fds per region however many of its rings it opens.
- * A mapping made for channel rings (lfshm__ring_open_chan) keeps no fd
+ * A mapping made for channel rings (lfshm__chan_create/_attach) keeps no fd
  * at all (fd and lock_fd -1): the mapping itself holds the file, so its
  * inode number cannot be reused while it is listed; the first handle that
  * wants an fd (lfshm_ring_attach of the same region) gets a dup then.
@@ -500,6 +500,24 @@ static uint64_t random_key(void)
 	return k ? k : 1;
 }
 
+/*
+ * The key of a channel ring's handle.  Its owner word is judged by the
+ * socket, never by the key (lfshm__owner_alive), so the key needs only be
+ * one no handle of this process holds in the same word: a counter, mixed
+ * so that keys do not look alike, without a getrandom call per handle.
+ */
+static uint64_t sock_key(void)
+{
+	static _Atomic uint64_t seq;
+	/* relaxed: only distinctness matters */
+	uint64_t k = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) +
+		     1;
+
+	k *= 0x9e3779b97f4a7c15ull; /* odd: a bijection, never 0 for k != 0 */
+	k &= LFSHM__KEY_MASK & ~(LFSHM__KEY_LOCKED | LFSHM__KEY_SOCK);
+	return (k ? k : 1) | LFSHM__KEY_SOCK;
+}
+
 /* Give the handle its key and take its lock (not for ROLE_NONE handles,
  * which own nothing).  A key whose byte another description holds (a
  * collision of 53 random bits, or a hostile peer that locked it first) is
@@ -512,7 +530,7 @@ static int take_key(struct lfshm_ring *r)
 	int i;
 
 	if (r->live_sock >= 0) { /* channel ring: the socket is the proof */
-		r->self_id = random_key() | LFSHM__KEY_SOCK;
+		r->self_id = sock_key();
 		r->lock_off = 0;
 		return 0;
 	}
@@ -568,53 +586,54 @@ static void drop_key(struct lfshm_ring *r)
 	r->lock_off = 0;
 }
 
-static int ring_open(int fd, unsigned idx, unsigned role, int sock,
-		     struct lfshm_ring **out)
+/*
+ * The fd must be a sealed memfd of a plausible size.  Seals first, then
+ * the size: once SHRINK and GROW are on, the size cannot change any more,
+ * so fstat's answer holds for good.  In the other order a peer can shrink
+ * and seal in between, and the mapping then runs past the end of the file
+ * (SIGBUS at the first touch).
+ */
+static int region_fd_check(int fd, struct stat *st)
 {
-	struct lfshm__region_hdr h;
-	struct lfshm__ring_desc d;
-	struct lfshm_ring *r;
-	struct stat st;
-	int seals, rc = -ENOMEM;
-	struct lfshm__mapping *mp;
-	void *map;
+	int seals = fcntl(fd, F_GET_SEALS);
 
-	if (!out || role > LFSHM_CONSUMER)
-		return -EINVAL;
-	*out = NULL;
-	/* Seals first, then the size: once SHRINK and GROW are on, the size
-	 * cannot change any more, so fstat's answer holds for good.  In the
-	 * other order a peer can shrink and seal in between, and the mapping
-	 * then runs past the end of the file (SIGBUS at the first touch). */
-	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
 		return errno == EBADF ? -EBADF : -EINVAL;
 	if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
 		return -EPERM;
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st->st_mode))
 		return -EINVAL;
-	if (st.st_size < (off_t)LFSHM__HDR_SIZE ||
-	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
+	if (st->st_size < (off_t)LFSHM__HDR_SIZE ||
+	    (uint64_t)st->st_size >
+		    LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;
+	return 0;
+}
 
-	mp = map_get(fd, &st, sock < 0, &rc);
-	if (!mp)
-		return rc;
-	map = mp->addr;
-	copy_once(&h, map, sizeof(h));
-	rc = validate(&h, (uint64_t)st.st_size, idx, &d);
+/*
+ * A handle on ring idx of the region mapped at mp, whose header the
+ * caller copied once into *h (validated here, and the only source of
+ * geometry).  The handle takes over one reference of mp from the caller,
+ * on success only.
+ */
+static int ring_make(struct lfshm__mapping *mp,
+		     const struct lfshm__region_hdr *h, unsigned idx,
+		     unsigned role, int sock, struct lfshm_ring **out)
+{
+	struct lfshm__ring_desc d;
+	struct lfshm_ring *r;
+	int rc;
+
+	rc = validate(h, (uint64_t)mp->size, idx, &d);
 	if (rc)
-		goto err_map;
-
+		return rc;
 	r = calloc(1, sizeof(*r));
-	if (!r) {
-		rc = -ENOMEM;
-		goto err_map;
-	}
-	r->ctrl = (struct lfshm__ctrl *)((char *)map + d.ctrl_off);
-	r->data = (unsigned char *)map + d.data_off;
+	if (!r)
+		return -ENOMEM;
+	r->ctrl = (struct lfshm__ctrl *)((char *)mp->addr + d.ctrl_off);
+	r->data = (unsigned char *)mp->addr + d.data_off;
 	r->cap = d.capacity;
 	r->mask = d.capacity - 1;
 	r->max_msg = d.max_msg;
@@ -627,74 +646,231 @@ static int ring_open(int fd, unsigned idx, unsigned role, int sock,
 	r->doorbell_fd = -1;
 	r->live_sock = sock;
 	r->ops = kind_ops(d.kind);
-	r->map = map;
-	r->map_size = (uint64_t)st.st_size;
+	r->map = mp->addr;
+	r->map_size = (uint64_t)mp->size;
 	/* shared by the process's handles on the region; none for a
 	 * channel ring (it needs none, and lfshm_ring_fd says -EBADF) */
 	r->fd = sock < 0 ? mp->fd : -1;
 	r->ring_idx = idx;
 	r->mapping = mp;
-	r->pid = (int)getpid();
+	r->pid = lfshm__self_pid; /* no getpid(): see lfshm__inherited */
 	if (role != LFSHM_ROLE_NONE) {
 		rc = take_key(r);
 		if (rc) {
 			free(r);
-			goto err_map;
+			return rc;
 		}
 	}
 	rc = r->ops->open(r);
-	if (rc)
-		goto err_r;
+	if (rc) {
+		drop_key(r);
+		free(r);
+		return rc;
+	}
 	*out = r;
 	return 0;
-err_r:
-	drop_key(r);
-	free(r);
-err_map:
-	map_put(mp);
+}
+
+static int ring_open(int fd, unsigned idx, unsigned role,
+		     struct lfshm_ring **out)
+{
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *mp;
+	struct stat st;
+	int rc;
+
+	if (!out || role > LFSHM_CONSUMER)
+		return -EINVAL;
+	*out = NULL;
+	rc = region_fd_check(fd, &st);
+	if (rc)
+		return rc;
+	mp = map_get(fd, &st, true, &rc);
+	if (!mp)
+		return rc;
+	copy_once(&h, mp->addr, sizeof(h));
+	rc = ring_make(mp, &h, idx, role, -1, out);
+	if (rc)
+		map_put(mp);
 	return rc;
 }
 
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out)
 {
-	return ring_open(fd, idx, role, -1, out);
+	return ring_open(fd, idx, role, out);
 }
 
 /*
- * Pre-fault: MADV_POPULATE_WRITE (Linux 5.14) allocates the shared pages
- * (the first process to touch them) and maps them writable, without
- * writing to them; elsewhere one read per page does it (a read fault on a
- * shared writable shmem mapping maps the page writable: shmem needs no
- * write notification).  Bounded: one page of each ring's data by default,
- * which the first messages of a channel touch anyway, so it costs no
- * memory that the first message would not have cost.
+ * Pre-fault the pages a channel's first messages touch: the header page
+ * and the first LFSHM__PREFAULT_BYTES of each ring's data.  One read per
+ * page: a read fault on a shared writable shmem mapping allocates the page
+ * (the first process to touch it) and maps it writable, since shmem needs
+ * no write notification; on the client the pages exist already, and the
+ * kernel's fault-around maps their neighbours in the same fault.  Cheaper
+ * than MADV_POPULATE_WRITE (a system call and an LRU drain per range),
+ * and no memory that the first messages would not have cost.
  */
-static void populate(void *addr, uint64_t len)
+static void touch(const void *addr, uint64_t len)
 {
 	const volatile unsigned char *p = addr;
 
-#ifdef MADV_POPULATE_WRITE
-	if (madvise(addr, (size_t)len, MADV_POPULATE_WRITE) == 0)
-		return;
-#endif
 	for (uint64_t off = 0; off < len; off += LFSHM__PAGE)
 		(void)p[off];
 }
 
-void lfshm__prefault(struct lfshm_ring *r)
+static void chan_prefault(struct lfshm_ring *r0, struct lfshm_ring *r1)
 {
-	populate(r->map, LFSHM__HDR_SIZE);
-	populate(r->data, r->cap < LFSHM__PREFAULT_BYTES ?
-				  r->cap : LFSHM__PREFAULT_BYTES);
+	touch(r0->map, LFSHM__HDR_SIZE);
+	touch(r0->data, r0->cap < LFSHM__PREFAULT_BYTES ?
+				r0->cap : LFSHM__PREFAULT_BYTES);
+	touch(r1->data, r1->cap < LFSHM__PREFAULT_BYTES ?
+				r1->cap : LFSHM__PREFAULT_BYTES);
 }
 
-int lfshm__ring_open_chan(int fd, unsigned idx, unsigned role, int sock,
-			  struct lfshm_ring **out)
+static void map_ref(struct lfshm__mapping *m)
 {
+	pthread_mutex_lock(&maps_lock);
+	m->refs++;
+	pthread_mutex_unlock(&maps_lock);
+}
+
+/* Both handles of a channel on the mapping mp (one reference of it, given
+ * to ring 0's handle): ring 0 with role0, ring 1 with the other role; all
+ * geometry from the one header copy h. */
+static int chan_make(struct lfshm__mapping *mp,
+		     const struct lfshm__region_hdr *h, unsigned role0,
+		     int sock, struct lfshm_ring **r0, struct lfshm_ring **r1)
+{
+	unsigned role1 = role0 == LFSHM_PRODUCER ? LFSHM_CONSUMER :
+						   LFSHM_PRODUCER;
+	int rc;
+
+	*r0 = *r1 = NULL;
+	rc = ring_make(mp, h, 0, role0, sock, r0);
+	if (rc) {
+		map_put(mp);
+		return rc;
+	}
+	map_ref(mp);
+	rc = ring_make(mp, h, 1, role1, sock, r1);
+	if (rc) {
+		map_put(mp);
+		lfshm_ring_close(*r0);
+		*r0 = NULL;
+		return rc;
+	}
+	chan_prefault(*r0, *r1);
+	return 0;
+}
+
+/*
+ * Server side of a channel: a fresh region (ring 0 server -> client,
+ * ring 1 client -> server), mapped once, its mapping handed to the two
+ * handles.  Nothing on it needs checking: we made it and nobody else has
+ * seen it yet; the fstat only gives the mapping its key (dev, ino), so a
+ * client in this very process shares it.
+ */
+int lfshm__chan_create(const struct lfshm_ring_config *cfg, int sock,
+		       int *fd_out, struct lfshm_ring **tx,
+		       struct lfshm_ring **rx)
+{
+	struct lfshm_ring_config cfgs[2] = { *cfg, *cfg };
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *m;
+	struct stat st;
+	uint64_t size;
+	void *map;
+	int fd, rc;
+
+	*tx = *rx = NULL;
 	if (sock < 0)
 		return -EINVAL;
-	return ring_open(fd, idx, role, sock, out);
+	rc = lfshm__region_create(cfgs, 2, &fd, &map, &size);
+	if (rc)
+		return rc;
+	m = malloc(sizeof(*m));
+	if (!m) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto err_m;
+	}
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	m->addr = map;
+	m->size = (size_t)size;
+	m->fd = -1; /* the mapping holds the file: see struct lfshm__mapping */
+	m->refs = 1;
+	m->lock_refs = 0;
+	m->lock_fd = -1;
+	pthread_once(&maps_once, maps_init);
+	pthread_mutex_lock(&maps_lock);
+	if (!maps_grow()) {
+		pthread_mutex_unlock(&maps_lock);
+		rc = -ENOMEM;
+		goto err_m;
+	}
+	map_link(maps, maps_nb, m);
+	maps_count++;
+	pthread_mutex_unlock(&maps_lock);
+	/* our own header, written by us: plain copy */
+	memcpy(&h, map, sizeof(h));
+	rc = chan_make(m, &h, LFSHM_PRODUCER, sock, tx, rx);
+	if (rc) { /* chan_make unmapped it */
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+err_m:
+	free(m);
+err:
+	munmap(map, size);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Client side: the region fd the server sent, which it trusts no more than
+ * any attach does (sealed memfd, its real size, one copy of the header
+ * validated per ring).  A channel is two SPSC rings, lock-free both ways;
+ * a server that hands out rings of another kind is not following the
+ * protocol and could hurt us (the lock of an LFSHM_MUTEX ring it holds
+ * would block our send with timeout 0): any other kind in the header copy
+ * is refused with -EPROTO before anything is claimed.  The handles are
+ * made from that same copy, so what was checked is what is used.
+ */
+int lfshm__chan_attach(int fd, int sock, struct lfshm_ring **rx,
+		       struct lfshm_ring **tx)
+{
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *mp;
+	struct stat st;
+	int rc;
+
+	*rx = *tx = NULL;
+	if (sock < 0)
+		return -EINVAL;
+	rc = region_fd_check(fd, &st);
+	if (rc)
+		return rc;
+	mp = map_get(fd, &st, false, &rc);
+	if (!mp)
+		return rc;
+	copy_once(&h, mp->addr, sizeof(h));
+	/* what is wrong besides the kinds (not our magic, a bad count) is
+	 * for validate to say */
+	if (h.magic == LFSHM__MAGIC && h.version == LFSHM__LAYOUT_VERSION &&
+	    h.nrings > 0 && h.nrings <= LFSHM__MAX_RINGS)
+		for (unsigned i = 0; i < h.nrings; i++)
+			if (h.ring[i].kind != LFSHM_SPSC) {
+				map_put(mp);
+				return -EPROTO;
+			}
+	return chan_make(mp, &h, LFSHM_CONSUMER, sock, rx, tx);
 }
 
 /* ---- Public lifecycle ----------------------------------------------- */
@@ -896,7 +1072,7 @@ int lfshm__claim(struct lfshm_ring *r, _Atomic uint64_t *word,
 			break;
 	}
 	if (pid_word) /* relaxed: display only */
-		atomic_store_explicit(pid_word, (uint32_t)getpid(),
+		atomic_store_explicit(pid_word, (uint32_t)r->pid,
 				      memory_order_relaxed);
 	return 0;
 }

@@ -291,14 +291,33 @@ Test(chan, mode_0600_keeps_other_users_from_connecting, .timeout = 60)
 
 /* ---- a client that survives bad servers ----------------------------- */
 
+/* Mappings of lfshm regions in this process (memfd "lfshm"), or -1 */
+static int count_region_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:lfshm"))
+			n++;
+	fclose(f);
+	return n;
+}
+
 static int expect_connect_error(void *arg)
 {
 	struct lfshm_chan *c = NULL;
 	int want = *(int *)arg, before = lfshm_test_count_fds();
+	int maps = count_region_maps();
 	int rc = lfshm_connect(path, 30000000000ll, &c);
 
 	if (rc != want)
 		return 100 + (-rc & 0x3f);
+	if (count_region_maps() != maps)
+		return 98; /* a mapping left behind */
 	return c == NULL && lfshm_test_count_fds() == before ? 0 : 99;
 }
 
@@ -396,6 +415,73 @@ static void kind_server(unsigned kind0, unsigned kind1)
 		close(fds[i]);
 	close(ls);
 	unlink(path);
+}
+
+/* A raw listener that answers one connection with a good hello and fd as
+ * the region: the client must refuse it with want, leaking nothing. */
+static void region_server(int fd, int want)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	uint32_t hello[4] = { 0x4843464cu, 1u | 1u << 16, 0, 0 };
+	int ls, cs, st;
+	pid_t pid;
+
+	mkpath();
+	strcpy(a.sun_path, path);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(ls, 1), 0);
+	pid = lfshm_test_spawn(expect_connect_error, &want);
+	cs = accept(ls, NULL, NULL);
+	cr_assert_geq(cs, 0);
+	cr_assert_eq(lfshm_send_fds(cs, &fd, 1, hello, sizeof(hello)), 0);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d (100 + errno, 99: fd leak, "
+		     "98: mapping leak)", st);
+	close(cs);
+	close(ls);
+	unlink(path);
+}
+
+/* A memfd that a server could still shrink under us (SIGBUS): -EPERM */
+Test(chan, client_refuses_an_unsealed_region, .timeout = 60)
+{
+	struct lfshm_ring_config cfg[2] = {
+		{ .kind = LFSHM_SPSC, .capacity = 4096 },
+		{ .kind = LFSHM_SPSC, .capacity = 4096 },
+	};
+	uint64_t size;
+	void *map;
+	int fd, mfd;
+
+	/* a good region's bytes in an unsealed memfd */
+	cr_assert_eq(lfshm__region_create(cfg, 2, &fd, &map, &size), 0);
+	mfd = memfd_create("lfshm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_geq(mfd, 0);
+	cr_assert_eq(write(mfd, map, size), (ssize_t)size);
+	munmap(map, size);
+	close(fd);
+	region_server(mfd, -EPERM);
+	close(mfd);
+}
+
+/* A sealed region with one ring: the client opens ring 0, then refuses
+ * ring 1 (-EBADMSG) and must undo ring 0 (its role, its mapping). */
+Test(chan, client_refuses_a_region_with_one_ring, .timeout = 60)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC,
+					 .capacity = 4096 };
+	uint64_t size;
+	void *map;
+	int fd;
+
+	cr_assert_eq(lfshm__region_create(&cfg, 1, &fd, &map, &size), 0);
+	region_server(fd, -EBADMSG);
+	/* ring 0's consumer role was released: claimable again */
+	cr_assert_eq(atomic_load(&((struct lfshm__ctrl *)((char *)map +
+			LFSHM__CTRL_OFF(0)))->cons_owner), LFSHM__OWNER_GONE);
+	munmap(map, size);
+	close(fd);
 }
 
 Test(chan, client_refuses_mutex_rings, .timeout = 60)
@@ -923,4 +1009,73 @@ Test(chan, fresh_channel_is_prefaulted_on_both_sides, .timeout = 60)
 	cr_assert(ok, "server: pages not mapped in after accept");
 	cr_assert_eq(st, 0, "client: %s", st == 11 ?
 		     "pages not mapped in after connect" : "failed");
+}
+
+/* ---- a peer that closed while its socket lives on ------------------- */
+
+struct heir_arg {
+	int hold;   /* the heir exits on EOF here */
+	int holdw;  /* its write end (the parent's) */
+	int done;   /* we write one byte here once the channel is closed */
+};
+
+/* Connects, forks an heir that keeps the socket open, closes the channel
+ * (its roles go to LFSHM__OWNER_GONE, the socket is not hung up), says so. */
+static int closing_client(void *arg)
+{
+	struct heir_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	pid_t heir;
+	char b = 'c';
+
+	close(a->holdw);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	heir = fork();
+	if (heir < 0)
+		return 11;
+	if (heir == 0) {
+		close(a->done);
+		while (read(a->hold, &b, 1) > 0)
+			;
+		_exit(0);
+	}
+	lfshm_chan_close(c);
+	return write(a->done, &b, 1) == 1 ? 0 : 12;
+}
+
+/* A consumer that starts its wait after the peer closed its channel, whose
+ * socket another process still holds: no hang-up will come, so the wait
+ * must see the released role before it sleeps (-EPIPE, not a timeout). */
+Test(chan, blocked_recv_sees_a_peer_that_closed_while_its_socket_lives_on,
+     .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	struct heir_arg a;
+	int hold[2], done[2], st;
+	char buf[64], b;
+	long rc;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(hold, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(done, O_CLOEXEC), 0);
+	a = (struct heir_arg){ .hold = hold[0], .holdw = hold[1],
+			       .done = done[1] };
+	pid = lfshm_test_spawn(closing_client, &a);
+	close(hold[0]);
+	close(done[1]);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	cr_assert_eq(read(done[0], &b, 1), 1, "client did not close");
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d", st);
+	cr_assert_eq(lfshm_chan_check(c), 0, "the socket is not hung up");
+	lfshm_ring_set_spin(lfshm_chan_rx(c), 0);
+	rc = lfshm_ring_recv(lfshm_chan_rx(c), buf, sizeof(buf),
+			     5000000000ll);
+	close(hold[1]); /* the heir exits */
+	close(done[0]);
+	lfshm_chan_close(c);
+	lfshm_listener_close(l);
+	cr_assert_eq(rc, -EPIPE, "recv: %ld", rc);
 }
