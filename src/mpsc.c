@@ -124,6 +124,13 @@
 #define W_SIZE    (W_BUSY | 1ull << 60)
 #define W_SIZE_TAG 0xf000000000000000ull
 #define HDR       16u
+/* Records start on GRAN-byte boundaries: only the first two words of a
+ * granule can be a record's word0 / word1, so only those are stamped */
+#define GRAN      64u
+#define GMASK     (GRAN - 1)
+/* Most a LFSHM_MORE batch claims beyond its record at a time (its chunk,
+ * see mpsc_reserve); below 2^32 so that a pad over the rest fits */
+#define CHUNK_MAX (64u << 10)
 
 /* Shared MPSC state in ctrl->kind_area. */
 struct mpsc_shared {
@@ -152,7 +159,7 @@ static inline uint64_t free_word(const struct lfshm_ring *r, uint64_t pos)
 
 static inline uint64_t mrec_size(uint64_t len)
 {
-	return (HDR + len + 7u) & ~7ull;
+	return (HDR + len + GMASK) & ~(uint64_t)GMASK;
 }
 
 _Static_assert(LFSHM__KEY_BITS <= 54, "a key fits a BUSY word");
@@ -182,7 +189,7 @@ static int mpsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 
 static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
 {
-	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+	return !(head & GMASK) && !(tail & GMASK) && tail - head <= cap;
 }
 
 static void finish_release(struct lfshm_ring *r);
@@ -207,12 +214,14 @@ static int mpsc_open(struct lfshm_ring *r)
 		/* A1: the consumer's released space and its FREE stamps */
 		head = atomic_load_explicit(&c->head, memory_order_acquire);
 		tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-		if (head & 7 || tail & 7 || head > tail) {
+		if (head & GMASK || tail & GMASK || head > tail) {
 			atomic_fetch_sub_explicit(&c->prod_attached, 1,
 						  memory_order_relaxed);
 			return -EBADMSG;
 		}
 		r->p_head_cache = head;
+		r->m_chunk_pos = r->m_chunk_end = 0;
+		r->m_batch = r->m_last_batch = 0;
 		return 0;
 	}
 	rc = lfshm__claim(r, &c->cons_owner, &c->cons_pid);
@@ -245,7 +254,7 @@ static int refresh_head(struct lfshm_ring *r, uint64_t *tail)
 	h = atomic_load_explicit(&c->head, memory_order_acquire);
 	/* relaxed: only a position to try the CAS with */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
-	if (LFSHM__UNLIKELY((h & 7) || (t & 7) ||
+	if (LFSHM__UNLIKELY((h & GMASK) || (t & GMASK) ||
 			    h - r->p_head_cache > t - r->p_head_cache))
 		return lfshm__poison(r);
 	r->p_head_cache = h;
@@ -301,19 +310,92 @@ static int publish_pending_nowake(struct lfshm_ring *r)
 	return lost ? -ECANCELED : (int)done;
 }
 
-static int publish_pending(struct lfshm_ring *r)
+static void wake_consumer(struct lfshm_ring *r)
 {
-	int rc = publish_pending_nowake(r);
+	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+}
 
-	if (rc != 0) /* something may have been published: wake */
-		lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
-	return rc;
+/*
+ * Give back the unused rest of our chunk: a PAD over it, so the consumer
+ * passes it at once.  Release on success (R1 for the pad: the consumer
+ * acquires it (A2), passes it and frees the space (R2); the next writer
+ * there must come after this write); a CAS from FREE, as every first
+ * write to a claim: a rest the consumer revoked (stall) is its own
+ * already.  Returns 1 when a pad was written (the caller wakes).
+ */
+static int pad_chunk(struct lfshm_ring *r)
+{
+	uint64_t pos = r->m_chunk_pos, exp;
+
+	/* the batch ends here: the next one claims as much at once */
+	r->m_last_batch = r->m_batch;
+	r->m_batch = 0;
+	if (pos == r->m_chunk_end)
+		return 0;
+	r->m_chunk_pos = r->m_chunk_end;
+	exp = free_word(r, pos);
+	return atomic_compare_exchange_strong_explicit(
+		word_at(r, pos), &exp, W_PAD | (r->m_chunk_end - pos - 8),
+		memory_order_release, memory_order_relaxed);
+}
+
+/*
+ * Bytes a batch claims beyond its record of size bytes at t: what the
+ * last batch (records up to a flush) took beyond what this one took so
+ * far, so that a steady stream of batches claims once per batch and pads
+ * little at the flush.  At most the rest of the span that makes the batch
+ * publish by itself (LFSHM__MORE_BYTES from its first held-back record)
+ * and CHUNK_MAX, within the room we know of and never across the end of
+ * the data area (no wrap pad in a chunk).
+ */
+static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
+			    uint64_t size)
+{
+	uint64_t span, want, room;
+
+	if (r->m_last_batch <= r->m_batch + size)
+		return 0;
+	span = r->m_npend ? t - r->m_pend_pos[0] : 0;
+	if (span + size >= LFSHM__MORE_BYTES(r->cap))
+		return 0;
+	want = LFSHM__MORE_BYTES(r->cap) - span - size;
+	if (want > r->m_last_batch - r->m_batch - size)
+		want = r->m_last_batch - r->m_batch - size;
+	if (want > CHUNK_MAX)
+		want = CHUNK_MAX;
+	room = r->p_head_cache + r->cap - t - size; /* caller checked */
+	if (want > room)
+		want = room;
+	if (want > r->cap - (t & r->mask) - size)
+		want = r->cap - (t & r->mask) - size;
+	return want & ~(uint64_t)GMASK;
+}
+
+/* Take the header of the record at t (ours by the tail CAS, unless the
+ * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size. */
+static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
+{
+	uint64_t exp = free_word(r, t);
+
+	/* relaxed: ownership of space, not data (see the top comment) */
+	if (!atomic_compare_exchange_strong_explicit(
+		    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,
+		    memory_order_relaxed)) {
+		/* the consumer gave up on this claim (we were stalled):
+		 * it owns those words now */
+		r->m_revoked++;
+		return false;
+	}
+	/* relaxed: read by the consumer only after our death */
+	atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
+			      memory_order_relaxed);
+	return true;
 }
 
 static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, off, exp;
+	uint64_t size, t, need, off, exp, extra;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
@@ -325,10 +407,25 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
 		return -EPIPE;
 	size = mrec_size(len);
+	/* Carve the record out of our chunk: no shared write but its own
+	 * header.  A revoked chunk is dropped whole: the consumer revoked
+	 * everything from its head up to the first word somebody wrote,
+	 * i.e. the rest of the chunk. */
+	if (r->m_chunk_end - r->m_chunk_pos >= size) {
+		t = r->m_chunk_pos;
+		if (take_header(r, t, size)) {
+			r->m_chunk_pos = t + size;
+			goto done;
+		}
+		r->m_chunk_pos = r->m_chunk_end;
+	}
+	/* a rest too small for this record: nobody else may use it */
+	if (pad_chunk(r) && !r->m_npend)
+		wake_consumer(r); /* it may wait at that rest */
 	/* relaxed: a guess for the CAS, which re-reads it on failure */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	for (;;) {
-		if (LFSHM__UNLIKELY(t & 7))
+		if (LFSHM__UNLIKELY(t & GMASK))
 			return lfshm__poison(r);
 		need = need_bytes(r, t, size);
 		if (t + need - r->p_head_cache > r->cap) {
@@ -341,10 +438,11 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 				return -EAGAIN; /* wait_space sees a dead one */
 			}
 		}
+		extra = need == size ? chunk_extra(r, t, size) : 0;
 		/* the claim; relaxed: see the top comment */
 		if (!atomic_compare_exchange_weak_explicit(
-			    &c->tail, &t, t + need, memory_order_relaxed,
-			    memory_order_relaxed))
+			    &c->tail, &t, t + need + extra,
+			    memory_order_relaxed, memory_order_relaxed))
 			continue;
 		off = t & r->mask;
 		if (need != size) {
@@ -356,41 +454,35 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			if (!atomic_compare_exchange_strong_explicit(
 				    word_at(r, t), &exp,
 				    W_PAD | (r->cap - off - 8),
-				    memory_order_release, memory_order_relaxed))
-				goto revoked;
+				    memory_order_release, memory_order_relaxed)) {
+				r->m_revoked++;
+				goto again;
+			}
 			t += r->cap - off;
 		}
-		exp = free_word(r, t);
-		if (!atomic_compare_exchange_strong_explicit(
-			    word_at(r, t), &exp, r->m_busy,
-			    memory_order_relaxed, memory_order_relaxed))
-			goto revoked;
-		/* relaxed: read by the consumer only after our death */
-		atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
-				      memory_order_relaxed);
-		r->p_resv = t;
-		r->p_resv_len = len;
-		r->m_resv_size = size;
-		r->p_resv_on = 1;
-		*buf = r->data + (t & r->mask) + HDR;
-		return 0;
-revoked:
-		/* the consumer gave up on this claim (we were stalled):
-		 * it owns those words now; claim again */
-		r->m_revoked++;
+		if (take_header(r, t, size)) {
+			r->m_chunk_pos = t + size;
+			r->m_chunk_end = t + size + extra;
+			break;
+		}
+again:
+		/* claim again */
 		t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	}
+done:
+	r->m_batch += size;
+	r->p_resv = t;
+	r->p_resv_len = len;
+	r->m_resv_size = size;
+	r->p_resv_on = 1;
+	*buf = r->data + (t & r->mask) + HDR;
+	return 0;
 }
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
 	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
 	       buf == r->data + (r->p_resv & r->mask) + HDR;
-}
-
-static void wake_consumer(struct lfshm_ring *r)
-{
-	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
 }
 
 static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
@@ -422,6 +514,9 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		r->m_npend++;
 		return 0;
 	}
+	/* the end of a batch: the consumer must not wait for our chunk */
+	if (!(flags & LFSHM_MORE))
+		pad_chunk(r);
 	/* per-producer order: the earlier records of the batch first */
 	rc = r->m_npend ? publish_pending_nowake(r) : 0;
 	if (publish_one(r, pos, w))
@@ -444,6 +539,9 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 		word_at(r, r->p_resv), &exp, W_PAD | (r->m_resv_size - 8),
 		memory_order_release, memory_order_relaxed);
 	r->p_resv_on = 0;
+	/* nothing held back: nothing may hold the consumer up */
+	if (!r->m_npend)
+		pad_chunk(r);
 	/* the consumer may be waiting at this very record */
 	wake_consumer(r);
 	return 0;
@@ -451,11 +549,14 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 
 static int mpsc_flush(struct lfshm_ring *r)
 {
-	int rc;
+	int rc, padded;
 
 	if (r->role != LFSHM_PRODUCER)
 		return -EINVAL;
-	rc = publish_pending(r);
+	padded = pad_chunk(r);
+	rc = publish_pending_nowake(r);
+	if (rc != 0 || padded) /* something may have been published */
+		wake_consumer(r);
 	return rc < 0 ? rc : 0;
 }
 
@@ -468,7 +569,7 @@ static int refresh_tail(struct lfshm_ring *r)
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
 
 	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
-			    t - r->c_rel > r->cap || (t & 7)))
+			    t - r->c_rel > r->cap || (t & GMASK)))
 		return lfshm__poison(r);
 	r->c_tail_cache = t;
 	return 0;
@@ -483,9 +584,9 @@ static bool no_producers(const struct lfshm_ring *r)
 }
 
 /*
- * Revoke the never-written words from pos up (see the top comment): CAS
- * FREE(lap) -> REVOKED until a word is not FREE or the tail is reached.
- * Returns the number of words revoked.
+ * Revoke the never-written granules from pos up (see the top comment):
+ * CAS their first word FREE(lap) -> REVOKED until one is not FREE or the
+ * tail is reached.  Returns the number of granules revoked.
  */
 static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
 {
@@ -499,7 +600,7 @@ static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
 			    word_at(r, pos), &exp, W_REVOKED,
 			    memory_order_relaxed, memory_order_relaxed))
 			break;
-		pos += 8;
+		pos += GRAN;
 		n++;
 	}
 	return n;
@@ -538,13 +639,14 @@ static int unblock_head(struct lfshm_ring *r)
 		 * word0 was written either */
 		atomic_store_explicit(word_at(r, pos), W_REVOKED,
 				      memory_order_relaxed);
-		revoke_gap(r, pos + 8);
+		revoke_gap(r, pos + GRAN);
 		return 1;
 	}
 	if ((sz & W_SIZE_TAG) != W_SIZE)
 		return lfshm__poison(r);
 	sz &= ~W_SIZE;
-	if ((sz & 7) || sz < HDR || sz > mrec_size(r->max_msg) || sz > avail ||
+	if ((sz & GMASK) || sz < GRAN || sz > mrec_size(r->max_msg) ||
+	    sz > avail ||
 	    off + sz > r->cap)
 		return lfshm__poison(r);
 	atomic_store_explicit(word_at(r, pos), W_PAD | (sz - 8),
@@ -645,12 +747,12 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 			return 0;
 		}
 		if (w == W_REVOKED) {
-			r->c_head += 8;
+			r->c_head += GRAN;
 			continue;
 		}
 		if (w & W_PAD) {
 			size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||
+			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||
 					    size > avail ||
 					    off + size > r->cap))
 				return lfshm__poison(r);
@@ -675,7 +777,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
-/* Stamp [from, to) with each word's next-lap FREE value; to - from is at
+/* Stamp the first two words (where a word0 / word1 can be) of each
+ * granule in [from, to) with their next-lap FREE value; to - from is at
  * most the capacity.  Positions may wrap around 2^64 (a region can start
  * anywhere): only differences are compared. */
 static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
@@ -683,14 +786,18 @@ static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
 	while (from != to) {
 		/* up to the end of this lap */
 		uint64_t seg = r->cap - (from & r->mask);
-		uint64_t n = (to - from < seg ? to - from : seg) / 8, i;
+		uint64_t n = (to - from < seg ? to - from : seg) / GRAN, i;
 		uint64_t v = free_word(r, from) + 1;
 		_Atomic uint64_t *p = word_at(r, from);
 
 		/* relaxed: published by R2 */
-		for (i = 0; i < n; i++)
-			atomic_store_explicit(&p[i], v, memory_order_relaxed);
-		from += n * 8;
+		for (i = 0; i < n; i++) {
+			atomic_store_explicit(&p[i * (GRAN / 8)], v,
+					      memory_order_relaxed);
+			atomic_store_explicit(&p[i * (GRAN / 8) + 1], v,
+					      memory_order_relaxed);
+		}
+		from += n * GRAN;
 	}
 }
 
@@ -730,13 +837,13 @@ static void skip_pads(struct lfshm_ring *r)
 		w = atomic_load_explicit(word_at(r, r->c_head),
 					 memory_order_acquire);
 		if (w == W_REVOKED) {
-			r->c_head += 8;
+			r->c_head += GRAN;
 			continue;
 		}
 		if ((w & W_TAGS) != W_PAD || (w & W_PAD_MBZ))
 			return;
 		size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-		if ((size & 7) || size > r->c_tail_cache - r->c_head ||
+		if ((size & GMASK) || size > r->c_tail_cache - r->c_head ||
 		    off + size > r->cap)
 			return;
 		r->c_head += size;
@@ -759,7 +866,7 @@ static void finish_release(struct lfshm_ring *r)
 	uint64_t end = atomic_load_explicit(&r->ctrl->rel_end,
 					    memory_order_relaxed);
 
-	if (end == r->c_rel || (end & 7) ||
+	if (end == r->c_rel || (end & GMASK) ||
 	    end - r->c_rel > r->c_tail_cache - r->c_rel)
 		return;
 	release_to(r, end);

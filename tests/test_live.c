@@ -448,7 +448,7 @@ Test(live, mpsc_commit_into_space_taken_over_fails)
 	cr_assert_eq(lfshm_ring_reserve(p, 8, &buf), 0);
 	/* the consumer's unblock of a dead owner: word0 becomes a PAD */
 	w = (_Atomic uint64_t *)((char *)buf - 16);
-	atomic_store(w, (1ull << 61) | (24 - 8));
+	atomic_store(w, (1ull << 61) | (64 - 8));
 	memcpy(buf, "LOSTLOST", 8);
 	cr_assert_eq(lfshm_ring_commit(p, buf), -ECANCELED);
 	cr_assert_eq(lfshm_ring_recv(c, b, sizeof(b), 0), -EAGAIN);
@@ -456,7 +456,7 @@ Test(live, mpsc_commit_into_space_taken_over_fails)
 	cr_assert_eq(lfshm_ring_reserve(p, 8, &buf), 0);
 	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 8, 1, LFSHM_MORE), 0);
 	w = (_Atomic uint64_t *)((char *)buf - 16);
-	atomic_store(w, (1ull << 61) | (24 - 8));
+	atomic_store(w, (1ull << 61) | (64 - 8));
 	cr_assert_eq(lfshm_ring_flush(p), -ECANCELED);
 	cr_assert_eq(lfshm_ring_recv(c, b, sizeof(b), 0), -EAGAIN);
 	/* and the producer goes on */

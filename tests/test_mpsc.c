@@ -957,7 +957,7 @@ Test(mpsc, revokes_a_claim_whose_header_was_never_written)
 	char b[8];
 
 	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
-	t = atomic_fetch_add(&c->ctrl->tail, 48); /* the lost claim */
+	t = atomic_fetch_add(&c->ctrl->tail, 64); /* the lost claim */
 	cr_assert_eq(lfshm_ring_send(p, "b", 1, 0), 0);
 	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 1);
 	cr_expect_eq(b[0], 'a');
