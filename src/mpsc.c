@@ -327,9 +327,6 @@ static int pad_chunk(struct lfshm_ring *r)
 {
 	uint64_t pos = r->m_chunk_pos, exp;
 
-	/* the batch ends here: the next one claims as much at once */
-	r->m_last_batch = r->m_batch;
-	r->m_batch = 0;
 	if (pos == r->m_chunk_end)
 		return 0;
 	r->m_chunk_pos = r->m_chunk_end;
@@ -337,6 +334,17 @@ static int pad_chunk(struct lfshm_ring *r)
 	return atomic_compare_exchange_strong_explicit(
 		word_at(r, pos), &exp, W_PAD | (r->m_chunk_end - pos - 8),
 		memory_order_release, memory_order_relaxed);
+}
+
+/* The end of a batch: pad the rest of the chunk (1: the caller wakes);
+ * the next batch claims as much as this one took at once.  m_resv_size is
+ * the batch's last record's. */
+static int end_batch(struct lfshm_ring *r)
+{
+	/* a batch of one record (plain sends) is no reason to claim more */
+	r->m_last_batch = r->m_batch > r->m_resv_size ? r->m_batch : 0;
+	r->m_batch = 0;
+	return pad_chunk(r);
 }
 
 /*
@@ -516,7 +524,7 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 	}
 	/* the end of a batch: the consumer must not wait for our chunk */
 	if (!(flags & LFSHM_MORE))
-		pad_chunk(r);
+		end_batch(r);
 	/* per-producer order: the earlier records of the batch first */
 	rc = r->m_npend ? publish_pending_nowake(r) : 0;
 	if (publish_one(r, pos, w))
@@ -541,7 +549,7 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 	r->p_resv_on = 0;
 	/* nothing held back: nothing may hold the consumer up */
 	if (!r->m_npend)
-		pad_chunk(r);
+		end_batch(r);
 	/* the consumer may be waiting at this very record */
 	wake_consumer(r);
 	return 0;
@@ -553,7 +561,7 @@ static int mpsc_flush(struct lfshm_ring *r)
 
 	if (r->role != LFSHM_PRODUCER)
 		return -EINVAL;
-	padded = pad_chunk(r);
+	padded = end_batch(r);
 	rc = publish_pending_nowake(r);
 	if (rc != 0 || padded) /* something may have been published */
 		wake_consumer(r);
