@@ -1178,6 +1178,7 @@ Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 {
 	struct lfshm_ring *c = make_consumer(1 << 16);
 	struct lfshm_ring *p = attach_producer(c);
+	unsigned i;
 	void *buf;
 
 	lfshm_ring_set_stall_ns(c, -1);
@@ -1196,6 +1197,21 @@ Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 73, 0), 0);
 	expect_batch(c, 1, 73);
 	expect_drained(c);
+	/* again, but the batch ends (flush) after the revocation: its pad
+	 * must not land in space the consumer passed and freed (it would
+	 * be read as a pad a lap later, over other records) */
+	more_batch(p, 33, 74, NULL);
+	expect_batch(c, 33, 74);
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - c->c_head, 128);
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	expect_drained(c);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	for (i = 0; i < 1100; i++) { /* two laps and more */
+		more_batch(p, 1, 107 + i, NULL);
+		cr_assert_eq(lfshm_ring_flush(p), 0);
+		expect_batch(c, 1, 107 + i);
+	}
+	cr_expect_eq(p->m_revoked, 1);
 	lfshm_ring_close(p);
 	lfshm_ring_close(c);
 }
