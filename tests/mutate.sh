@@ -163,14 +163,14 @@ mutant_mpsc_size_free_unchecked() {
 
 mutant_mpsc_no_word0_stamp() {
 	file=src/mpsc.c
-	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8)], v,$nl${tab}${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
+	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8)], v,$nl${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
 	new=""
 	tests="test_mpsc"
 }
 
 mutant_mpsc_no_word1_stamp() {
 	file=src/mpsc.c
-	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8) + 1], v,$nl${tab}${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
+	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8) + 1], v,$nl${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
 	new=""
 	tests="test_mpsc"
 }
