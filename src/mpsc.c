@@ -14,22 +14,57 @@
  * producers a host runs, the CAS retry rate is low (each retry means some
  * other producer made progress).
  *
- * Record layout (16-byte header, 8-byte aligned, never wraps):
+ * Granules.  The data area is a sequence of 64-byte granules (GRAN);
+ * every record, pad and claim starts on one and spans whole granules, so
+ * a record header can only ever be read at a granule's first word.
+ *
+ * Record layout (16-byte header, granule aligned, never wraps):
  *   word0  state word, the only word that publishes anything:
- *     FREE(lap)  top 3 bits 000: never written in this lap; the value is
- *                pos >> log2(capacity) (the consumer stamps consumed words
- *                with their next lap's value, so 0 in a fresh region)
+ *     FREE(lap)  top 3 bits 000: not written in this lap; the value is
+ *                pos >> log2(capacity) (0 in a fresh region)
  *     BUSY       bit 62: claimed by a producer that is writing it; holds
  *                the owner, its handle's key (bits 0-53, LFSHM__KEY_*):
  *                the consumer asks the kernel whether it is alive
  *     PAD        bit 61: padding, bits 0-31 = bytes after this word
- *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
+ *     REVOKED    bits 61+60: one dead granule (recovery), skipped
  *     READY      bit 63: a message: type in bits 32-62, length in 0-31
  *   word1  the claim's size in bytes | bits 62+60 (recovery needs it; the
- *          tag keeps it apart from any FREE value and from any valid
- *          word0), then the payload.
- * The data area is a sequence of 8-byte words; every word of a claim
- * that has not been written yet holds FREE(lap of its position).
+ *          tag keeps it apart from any FREE value), then the payload.
+ *
+ * Freeing (release) stamps only the first two words of each released
+ * granule with FREE(next lap), the only places a word0 or word1 can be:
+ * 2 stores per 64 bytes instead of 8, and nothing else of the old lap is
+ * erased.  Why that is enough:
+ *   - The consumer reads a word0 only at its head, which moves only by
+ *     validated granule multiples (record, pad sizes; REVOKED = one
+ *     granule), so it never reads a payload word as a header, of this
+ *     lap or an older one.  At a granule start of this lap it finds what
+ *     was written there in this lap or the stamp: an older lap's READY,
+ *     PAD, BUSY or payload bytes were all overwritten by the stamp before
+ *     the space was released (R2), and no producer may claim the space
+ *     before it acquires that head (A1).  So a record of an earlier lap
+ *     can never be taken for one of this lap.
+ *   - Producers write word0 only with a CAS from FREE(lap) (claim start,
+ *     carve, wrap pad, chunk pad), i.e. only where the stamp says "not
+ *     written in this lap": a word the consumer revoked (REVOKED) or one
+ *     already stamped for a later lap is never overwritten, as before.
+ *   - Recovery reads word1 of a dead owner's BUSY header: FREE(lap)
+ *     there means the size was never written (stamped, so never a stale
+ *     size of an older lap); anything else must carry the W_SIZE tag.
+ *   - revoke_gap walks granule starts of a never-written claim: FREE,
+ *     as a producer writes nothing of a claim before its word0 CAS.
+ * A hostile peer can write any word: the consumer validates every word0
+ * and size it uses (tags, lengths, granule multiples, against the tail
+ * and the end of the data area), so it can only make the ring -EBADMSG.
+ * Why not no stamps at all, with a lap number in the header a producer
+ * writes?  Payload bytes are arbitrary: an old lap's payload can hold any
+ * header value, lap included, exactly where this lap's next header falls,
+ * so a header position must be erased before it can be claimed; granules
+ * make those positions few.  The price: records round up to 64 bytes.
+ * Known gap (as before granules): a producer stopped between its tail CAS
+ * and its word0 CAS for the stall time and then a whole lap could find a
+ * later lap's payload word equal to its FREE(lap) there and CAS it; closing
+ * that needs the claim's owner known at claim time.
  *
  * Producer (reserve/commit):
  *   1. CAS tail t -> t + need (need includes the wrap pad, if any) when
@@ -37,16 +72,35 @@
  *   2. CAS word0 FREE(lap) -> BUSY|owner (the wrap pad: FREE -> PAD).  If
  *      this fails the consumer revoked the claim (below): forget it and
  *      claim again.  The lap in the expected value means a producer that
- *      was stopped for a whole lap cannot take a word of a later lap.
+ *      was stopped for a whole lap cannot take a word stamped for a later
+ *      lap.
  *   3. word1 = SIZE|size (relaxed), payload, then commit: a pad after the
- *      record if the final length is shorter, then store_release word0 =
- *      READY|type|len (R1).  LFSHM_MORE defers step 3's store (up to
- *      LFSHM__MPSC_PEND records) to the flush: one wake-up per batch.
+ *      record if the final length is shorter, then R1, a CAS of word0
+ *      from our BUSY to READY|type|len.  LFSHM_MORE defers step 3's R1
+ *      (up to LFSHM__MPSC_PEND records) to the flush: one wake-up per
+ *      batch.
  *   Abort turns word0 into a PAD over the whole claim.
+ *
+ * Chunks (LFSHM_MORE batches).  Step 1 of a batch claims, in one CAS,
+ * room for as much as the producer's last batch of more than one record
+ * took (at most to the LFSHM__MORE_BYTES self-publish span, CHUNK_MAX,
+ * the known room, and the end of the data area); the batch's records are
+ * carved out of that chunk with step 2 alone (a CAS on our own, uncontended
+ * line), so a steady stream of batches pays one contended RMW per batch.
+ * The unused rest of the chunk is claimed space nobody else may write: it
+ * gets a PAD (CAS FREE(lap) -> PAD, release) when the batch ends (flush,
+ * a commit without LFSHM_MORE, an abort with nothing held back, wait_space
+ * and close flush), or when a record does not fit it.  A self-published
+ * batch keeps its chunk: the consumer waits at its FREE rest like at any
+ * claim whose header is not written yet, and after the stall time
+ * revokes it (below); the next carve's CAS then fails and the producer
+ * drops the chunk and claims anew, so nothing is written into space the
+ * consumer passed.  A producer that dies holding a chunk leaves FREE
+ * granules, revoked the same way.
  *
  * Consumer (peek/release): reads word0 at its head with acquire (A2):
  * READY -> message; PAD/REVOKED -> skip; BUSY/FREE -> not ready yet.
- * release() stamps every consumed word with FREE(next lap) and then
+ * release() stamps the consumed granules (above) and then
  * store_release(head) (R2), so the space comes back "never written".
  * Padding skipped after the last message peeked goes with that message's
  * release, or at once when peek finds nothing and no message is out.
@@ -60,15 +114,16 @@
  *     words are revoked as below.  A live owner is never skipped: its
  *     liveness is looked at again every max(stall time, 10 ms).
  *   - FREE at the head although the tail is past it: a claim whose word0
- *     was never written (step 1 done, step 2 not).  Its owner is unknown,
- *     so the consumer revokes: CAS FREE(lap) -> REVOKED on each word from
- *     the head up to the first word that is not FREE (the next header
- *     somebody wrote) or the tail.  The CAS makes this safe even if the
- *     producer is alive: its own CAS in step 2 then fails and it claims
- *     again, so no message of a live producer is ever lost or skipped.
- *     Words after a revoked header were never written (a producer writes
- *     nothing before step 2 succeeds), so the scan cannot cut through a
- *     record anybody is writing.
+ *     was never written (step 1 done, step 2 not), or the unused rest of
+ *     a chunk.  Its owner is unknown, so the consumer revokes: CAS
+ *     FREE(lap) -> REVOKED on each granule start from the head up to the
+ *     first that is not FREE (the next header somebody wrote) or the
+ *     tail.  The CAS makes this safe even if the producer is alive: its
+ *     own CAS in step 2 (or carve) then fails and it claims again, so no
+ *     message of a live producer is ever lost or skipped.  Granules after
+ *     a revoked header were never written (a producer writes nothing
+ *     before step 2 succeeds), so the scan cannot cut through a record
+ *     anybody is writing.
  * A producer dying anywhere else leaves the ring consistent: before step
  * 1 it owns nothing; after step 3 its record is complete.
  *
@@ -77,7 +132,7 @@
  *      payload and any trailing pad are visible to whoever acquires it.
  *                                                         pairs with A2
  *   A2 consumer: load_acquire(word0) in peek / data_ready.  pairs with R1
- *   R2 consumer: store_release(ctrl->head) in mpsc_release(): the reads
+ *   R2 consumer: store_release(ctrl->head) in release_to(): the reads
  *      of the released records and the FREE stamps are complete before a
  *      producer may claim the space.                      pairs with A1
  *   A1 producer: load_acquire(ctrl->head) in refresh_head(). pairs with R2
@@ -86,9 +141,10 @@
  *   A3 consumer: load_acquire(prod_attached) in no_producers(). R3
  * The tail CAS and the BUSY CAS are relaxed: they transfer ownership of
  * space, not data; the data those words guard is ordered by A1/R2
- * (space) and R1/A2 (records).  The wrap pad's CAS is the pad's final
- * value, so it is a release like R1 (a relaxed one raced, formally, with
- * the next lap's writer of that word: found by TSan).  Sleep/wake on data_ec / space_ec is the
+ * (space) and R1/A2 (records).  The wrap pad's and the chunk pad's CAS
+ * are the pad's final value, so they are releases like R1 (a relaxed one
+ * raced, formally, with the next lap's writer of that word: found by
+ * TSan).  Sleep/wake on data_ec / space_ec is the
  * event-count handshake of wait.c: producers call lfshm__ec_wake after R1
  * (once per batch), the consumer after R2.
  *
