@@ -372,6 +372,31 @@ static void wake_consumer(struct lfshm_ring *r)
 }
 
 /*
+ * The rest of our chunk is exposed (no record of ours before it is held
+ * back) and the consumer's head has passed it: it revoked the rest after
+ * a stall and may have freed it, and a lap later a word there can hold
+ * anything, FREE(lap) of our position included (a zero payload word in
+ * lap 0): a CAS there could succeed on another producer's data.  While a
+ * record of ours is held back before the rest the consumer cannot reach
+ * it.  Only ever makes us drop the rest; the CAS decides the race with a
+ * revocation in progress.
+ */
+static bool chunk_passed(struct lfshm_ring *r)
+{
+	uint64_t h;
+
+	if (r->m_npend)
+		return false;
+	/* acquire: as A1 (a hint here: see above) */
+	h = atomic_load_explicit(&r->ctrl->head, memory_order_acquire);
+	if (r->m_chunk_pos - h <= r->cap) /* head <= rest, wrap-safe */
+		return false;
+	r->m_chunk_pos = r->m_chunk_end;
+	r->m_revoked++;
+	return true;
+}
+
+/*
  * Give back the unused rest of our chunk: a PAD over it, so the consumer
  * passes it at once.  Release on success (R1 for the pad: the consumer
  * acquires it (A2), passes it and frees the space (R2); the next writer
@@ -383,7 +408,7 @@ static int pad_chunk(struct lfshm_ring *r)
 {
 	uint64_t pos = r->m_chunk_pos, exp;
 
-	if (pos == r->m_chunk_end)
+	if (pos == r->m_chunk_end || chunk_passed(r))
 		return 0;
 	r->m_chunk_pos = r->m_chunk_end;
 	exp = free_word(r, pos);
@@ -409,13 +434,13 @@ static int end_batch(struct lfshm_ring *r)
  * far, so that a steady stream of batches claims once per batch and pads
  * little at the flush.  At most the rest of the span that makes the batch
  * publish by itself (LFSHM__MORE_BYTES from its first held-back record)
- * and CHUNK_MAX, within the room we know of and never across the end of
- * the data area (no wrap pad in a chunk).
+ * and CHUNK_MAX, never across the end of the data area (no wrap pad in a
+ * chunk).  The caller fits it to the room.
  */
 static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 			    uint64_t size)
 {
-	uint64_t span, want, room;
+	uint64_t span, want;
 
 	if (r->m_last_batch <= r->m_batch + size)
 		return 0;
@@ -427,9 +452,6 @@ static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 		want = r->m_last_batch - r->m_batch - size;
 	if (want > CHUNK_MAX)
 		want = CHUNK_MAX;
-	room = r->p_head_cache + r->cap - t - size; /* caller checked */
-	if (want > room)
-		want = room;
 	if (want > r->cap - (t & r->mask) - size)
 		want = r->cap - (t & r->mask) - size;
 	return want & ~(uint64_t)GMASK;
@@ -459,7 +481,8 @@ static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
 static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, off, exp, extra;
+	uint64_t size, t, need, off, exp, extra, room;
+	bool fresh = false;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
@@ -475,7 +498,7 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	 * header.  A revoked chunk is dropped whole: the consumer revoked
 	 * everything from its head up to the first word somebody wrote,
 	 * i.e. the rest of the chunk. */
-	if (r->m_chunk_end - r->m_chunk_pos >= size) {
+	if (r->m_chunk_end - r->m_chunk_pos >= size && !chunk_passed(r)) {
 		t = r->m_chunk_pos;
 		if (take_header(r, t, size)) {
 			r->m_chunk_pos = t + size;
@@ -503,6 +526,18 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			}
 		}
 		extra = need == size ? chunk_extra(r, t, size) : 0;
+		room = r->p_head_cache + r->cap - t - need; /* checked above */
+		if (extra > room) {
+			/* our cached head may be old: look once */
+			if (!fresh) {
+				fresh = true;
+				rc = refresh_head(r, &t);
+				if (rc)
+					return rc;
+				continue;
+			}
+			extra = room & ~(uint64_t)GMASK;
+		}
 		/* the claim; relaxed: see the top comment */
 		if (!atomic_compare_exchange_weak_explicit(
 			    &c->tail, &t, t + need + extra,

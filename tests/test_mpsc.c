@@ -1170,14 +1170,20 @@ Test(mpsc, more_batch_claims_its_space_once_and_pads_the_rest)
 
 /*
  * The consumer may revoke the unused rest of a live producer's chunk (the
- * head stuck there: the batch published by itself at 32 records); the
+ * head stuck there: the batch published by itself at 33 records).  The
  * producer's next record then fails to take its header there and claims
- * new space: nothing is lost, nothing lands in space the consumer passed.
+ * new space; once the consumer has passed the rest the producer does not
+ * even try (a lap later the space holds other records, whose payload can
+ * hold FREE of the rest's lap, e.g. zeros in lap 0): nothing is lost,
+ * nothing lands in space the consumer passed.
  */
 Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 {
 	struct lfshm_ring *c = make_consumer(1 << 16);
-	struct lfshm_ring *p = attach_producer(c);
+	struct lfshm_ring *p = attach_producer(c), *q = attach_producer(c);
+	static uint64_t mimic[125];
+	static unsigned char in[1000];
+	uint64_t rest;
 	unsigned i;
 	void *buf;
 
@@ -1189,17 +1195,18 @@ Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 	more_batch(p, 33, 40, NULL);
 	expect_batch(c, 33, 40);
 	cr_assert_eq(atomic_load(&c->ctrl->tail) - c->c_head, 7 * 128);
+	/* revoked while the consumer's released head still stands there */
 	cr_expect_eq(lfshm_ring_unblock(c), 1);
-	expect_drained(c); /* the consumer passed the revoked rest */
 	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
 	cr_expect_eq(p->m_revoked, 1);
 	memset(buf, 73, 100);
 	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 73, 0), 0);
 	expect_batch(c, 1, 73);
 	expect_drained(c);
-	/* again, but the batch ends (flush) after the revocation: its pad
-	 * must not land in space the consumer passed and freed (it would
-	 * be read as a pad a lap later, over other records) */
+
+	/* again, but the batch ends (flush) after the consumer passed and
+	 * freed the rest: no pad lands there (it would be read as a pad a
+	 * lap later, over other records) */
 	more_batch(p, 33, 74, NULL);
 	expect_batch(c, 33, 74);
 	cr_assert_eq(atomic_load(&c->ctrl->tail) - c->c_head, 128);
@@ -1211,7 +1218,40 @@ Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 		cr_assert_eq(lfshm_ring_flush(p), 0);
 		expect_batch(c, 1, 107 + i);
 	}
-	cr_expect_eq(p->m_revoked, 1);
+	cr_expect_eq(p->m_revoked, 2);
+
+	/* and a lap later a carve must not land in q's look-alikes (from the
+	 * start of a lap, so that no chunk is cut short by the wrap) */
+	while (atomic_load(&c->ctrl->tail) & c->mask) {
+		cr_assert_eq(lfshm_ring_send(q, "f", 1, 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), 1);
+	}
+	more_batch(p, 40, 2000, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 40, 2000);
+	more_batch(p, 33, 2040, NULL);
+	expect_batch(c, 33, 2040);
+	rest = p->m_chunk_pos;
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - rest, 7 * 128);
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	expect_drained(c);
+	while (atomic_load(&c->ctrl->tail) + 192 <= rest + c->cap) {
+		cr_assert_eq(lfshm_ring_send(q, "f", 1, 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), 1);
+	}
+	for (i = 0; i < 125; i++) /* what the rest held: FREE(its lap) */
+		mimic[i] = rest / c->cap;
+	cr_assert_eq(lfshm_ring_send(q, mimic, sizeof(mimic), 0), 0);
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - (rest + c->cap) < 1024, 1);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	memset(buf, 33, 100);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 33, 0), 0);
+	cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), sizeof(mimic));
+	cr_expect_eq(memcmp(in, mimic, sizeof(mimic)), 0,
+		     "a stale chunk carved into another producer's record");
+	expect_batch(c, 1, 33);
+	cr_expect_eq(p->m_revoked, 3);
+	lfshm_ring_close(q);
 	lfshm_ring_close(p);
 	lfshm_ring_close(c);
 }
