@@ -217,10 +217,10 @@ mutant_mpsc_carve_without_cas() {
 	tests="test_mpsc"
 }
 
-mutant_mpsc_chunk_pad_without_cas() {
+mutant_mpsc_chunk_not_checked_against_head() {
 	file=src/mpsc.c
-	old="${tab}return atomic_compare_exchange_strong_explicit($nl${tab}${tab}word_at(r, pos), &exp, W_PAD | (r->m_chunk_end - pos - 8),"
-	new="${tab}(void)exp;$nl${tab}atomic_store_explicit(word_at(r, pos), W_PAD | (r->m_chunk_end - pos - 8), memory_order_release);$nl${tab}return 1 || atomic_compare_exchange_strong_explicit($nl${tab}${tab}word_at(r, pos), &exp, W_PAD | (r->m_chunk_end - pos - 8),"
+	old="${tab}if (r->m_npend)$nl${tab}${tab}return false;"
+	new="${tab}if (1)$nl${tab}${tab}return false;"
 	tests="test_mpsc"
 }
 
@@ -239,7 +239,8 @@ owner_always_alive fork_child_keeps_lock mpsc_no_finish_release
 mpsc_commit_store_not_cas mpsc_size_free_unchecked mpsc_max_msg_uncapped
 mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
 mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
-mpsc_abort_keeps_chunk mpsc_carve_without_cas mpsc_chunk_pad_without_cas"
+mpsc_abort_keeps_chunk mpsc_carve_without_cas
+mpsc_chunk_not_checked_against_head"
 
 # ---- machinery -----------------------------------------------------------
 
