@@ -94,9 +94,13 @@
  * batch keeps its chunk: the consumer waits at its FREE rest like at any
  * claim whose header is not written yet, and after the stall time
  * revokes it (below); the next carve's CAS then fails and the producer
- * drops the chunk and claims anew, so nothing is written into space the
- * consumer passed.  A producer that dies holding a chunk leaves FREE
- * granules, revoked the same way.
+ * drops the chunk and claims anew.  Once the consumer's head has passed
+ * the rest (it may have freed it; a lap later another record's payload
+ * there may equal FREE(lap), zeros in lap 0) the producer does not even
+ * try the CAS: with no record of its own held back before the rest it
+ * checks the head first (chunk_passed), so a chunk kept for a long time
+ * never writes into space the consumer passed.  A producer that dies
+ * holding a chunk leaves FREE granules, revoked the same way.
  *
  * Consumer (peek/release): reads word0 at its head with acquire (A2):
  * READY -> message; PAD/REVOKED -> skip; BUSY/FREE -> not ready yet.
