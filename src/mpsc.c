@@ -189,8 +189,9 @@
 #define GRAN      64u
 #define GMASK     (GRAN - 1)
 /* Most a LFSHM_MORE batch claims beyond its record at a time (its chunk,
- * see mpsc_reserve); below 2^32 so that a pad over the rest fits */
-#define CHUNK_MAX (64u << 10)
+ * see mpsc_reserve): below 2^32 so that a pad over the rest fits; the
+ * self-publish span (capacity / 8) is the bound in practice */
+#define CHUNK_MAX (1u << 30)
 
 /* Shared MPSC state in ctrl->kind_area. */
 struct mpsc_shared {
