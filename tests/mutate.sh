@@ -161,6 +161,20 @@ mutant_mpsc_size_free_unchecked() {
 
 # MPSC granules and chunk claims (issue 11)
 
+mutant_mpsc_tail_off_granule() {
+	file=src/mpsc.c
+	old='t - r->c_rel > r->cap || (t & GMASK)))'
+	new='t - r->c_rel > r->cap || (t & 7)))'
+	tests="test_mpsc"
+}
+
+mutant_mpsc_pad_off_granule() {
+	file=src/mpsc.c
+	old='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||'
+	new='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||'
+	tests="test_mpsc"
+}
+
 mutant_mpsc_no_word0_stamp() {
 	file=src/mpsc.c
 	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8)], v,$nl${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
@@ -240,7 +254,8 @@ mpsc_commit_store_not_cas mpsc_size_free_unchecked mpsc_max_msg_uncapped
 mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
 mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
 mpsc_abort_keeps_chunk mpsc_carve_without_cas
-mpsc_chunk_not_checked_against_head"
+mpsc_chunk_not_checked_against_head mpsc_tail_off_granule
+mpsc_pad_off_granule"
 
 # ---- machinery -----------------------------------------------------------
 

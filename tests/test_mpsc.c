@@ -1283,7 +1283,9 @@ static void expect_badmsg_after(void (*corrupt)(struct lfshm_ring *c,
 		rc = lfshm_ring_unblock(c);
 	cr_expect_eq(rc, -EBADMSG, "got %d", rc);
 	cr_expect_eq(lfshm_ring_peek(c, &m), -EBADMSG);
-	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), -1), -EBADMSG);
+	/* a poisoned handle never waits (bounded, so that a handle that
+	 * is not poisoned fails here instead of hanging) */
+	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 1000000000), -EBADMSG);
 	cr_expect_eq(lfshm_ring_unblock(c), -EBADMSG);
 	lfshm_ring_close(p);
 	lfshm_ring_close(c);
@@ -1297,6 +1299,12 @@ static void tail_far_ahead(struct lfshm_ring *c, uint64_t pos)
 static void tail_misaligned(struct lfshm_ring *c, uint64_t pos)
 {
 	atomic_store(&c->ctrl->tail, pos + 36);
+}
+
+/* 8-aligned, but records and claims start on 64-byte granules */
+static void tail_off_granule(struct lfshm_ring *c, uint64_t pos)
+{
+	atomic_store(&c->ctrl->tail, pos + 72);
 }
 
 static void tail_behind(struct lfshm_ring *c, uint64_t pos)
@@ -1317,6 +1325,13 @@ static void len_past_tail(struct lfshm_ring *c, uint64_t pos)
 static void pad_len_odd(struct lfshm_ring *c, uint64_t pos)
 {
 	atomic_store(word(c, pos), (1ull << 61) | 13);
+}
+
+/* a pad of 72 bytes would put the next header off a granule */
+static void pad_off_granule(struct lfshm_ring *c, uint64_t pos)
+{
+	atomic_store(&c->ctrl->tail, pos + 192);
+	atomic_store(word(c, pos), (1ull << 61) | 64);
 }
 
 static void pad_len_wraps(struct lfshm_ring *c, uint64_t pos)
@@ -1358,23 +1373,25 @@ static void dead_busy_bad_size(struct lfshm_ring *c, uint64_t pos)
 	atomic_store(word(c, pos + 8), 1ull << 63 | 1ull << 40);
 }
 
-Test(mpsc, hostile_tail_gives_ebadmsg)
+Test(mpsc, hostile_tail_gives_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(tail_far_ahead);
 	expect_badmsg_after(tail_misaligned);
+	expect_badmsg_after(tail_off_granule);
 	expect_badmsg_after(tail_behind);
 }
 
-Test(mpsc, hostile_lengths_give_ebadmsg)
+Test(mpsc, hostile_lengths_give_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(len_too_big);
 	expect_badmsg_after(len_past_tail);
 	expect_badmsg_after(pad_len_odd);
+	expect_badmsg_after(pad_off_granule);
 	expect_badmsg_after(pad_len_wraps);
 	expect_badmsg_after(pad_past_end);
 }
 
-Test(mpsc, hostile_in_progress_markers_give_ebadmsg)
+Test(mpsc, hostile_in_progress_markers_give_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(busy_reserved_bits);
 	expect_badmsg_after(busy_key_zero);
