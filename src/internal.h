@@ -30,7 +30,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* ---- Region layout -------------------------------------------------- */
 
 #define LFSHM__MAGIC 0x314d485346484c4cull /* "LLFHSM1" little-endian */
-#define LFSHM__LAYOUT_VERSION 2u /* 2: owner keys, OFD locks, MPSC word1 tag */
+#define LFSHM__LAYOUT_VERSION 3u /* 3: MPSC 64-byte record granules */
 #define LFSHM__HDR_SIZE 4096u  /* header page: region header + ctrl blocks */
 #define LFSHM__LINE 128u       /* two cache lines: defeats adjacent-line prefetch */
 #define LFSHM__MAX_RINGS 2u
@@ -247,6 +247,10 @@ struct lfshm_ring {
 	int m_stall_on;
 	uint64_t m_last_end;   /* consumer: end of the last message peeked */
 	uint64_t m_prev_end;   /* consumer: ... and of the one before */
+	uint64_t m_chunk_pos;  /* producer: claimed, unused space from ... */
+	uint64_t m_chunk_end;  /* ... to here (LFSHM_MORE batches) */
+	uint64_t m_batch;      /* producer: bytes reserved in this batch, */
+	uint64_t m_last_batch; /* ... and in the last one (chunk size) */
 
 	struct lfshm_stats stats;
 };

@@ -180,8 +180,9 @@ ParameterizedTestParameters(tool, stat_json_shows_a_live_ring)
 ParameterizedTest(const unsigned *kindp, tool, stat_json_shows_a_live_ring,
 		  .timeout = 60)
 {
-	/* record sizes: 8-byte header (16 for MPSC) + payload, 8-aligned */
-	uint64_t rec = *kindp == LFSHM_MPSC ? 120 : 112;
+	/* record sizes: 8-byte header + payload, 8-aligned (MPSC: 16-byte
+	 * header, 64-byte granules) */
+	uint64_t rec = *kindp == LFSHM_MPSC ? 128 : 112;
 	struct holder h = { .kind = *kindp };
 	static char out[1 << 16];
 	char pid[16];
