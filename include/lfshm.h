@@ -374,7 +374,9 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * order it committed them; nothing is lost or duplicated; a full ring
  * makes a producer fail fast (timeout_ns == 0, -EAGAIN) or sleep until
  * the consumer frees space, and a busy ring makes no system calls.
- * Records have a 16-byte header (max_msg default capacity / 2 - 16).
+ * Records have a 16-byte header (max_msg default capacity / 2 - 16) and
+ * occupy whole 64-byte granules (a 64 B message takes 128 B of the ring):
+ * the consumer then erases 2 words per 64 freed bytes, not every word.
  * LFSHM_MORE holds back at most 32 records, spanning less than
  * capacity / 8 of the ring from the first of them; the record that would
  * pass either limit publishes them all.
