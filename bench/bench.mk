@@ -4,12 +4,12 @@
 #                     bench/results/*.csv, table on stdout, plots (PNG, SVG)
 #   make bench-smoke  each program for a moment, CSV checked (make test)
 #
-# Binaries: $(B)/bench/{floor,uds,lfshm,mutex}; the release build also
+# Binaries: $(B)/bench/{floor,uds,lfshm,mutex,fanin}; the release build also
 # links bench/<name> -> ../build/release/bench/<name> for convenience.
 
 BENCH_DIR   := $(B)/bench
 BENCH_PROGS := $(BENCH_DIR)/floor $(BENCH_DIR)/uds $(BENCH_DIR)/lfshm \
-	       $(BENCH_DIR)/mutex
+	       $(BENCH_DIR)/mutex $(BENCH_DIR)/fanin
 PROGRAMS    += $(BENCH_PROGS)
 TEST_EXTRA  += bench-smoke
 
@@ -74,3 +74,11 @@ bench-run: bench-programs
 
 bench-smoke: bench-programs
 	sh bench/run.sh --smoke $(BENCH_DIR)
+
+$(BENCH_DIR)/fanin.o: bench/fanin.c include/lfshm.h | deps-quiet
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BENCH_DIR)/fanin: $(BENCH_DIR)/fanin.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(bench-link)

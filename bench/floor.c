@@ -15,10 +15,10 @@
  *                of one process; each pointer names a pool slot holding the
  *                payload, copied in by the producer and out by the consumer.
  *   ck_ec        ping-pong like floor-futex, but each direction is one of
- *                Concurrency Kit's event counts (ck_ec32, single producer)
- *                in the shared mapping, futex ops supplied here (shared,
- *                not private, futexes: the two sides are processes).  The
- *                waiter spins ck's ~100 iterations, then sleeps.
+ *                Concurrency Kit's event counts (ck_ec32, multi-producer
+ *                mode: a locked increment) in the shared mapping, futex
+ *                ops supplied here (shared, not private, futexes: the two
+ *                sides are processes).  The waiter sleeps at once.
  *   floor-stream the cross-core limit for moving bytes: a ring of message
  *                slots in a shared memfd (ring size as the lfshm stream
  *                rows); the producer writes every byte of a message in
@@ -507,9 +507,16 @@ static const struct ck_ec_ops ce_ops = {
 	.busy_loop_iter = 1,
 };
 
+/* Multi-producer mode although each count has one producer: ck's
+ * single-producer increment is a non-atomic incl that can overwrite the
+ * waiter's flag bit, and ck_ec.h makes that safe only by the waiter's
+ * ~100-round spin before it sleeps plus timed, backed-off futex waits.
+ * With busy_loop_iter 1 the spin is gone and a lost flag would cost a
+ * backoff sleep, not a wake-up.  The locked increment never loses the
+ * flag, as lfshm's own event count. */
 static const struct ck_ec_mode ce_mode = {
 	.ops = &ce_ops,
-	.single_producer = true,
+	.single_producer = false,
 };
 
 static int ce_client(struct bench_conn *c)
@@ -543,7 +550,11 @@ static int ce_server(struct bench_conn *c)
 	struct ce_words *w = (struct ce_words *)s->w;
 	size_t size = c->cfg.size;
 	uint64_t n = 0;
-	uint32_t seen = ck_ec32_value(&w->req);
+	/* 0, the value of a fresh count, not a read: the client may have
+	 * sent its first request before this thread runs, and a read would
+	 * take that request for the start value and wait forever (unpinned
+	 * runs hung so: "row timed out") */
+	uint32_t seen = 0;
 
 	ce_sys = 0;
 	for (;;) {

@@ -50,6 +50,18 @@ check_csv() {
 	}' "$1"
 }
 
+# check_fanin FILE ROWS: bench/fanin's CSV, ROWS rows of as many fields
+# as its header, numbers where numbers belong.
+check_fanin() {
+	awk -F, -v f="$1" -v want="$2" '
+	NR == 1 { nf = NF; if ($1 != "transport" || $2 != "n" || $6 != "p50_ns") {
+		print f ": unexpected header" > "/dev/stderr"; bad = 1 }; next }
+	NF != nf || $2 !~ /^[0-9]+$/ || $6 !~ /^[0-9]+$/ {
+		print f ":" NR ": malformed row" > "/dev/stderr"; bad = 1 }
+	END { if (NR - 1 != want) { print f ": " NR - 1 " rows, want " want > "/dev/stderr"; bad = 1 }
+		exit bad }' "$1"
+}
+
 if [ "$smoke" = 1 ]; then
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
@@ -76,6 +88,10 @@ if [ "$smoke" = 1 ]; then
 	for f in floor uds lfshm lfshm-threads lfshm-remote; do
 		check_csv "$tmp/$f.csv"
 	done
+	# fan-in (its own columns): 2 sizes of N x lfshm, uds
+	"$bin/fanin" --smoke > "$tmp/fanin.out" 2> "$tmp/fanin.err" || {
+		cat "$tmp/fanin.err" >&2; exit 1; }
+	check_fanin "$tmp/fanin.out" 4
 	# the mutex kind may not exist yet: then it reports skips, no rows
 	if [ "$(wc -l < "$tmp/mutex.csv")" -gt 1 ]; then
 		check_csv "$tmp/mutex.csv"
@@ -94,6 +110,9 @@ mkdir -p "$out/cdf"
 rm -f "$out"/cdf/*.dat
 opts="--sizes=$sizes --seconds=$secs --format=csv --cdf-dir=$out/cdf"
 start=$(date +%s)
+# 1-minute load average before and after: the verdict says when other work
+# shared the two vCPUs (pinned block rows then time the run queue)
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 
 # Floors first, then the transports: one run, same pinning, same machine
 # state.  ck_ring only at small sizes (it is the 64 B streaming reference).
@@ -104,6 +123,8 @@ start=$(date +%s)
 "$bin/uds" $opts --quiet > "$out/uds.csv"
 "$bin/lfshm" $opts --quiet --kind=spsc,mpsc > "$out/lfshm.csv"
 "$bin/mutex" $opts --quiet > "$out/mutex.csv"
+# fan-in: N channels into one server loop, lfshm and uds (own columns)
+"$bin/fanin" > "$out/fanin.csv"
 
 {
 	head -n 1 "$out/floor.csv"
@@ -114,6 +135,7 @@ start=$(date +%s)
 for f in floor uds lfshm; do
 	check_csv "$out/$f.csv"
 done
+check_fanin "$out/fanin.csv" "$(( $(wc -l < "$out/fanin.csv") - 1 ))"
 
 awk -f "$here/report.awk" -v csv="$out/summary.csv" "$out/bench.csv"
 
@@ -155,7 +177,10 @@ cdf_list() {
 		first=0
 	done
 }
+awk -F, 'NR > 1 { print $2, $6 / 1000, $7 / 1000 > (dir "/fanin-" $1 ".dat") }' \
+	dir="$out/plot" "$out/fanin.csv"
 rtt=$(plot_list rtt)
+fanin=$(plot_list fanin)
 stream=$(plot_list stream)
 cdf=$(cdf_list)
 if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
@@ -177,6 +202,12 @@ if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
 		set title "one-way streaming throughput"
 		set ylabel "MiB/s"
 		plot $stream
+		set output "$out/fanin.$ext"
+		set title "fan-in: round trip p50 on a random one of N channels, one server loop"
+		set xlabel "channels (N)"
+		set ylabel "round trip p50 (us)"
+		plot $fanin
+		set xlabel "message size (bytes)"
 		set output "$out/cdf-4k.$ext"
 		set title "round-trip latency CDF at 4 KiB"
 		unset logscale y
@@ -186,9 +217,11 @@ if command -v gnuplot > /dev/null && [ -n "$rtt" ]; then
 		plot $cdf
 		EOF
 	done
-	echo "plots: $out/rtt.{png,svg} $out/stream.{png,svg} $out/cdf-4k.{png,svg}"
+	echo "plots: $out/rtt.{png,svg} $out/stream.{png,svg} $out/fanin.{png,svg} $out/cdf-4k.{png,svg}"
 fi
 echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
 # the verdict: headline table and issue 11's targets, from this same run
-awk -f "$here/verdict.awk" "$out/bench.csv" > "$out/verdict.txt"
+load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
+awk -f "$here/verdict.awk" -v load_start="$load_start" -v load_end="$load_end" \
+	"$out/bench.csv" > "$out/verdict.txt"
 cat "$out/verdict.txt"

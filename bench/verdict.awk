@@ -160,4 +160,14 @@ END {
 	target("copying stream >= 1.2x UDS io_uring at 1 MiB", 1, ck, 1.2)
 	print "(one run: ratios on a loaded machine or another vCPU placement differ;"
 	print " the issue's targets are medians of interleaved rounds)"
+	if (load_start != "") {
+		printf "machine load (1-min average): %s at start, %s at end\n", \
+		    load_start, load_end
+		if (load_start + 0 > 0.5 || load_end + 0 > 0.5) {
+			print "BUSY MACHINE: other work shared the two vCPUs.  Pinned block and"
+			print " uring round trips then include waiting for the pinned vCPU behind"
+			print " that work (seen here: 40-60 us at load 5 against 7-15 us unpinned);"
+			print " their ratios say little.  Re-run on an idle machine."
+		}
+	}
 }

@@ -7,8 +7,9 @@
 # one that corrupts its ring, one that hangs with a full ring (each time the
 # other 3 must be served), then 16 clients on the same server (it must have
 # cleaned up and gone on), then SIGTERM: clean exit, socket file removed.
-# Then 3000 channels from one client process (client -m), and a full
-# server refusing at once.
+# Then 10000 channels (fewer if the fd limit is lower) from one client
+# process (client -m) into one uring_server -n 10000, and a full server
+# refusing at once.
 set -u
 dir=${1:-build/release/examples}
 tmp=$(mktemp -d /tmp/lfshm-smoke.XXXXXX)
@@ -54,9 +55,13 @@ for cfg in "uring_server::" "uring_server:-e:-e" \
 		echo "examples-smoke: FAIL $prog left its socket file behind"; fail=1
 	fi
 done
-# many channels from one process into one uring_server (-n 10000), then a
+# many channels from one process into one uring_server (-n 10000): one fd
+# per channel on each side, so 10000 fit a hard limit of 10100; then a
 # full server (-n 4): the clients beyond it are refused at once
-for cfg in "10000:-m 3000:opened 3000 of 3000" "4:-m 6 -r:opened 4 of 6"; do
+m=10000
+hard=$(ulimit -Hn)
+[ "$hard" != unlimited ] && [ $((hard - 100)) -lt $m ] && m=$((hard - 100))
+for cfg in "10000:-m $m:opened $m of $m" "4:-m 6 -r:opened 4 of 6"; do
 	max=${cfg%%:*}; rest=${cfg#*:}; cflags=${rest%%:*}; want=${rest#*:}
 	sock=$tmp/many.sock
 	"$dir/uring_server" -p "$sock" -n "$max" 2>"$tmp/server.log" &

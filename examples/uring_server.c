@@ -4,8 +4,9 @@
  * listening socket, a one-second timer, a signalfd and up to max_clients
  * (default 16, -n 10000 and more: as many as the fd limit allows, which
  * the server raises to its hard limit) lfshm channels all complete on the
- * same ring.  A channel costs the server 3 fds on the default path (the
- * socket, the region, the region's liveness lock).
+ * same ring.  A channel costs the server 1 fd on the default path (the
+ * socket: the rings keep no fd of their region, and the socket is their
+ * liveness signal too).
  *
  * All clients wait for requests in one waitset (lfshm_waitset_create):
  * one POLL_ADD on its fd, however many clients, and no kernel wait per

@@ -34,7 +34,8 @@
  *               a line written only at attach/close; a peer that died
  *               without closing is noticed by the waiting calls before
  *               they sleep (producer: when the ring is full; consumer:
- *               within ~1 s of sleep), by arm_space on a full ring, or
+ *               within ~1 s of sleep; a channel's consumer at once), by
+ *               arm_space on a full ring, or
  *               through the channel socket / the caller's own supervision
  *               (waitpid, pidfd).  Not sticky: a new peer that attaches
  *               makes the ring live again
@@ -213,7 +214,8 @@ int lfshm_ring_create(const struct lfshm_ring_config *cfg, unsigned role,
 int lfshm_ring_attach(int fd, unsigned role, struct lfshm_ring **out);
 
 /* The region's memfd (owned by the handles of this process on the region,
- * which share one fd; do not close it). */
+ * which share one fd; do not close it).  -EBADF for a channel's ring: it
+ * keeps no fd of its region. */
 int lfshm_ring_fd(const struct lfshm_ring *r);
 
 /* Close the handle: flush pending LFSHM_MORE records, release the role so
@@ -374,7 +376,9 @@ void lfshm_ring_stats(const struct lfshm_ring *r, struct lfshm_stats *st);
  * order it committed them; nothing is lost or duplicated; a full ring
  * makes a producer fail fast (timeout_ns == 0, -EAGAIN) or sleep until
  * the consumer frees space, and a busy ring makes no system calls.
- * Records have a 16-byte header (max_msg default capacity / 2 - 16).
+ * Records have a 16-byte header (max_msg default capacity / 2 - 16) and
+ * occupy whole 64-byte granules (a 64 B message takes 128 B of the ring):
+ * the consumer then erases 2 words per 64 freed bytes, not every word.
  * LFSHM_MORE holds back at most 32 records, spanning less than
  * capacity / 8 of the ring from the first of them; the record that would
  * pass either limit publishes them all.
@@ -595,6 +599,15 @@ int lfshm_ring_eventfd(struct lfshm_ring *r);
  * connection socket stays open as the liveness signal: when the peer dies
  * or closes, lfshm_chan_fd() polls POLLHUP/POLLIN (EOF) and
  * lfshm_chan_check() returns -EPIPE; closing the channel frees the region.
+ * The rings judge their peer by that socket too (not by an OFD lock), so
+ * on the default path a channel costs each side one fd, the socket: both
+ * close the memfd once the rings are mapped (lfshm_ring_fd() is -EBADF on
+ * them; lfshm stat shows them only where it may open /proc/PID/map_files).
+ * A consumer blocked on an idle channel sleeps on the socket (the
+ * producer's wake-up is a doorbell byte there, see waitsets below) and
+ * wakes only for a message or the hang-up.
+ * A peer whose socket fd lives on in another process (fork child, passed
+ * on) counts as alive until that one closes it too.
  * A channel is used by one thread at a time per side.
  */
 struct lfshm_listener; /* opaque */

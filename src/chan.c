@@ -15,8 +15,12 @@
  *
  * The bridge eventfds travel only on the eventfd path (asked for with
  * LFSHM_CFG_FORCE_EVENTFD, or a kernel without io_uring futex ops): on
- * the default path each side holds three fds per channel, the socket, the
- * region (one fd shared by both rings) and the region's liveness lock.
+ * the default path each side holds one fd per channel, the socket.  The
+ * memfd is closed once both rings are mapped: a channel ring's liveness
+ * is the socket (LFSHM__KEY_SOCK, src/region.c), not an OFD lock, so it
+ * needs no fd of the region; and nobody but the two ends can attach to
+ * the region, since the memfd exists only in the hello.  (lfshm stat
+ * finds them through /proc/PID/map_files, where it may open those.)
  *
  * The server never waits for the client: the hello fits an empty socket
  * buffer, so a client that connects and then hangs costs the server one
@@ -235,29 +239,19 @@ static void send_reject(int sock, int status)
 
 /* Region with ring 0 (server -> client) and ring 1 (client -> server),
  * opened for the server; fills fds[] with what the client needs. */
-static int make_region(const struct lfshm_listen_config *cfg,
+static int make_region(const struct lfshm_listen_config *cfg, int sock,
 		       struct lfshm_chan *c, int *fds, unsigned *nfds)
 {
-	struct lfshm_ring_config rcfg[2];
+	struct lfshm_ring_config rcfg = { .kind = LFSHM_SPSC,
+					  .flags = cfg->flags,
+					  .capacity = cfg->capacity,
+					  .max_msg = cfg->max_msg };
 	int efds[2][2] = { { -1, -1 }, { -1, -1 } };
-	uint64_t size;
-	void *map;
 	int mfd, rc;
 
-	for (unsigned i = 0; i < 2; i++)
-		rcfg[i] = (struct lfshm_ring_config){
-			.kind = LFSHM_SPSC, .flags = cfg->flags,
-			.capacity = cfg->capacity, .max_msg = cfg->max_msg };
-	rc = lfshm__region_create(rcfg, 2, &mfd, &map, &size);
+	rc = lfshm__chan_create(&rcfg, sock, &mfd, &c->tx, &c->rx);
 	if (rc)
 		return rc;
-	munmap(map, size);
-	rc = lfshm__ring_open(mfd, 0, LFSHM_PRODUCER, &c->tx);
-	if (rc)
-		goto err;
-	rc = lfshm__ring_open(mfd, 1, LFSHM_CONSUMER, &c->rx);
-	if (rc)
-		goto err;
 	fds[0] = mfd;
 	*nfds = 1;
 	/* Bridge eventfds (four per channel) only for the eventfd path: asked
@@ -328,12 +322,12 @@ LFSHM__EXPORT int lfshm_accept(struct lfshm_listener *l,
 		rc = -ENOMEM;
 		goto err_sock;
 	}
-	rc = make_region(&l->cfg, c, fds, &nfds);
+	rc = make_region(&l->cfg, sock, c, fds, &nfds);
 	if (rc)
 		goto err_chan;
 	h.nfds = (uint16_t)nfds;
 	rc = lfshm_send_fds(sock, fds, nfds, &h, sizeof(h));
-	close(fds[0]); /* the handles hold their own dups of the memfd */
+	close(fds[0]); /* the handles need no fd of the region */
 	if (rc) {
 		/* EPIPE/ECONNRESET: gone already; EAGAIN: a fresh socket
 		 * cannot be full, so the peer is not following the protocol */
@@ -391,39 +385,6 @@ static int poll_in(int fd, int64_t timeout_ns)
 		    lfshm__now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
-}
-
-/*
- * A channel is two SPSC rings, lock-free both ways.  A server that hands
- * out rings of another kind is not following the protocol, and could hurt
- * us: the lock of an LFSHM_MUTEX ring it holds would block our send with
- * timeout 0 (and an attach for up to two seconds).  So the client looks at
- * the kinds in the region header before it attaches, and refuses anything
- * but SPSC with -EPROTO.  What that look cannot decide (a short file, not
- * our magic or version) is left to the attach, which reports it as
- * before.  The attach copies the header once more and picks its ops by
- * that copy, so the kind is checked again on the handles (kind_ok): a
- * server that rewrites the header in between is refused as well, and can
- * at most make that attach wait for its lock (bounded, two seconds).
- */
-static int region_kinds_ok(int mfd)
-{
-	struct lfshm__region_hdr h;
-	unsigned i;
-
-	if (pread(mfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
-	    h.magic != LFSHM__MAGIC || h.version != LFSHM__LAYOUT_VERSION ||
-	    h.nrings == 0 || h.nrings > LFSHM__MAX_RINGS)
-		return 0; /* the attach says what is wrong */
-	for (i = 0; i < h.nrings; i++)
-		if (h.ring[i].kind != LFSHM_SPSC)
-			return -EPROTO;
-	return 0;
-}
-
-static int kind_ok(const struct lfshm_ring *r)
-{
-	return r->kind == LFSHM_SPSC ? 0 : -EPROTO;
 }
 
 LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
@@ -486,17 +447,10 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		rc = -ENOMEM;
 		goto err_fds;
 	}
-	rc = region_kinds_ok(fds[0]);
-	if (!rc)
-		rc = lfshm__ring_open(fds[0], 0, LFSHM_CONSUMER, &c->rx);
-	if (!rc)
-		rc = kind_ok(c->rx);
+	/* validates the region: seals, size, header, SPSC only */
+	rc = lfshm__chan_attach(fds[0], sock, &c->rx, &c->tx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->rx, fds + 1);
-	if (!rc)
-		rc = lfshm__ring_open(fds[0], 1, LFSHM_PRODUCER, &c->tx);
-	if (!rc)
-		rc = kind_ok(c->tx);
 	if (!rc && n > 1)
 		rc = lfshm__bridge_adopt_efds(c->tx, fds + 3);
 	if (!rc && fcntl(sock, F_SETFL, O_NONBLOCK) < 0)
@@ -508,7 +462,7 @@ LFSHM__EXPORT int lfshm_connect(const char *path, int64_t timeout_ns,
 		goto err_fds;
 	}
 	for (i = 0; i < n; i++)
-		close(fds[i]); /* the handles hold dups */
+		close(fds[i]); /* the handles hold the eventfds' dups */
 	c->sock = sock;
 	c->tx->doorbell_fd = sock; /* waitset doorbell (src/waitset.c) */
 	c->pid = cred.pid;
@@ -572,10 +526,11 @@ LFSHM__EXPORT int lfshm_chan_check(struct lfshm_chan *c)
 	/* Readable without hang-up.  Once we armed the doorbell
 	 * (lfshm_chan_arm), bytes are doorbell rings, legal: left for
 	 * lfshm_chan_arm to drain, since eating one here could eat the
-	 * wake-up of a waitset.  Before that, nobody asked the peer to
-	 * write: it breaks the protocol.  Fds sent along are closed by the
+	 * wake-up of a waitset; so are they once our rx consumer slept
+	 * through the doorbell (wait.c).  Before that, nobody asked the
+	 * peer to write: it breaks the protocol.  Fds sent along are closed by the
 	 * kernel since we pass no control buffer. */
-	if (c->bell_armed)
+	if (c->bell_armed || c->rx->bell_slept)
 		return 0;
 	n = recv(c->sock, junk, sizeof(junk), MSG_DONTWAIT);
 	if (n == 0)

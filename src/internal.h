@@ -30,8 +30,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 /* ---- Region layout -------------------------------------------------- */
 
 #define LFSHM__MAGIC 0x314d485346484c4cull /* "LLFHSM1" little-endian */
-#define LFSHM__LAYOUT_VERSION 3u /* 2: owner keys, OFD locks, MPSC word1 tag;
-				  * 3: SPSC publishes through its headers */
+#define LFSHM__LAYOUT_VERSION 4u /* 3: MPSC 64-byte record granules;
+				  * 4: SPSC publishes through its headers */
 #define LFSHM__HDR_SIZE 4096u  /* header page: region header + ctrl blocks */
 #define LFSHM__LINE 128u       /* two cache lines: defeats adjacent-line prefetch */
 #define LFSHM__MAX_RINGS 2u
@@ -77,6 +77,11 @@ struct lfshm__region_hdr {
 #define LFSHM__KEY_BITS 54u
 #define LFSHM__KEY_MASK ((1ull << LFSHM__KEY_BITS) - 1)
 #define LFSHM__KEY_LOCKED (1ull << (LFSHM__KEY_BITS - 1))
+/* A channel ring's key (src/chan.c): its holder proves nothing through
+ * the region; its liveness is its end of the channel socket, which only
+ * the handle holding the other end (r->live_sock) can look at.  Anyone
+ * else counts it alive (it cannot be taken over). */
+#define LFSHM__KEY_SOCK (1ull << (LFSHM__KEY_BITS - 2))
 #define LFSHM__LOCK_BASE (1ll << 62)
 
 /* Bits of an event-count word (futex).  The low bits count wake-ups so
@@ -213,6 +218,9 @@ struct lfshm_ring {
 	int efd_space; /* bridge eventfd: producer writable (-1: none) */
 	int doorbell_fd; /* producer: channel socket for LFSHM__EC_SOCK on
 			  * data_ec (-1: none; not owned by the handle) */
+	int live_sock; /* channel rings: the socket whose hang-up is the
+			* peer's death (-1: none; not owned by the handle) */
+	int bell_slept; /* consumer slept on live_sock (LFSHM__EC_SOCK) */
 
 	/* region */
 	const struct lfshm__ops *ops;
@@ -242,6 +250,10 @@ struct lfshm_ring {
 	int m_stall_on;
 	uint64_t m_last_end;   /* consumer: end of the last message peeked */
 	uint64_t m_prev_end;   /* consumer: ... and of the one before */
+	uint64_t m_chunk_pos;  /* producer: claimed, unused space from ... */
+	uint64_t m_chunk_end;  /* ... to here (LFSHM_MORE batches) */
+	uint64_t m_batch;      /* producer: bytes reserved in this batch, */
+	uint64_t m_last_batch; /* ... and in the last one (chunk size) */
 
 	struct lfshm_stats stats;
 };
@@ -377,6 +389,27 @@ int lfshm__region_create(const struct lfshm_ring_config *cfgs, unsigned n,
  * and process: the handles of a process on it share one fd). */
 int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 		     struct lfshm_ring **out);
+/* Channel rings (src/chan.c), whose peer is on the other end of sock: the
+ * handles keep no fd of the region (no lfshm_ring_fd, no OFD lock); their
+ * keys are LFSHM__KEY_SOCK and they judge the peer by sock's hang-up.
+ * Both rings share one mapping, made once; the pages of the first
+ * messages (header page, first LFSHM__PREFAULT_BYTES of each ring's data)
+ * are mapped in before these return.  _create (server): a fresh region of
+ * two rings like cfg, its memfd in *fd, ring 0 opened as producer (*tx),
+ * ring 1 as consumer (*rx).  _attach (client): validates fd (seals, size,
+ * header), refuses any kind but SPSC (-EPROTO), opens ring 0 as consumer
+ * (*rx) and ring 1 as producer (*tx). */
+#define LFSHM__PREFAULT_BYTES 4096u
+int lfshm__chan_create(const struct lfshm_ring_config *cfg, int sock,
+		       int *fd, struct lfshm_ring **tx, struct lfshm_ring **rx);
+int lfshm__chan_attach(int fd, int sock, struct lfshm_ring **rx,
+		       struct lfshm_ring **tx);
+/* True when the peer on the other end of sock closed it: the peer
+ * process exited or closed its channel (one poll, no wait). */
+bool lfshm__sock_hung_up(int sock);
+/* W0 of a doorbell wait (src/waitset.c): read what sock holds, a bounded
+ * amount.  1 when the peer closed its end, else 0. */
+int lfshm__bell_drain(int sock);
 /* Validate a ring config; fills default max_msg into *d. */
 int lfshm__check_config(const struct lfshm_ring_config *cfg,
 			struct lfshm__ring_desc *d);
@@ -384,7 +417,9 @@ int lfshm__check_config(const struct lfshm_ring_config *cfg,
  * Owner words and liveness (see LFSHM__OWNER_GONE).  r->self_id is the
  * handle's key.  lfshm__owner_alive is false only for 0, GONE, or a locked
  * key whose lock the kernel reports free (one F_OFD_GETLK, ~1 us, no /proc);
- * anything it cannot prove dead is alive.
+ * anything it cannot prove dead is alive.  A channel ring (r->live_sock)
+ * judges every owner by its socket instead: dead once it is hung up (one
+ * poll, src/region.c "lfshm__sock_hung_up").
  */
 bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner);
 /* The same through any fd of the region (not one a holder locks on). */
@@ -446,7 +481,9 @@ typedef int (*lfshm__ready_fn)(struct lfshm_ring *r, uint32_t arg, bool slow);
 /* Spin (r->spin_ns), then sleep on the event-count word ec until ready()
  * says so, the deadline passes (-ETIMEDOUT; -EAGAIN if deadline == 0) or
  * ready() fails.  Sleeps in slices of at most LFSHM__SLICE_NS so a peer that
- * died without closing is noticed. */
+ * died without closing is noticed; a channel's consumer (r->live_sock,
+ * data_ec) sleeps on the channel socket instead, without slices: the
+ * peer's doorbell byte or its death (hang-up) wakes it (src/wait.c). */
 int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline);
 /* Called after a publish (release store): wake sleepers on ec if any

@@ -14,22 +14,57 @@
  * producers a host runs, the CAS retry rate is low (each retry means some
  * other producer made progress).
  *
- * Record layout (16-byte header, 8-byte aligned, never wraps):
+ * Granules.  The data area is a sequence of 64-byte granules (GRAN);
+ * every record, pad and claim starts on one and spans whole granules, so
+ * a record header can only ever be read at a granule's first word.
+ *
+ * Record layout (16-byte header, granule aligned, never wraps):
  *   word0  state word, the only word that publishes anything:
- *     FREE(lap)  top 3 bits 000: never written in this lap; the value is
- *                pos >> log2(capacity) (the consumer stamps consumed words
- *                with their next lap's value, so 0 in a fresh region)
+ *     FREE(lap)  top 3 bits 000: not written in this lap; the value is
+ *                pos >> log2(capacity) (0 in a fresh region)
  *     BUSY       bit 62: claimed by a producer that is writing it; holds
  *                the owner, its handle's key (bits 0-53, LFSHM__KEY_*):
  *                the consumer asks the kernel whether it is alive
  *     PAD        bit 61: padding, bits 0-31 = bytes after this word
- *     REVOKED    bits 61+60: one dead 8-byte word (recovery), skipped
+ *     REVOKED    bits 61+60: one dead granule (recovery), skipped
  *     READY      bit 63: a message: type in bits 32-62, length in 0-31
  *   word1  the claim's size in bytes | bits 62+60 (recovery needs it; the
- *          tag keeps it apart from any FREE value and from any valid
- *          word0), then the payload.
- * The data area is a sequence of 8-byte words; every word of a claim
- * that has not been written yet holds FREE(lap of its position).
+ *          tag keeps it apart from any FREE value), then the payload.
+ *
+ * Freeing (release) stamps only the first two words of each released
+ * granule with FREE(next lap), the only places a word0 or word1 can be:
+ * 2 stores per 64 bytes instead of 8, and nothing else of the old lap is
+ * erased.  Why that is enough:
+ *   - The consumer reads a word0 only at its head, which moves only by
+ *     validated granule multiples (record, pad sizes; REVOKED = one
+ *     granule), so it never reads a payload word as a header, of this
+ *     lap or an older one.  At a granule start of this lap it finds what
+ *     was written there in this lap or the stamp: an older lap's READY,
+ *     PAD, BUSY or payload bytes were all overwritten by the stamp before
+ *     the space was released (R2), and no producer may claim the space
+ *     before it acquires that head (A1).  So a record of an earlier lap
+ *     can never be taken for one of this lap.
+ *   - Producers write word0 only with a CAS from FREE(lap) (claim start,
+ *     carve, wrap pad, chunk pad), i.e. only where the stamp says "not
+ *     written in this lap": a word the consumer revoked (REVOKED) or one
+ *     already stamped for a later lap is never overwritten, as before.
+ *   - Recovery reads word1 of a dead owner's BUSY header: FREE(lap)
+ *     there means the size was never written (stamped, so never a stale
+ *     size of an older lap); anything else must carry the W_SIZE tag.
+ *   - revoke_gap walks granule starts of a never-written claim: FREE,
+ *     as a producer writes nothing of a claim before its word0 CAS.
+ * A hostile peer can write any word: the consumer validates every word0
+ * and size it uses (tags, lengths, granule multiples, against the tail
+ * and the end of the data area), so it can only make the ring -EBADMSG.
+ * Why not no stamps at all, with a lap number in the header a producer
+ * writes?  Payload bytes are arbitrary: an old lap's payload can hold any
+ * header value, lap included, exactly where this lap's next header falls,
+ * so a header position must be erased before it can be claimed; granules
+ * make those positions few.  The price: records round up to 64 bytes.
+ * Known gap (as before granules): a producer stopped between its tail CAS
+ * and its word0 CAS for the stall time and then a whole lap could find a
+ * later lap's payload word equal to its FREE(lap) there and CAS it; closing
+ * that needs the claim's owner known at claim time.
  *
  * Producer (reserve/commit):
  *   1. CAS tail t -> t + need (need includes the wrap pad, if any) when
@@ -37,16 +72,39 @@
  *   2. CAS word0 FREE(lap) -> BUSY|owner (the wrap pad: FREE -> PAD).  If
  *      this fails the consumer revoked the claim (below): forget it and
  *      claim again.  The lap in the expected value means a producer that
- *      was stopped for a whole lap cannot take a word of a later lap.
+ *      was stopped for a whole lap cannot take a word stamped for a later
+ *      lap.
  *   3. word1 = SIZE|size (relaxed), payload, then commit: a pad after the
- *      record if the final length is shorter, then store_release word0 =
- *      READY|type|len (R1).  LFSHM_MORE defers step 3's store (up to
- *      LFSHM__MPSC_PEND records) to the flush: one wake-up per batch.
+ *      record if the final length is shorter, then R1, a CAS of word0
+ *      from our BUSY to READY|type|len.  LFSHM_MORE defers step 3's R1
+ *      (up to LFSHM__MPSC_PEND records) to the flush: one wake-up per
+ *      batch.
  *   Abort turns word0 into a PAD over the whole claim.
+ *
+ * Chunks (LFSHM_MORE batches).  Step 1 of a batch claims, in one CAS,
+ * room for as much as the producer's last batch of more than one record
+ * took (at most to the LFSHM__MORE_BYTES self-publish span, CHUNK_MAX,
+ * the known room, and the end of the data area); the batch's records are
+ * carved out of that chunk with step 2 alone (a CAS on our own, uncontended
+ * line), so a steady stream of batches pays one contended RMW per batch.
+ * The unused rest of the chunk is claimed space nobody else may write: it
+ * gets a PAD (CAS FREE(lap) -> PAD, release) when the batch ends (flush,
+ * a commit without LFSHM_MORE, an abort with nothing held back, wait_space
+ * and close flush), or when a record does not fit it.  A self-published
+ * batch keeps its chunk: the consumer waits at its FREE rest like at any
+ * claim whose header is not written yet, and after the stall time
+ * revokes it (below); the next carve's CAS then fails and the producer
+ * drops the chunk and claims anew.  Once the consumer's head has passed
+ * the rest (it may have freed it; a lap later another record's payload
+ * there may equal FREE(lap), zeros in lap 0) the producer does not even
+ * try the CAS: with no record of its own held back before the rest it
+ * checks the head first (chunk_passed), so a chunk kept for a long time
+ * never writes into space the consumer passed.  A producer that dies
+ * holding a chunk leaves FREE granules, revoked the same way.
  *
  * Consumer (peek/release): reads word0 at its head with acquire (A2):
  * READY -> message; PAD/REVOKED -> skip; BUSY/FREE -> not ready yet.
- * release() stamps every consumed word with FREE(next lap) and then
+ * release() stamps the consumed granules (above) and then
  * store_release(head) (R2), so the space comes back "never written".
  * Padding skipped after the last message peeked goes with that message's
  * release, or at once when peek finds nothing and no message is out.
@@ -60,15 +118,16 @@
  *     words are revoked as below.  A live owner is never skipped: its
  *     liveness is looked at again every max(stall time, 10 ms).
  *   - FREE at the head although the tail is past it: a claim whose word0
- *     was never written (step 1 done, step 2 not).  Its owner is unknown,
- *     so the consumer revokes: CAS FREE(lap) -> REVOKED on each word from
- *     the head up to the first word that is not FREE (the next header
- *     somebody wrote) or the tail.  The CAS makes this safe even if the
- *     producer is alive: its own CAS in step 2 then fails and it claims
- *     again, so no message of a live producer is ever lost or skipped.
- *     Words after a revoked header were never written (a producer writes
- *     nothing before step 2 succeeds), so the scan cannot cut through a
- *     record anybody is writing.
+ *     was never written (step 1 done, step 2 not), or the unused rest of
+ *     a chunk.  Its owner is unknown, so the consumer revokes: CAS
+ *     FREE(lap) -> REVOKED on each granule start from the head up to the
+ *     first that is not FREE (the next header somebody wrote) or the
+ *     tail.  The CAS makes this safe even if the producer is alive: its
+ *     own CAS in step 2 (or carve) then fails and it claims again, so no
+ *     message of a live producer is ever lost or skipped.  Granules after
+ *     a revoked header were never written (a producer writes nothing
+ *     before step 2 succeeds), so the scan cannot cut through a record
+ *     anybody is writing.
  * A producer dying anywhere else leaves the ring consistent: before step
  * 1 it owns nothing; after step 3 its record is complete.
  *
@@ -77,7 +136,7 @@
  *      payload and any trailing pad are visible to whoever acquires it.
  *                                                         pairs with A2
  *   A2 consumer: load_acquire(word0) in peek / data_ready.  pairs with R1
- *   R2 consumer: store_release(ctrl->head) in mpsc_release(): the reads
+ *   R2 consumer: store_release(ctrl->head) in release_to(): the reads
  *      of the released records and the FREE stamps are complete before a
  *      producer may claim the space.                      pairs with A1
  *   A1 producer: load_acquire(ctrl->head) in refresh_head(). pairs with R2
@@ -86,9 +145,10 @@
  *   A3 consumer: load_acquire(prod_attached) in no_producers(). R3
  * The tail CAS and the BUSY CAS are relaxed: they transfer ownership of
  * space, not data; the data those words guard is ordered by A1/R2
- * (space) and R1/A2 (records).  The wrap pad's CAS is the pad's final
- * value, so it is a release like R1 (a relaxed one raced, formally, with
- * the next lap's writer of that word: found by TSan).  Sleep/wake on data_ec / space_ec is the
+ * (space) and R1/A2 (records).  The wrap pad's and the chunk pad's CAS
+ * are the pad's final value, so they are releases like R1 (a relaxed one
+ * raced, formally, with the next lap's writer of that word: found by
+ * TSan).  Sleep/wake on data_ec / space_ec is the
  * event-count handshake of wait.c: producers call lfshm__ec_wake after R1
  * (once per batch), the consumer after R2.
  *
@@ -124,6 +184,14 @@
 #define W_SIZE    (W_BUSY | 1ull << 60)
 #define W_SIZE_TAG 0xf000000000000000ull
 #define HDR       16u
+/* Records start on GRAN-byte boundaries: only the first two words of a
+ * granule can be a record's word0 / word1, so only those are stamped */
+#define GRAN      64u
+#define GMASK     (GRAN - 1)
+/* Most a LFSHM_MORE batch claims beyond its record at a time (its chunk,
+ * see mpsc_reserve): below 2^32 so that a pad over the rest fits; the
+ * self-publish span (capacity / 8) is the bound in practice */
+#define CHUNK_MAX (1u << 30)
 
 /* Shared MPSC state in ctrl->kind_area. */
 struct mpsc_shared {
@@ -152,7 +220,7 @@ static inline uint64_t free_word(const struct lfshm_ring *r, uint64_t pos)
 
 static inline uint64_t mrec_size(uint64_t len)
 {
-	return (HDR + len + 7u) & ~7ull;
+	return (HDR + len + GMASK) & ~(uint64_t)GMASK;
 }
 
 _Static_assert(LFSHM__KEY_BITS <= 54, "a key fits a BUSY word");
@@ -182,7 +250,7 @@ static int mpsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 
 static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
 {
-	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+	return !(head & GMASK) && !(tail & GMASK) && tail - head <= cap;
 }
 
 static void finish_release(struct lfshm_ring *r);
@@ -207,12 +275,14 @@ static int mpsc_open(struct lfshm_ring *r)
 		/* A1: the consumer's released space and its FREE stamps */
 		head = atomic_load_explicit(&c->head, memory_order_acquire);
 		tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-		if (head & 7 || tail & 7 || head > tail) {
+		if (head & GMASK || tail & GMASK || head > tail) {
 			atomic_fetch_sub_explicit(&c->prod_attached, 1,
 						  memory_order_relaxed);
 			return -EBADMSG;
 		}
 		r->p_head_cache = head;
+		r->m_chunk_pos = r->m_chunk_end = 0;
+		r->m_batch = r->m_last_batch = 0;
 		return 0;
 	}
 	rc = lfshm__claim(r, &c->cons_owner, &c->cons_pid);
@@ -245,7 +315,7 @@ static int refresh_head(struct lfshm_ring *r, uint64_t *tail)
 	h = atomic_load_explicit(&c->head, memory_order_acquire);
 	/* relaxed: only a position to try the CAS with */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
-	if (LFSHM__UNLIKELY((h & 7) || (t & 7) ||
+	if (LFSHM__UNLIKELY((h & GMASK) || (t & GMASK) ||
 			    h - r->p_head_cache > t - r->p_head_cache))
 		return lfshm__poison(r);
 	r->p_head_cache = h;
@@ -301,19 +371,123 @@ static int publish_pending_nowake(struct lfshm_ring *r)
 	return lost ? -ECANCELED : (int)done;
 }
 
-static int publish_pending(struct lfshm_ring *r)
+static void wake_consumer(struct lfshm_ring *r)
 {
-	int rc = publish_pending_nowake(r);
+	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+}
 
-	if (rc != 0) /* something may have been published: wake */
-		lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
-	return rc;
+/*
+ * The rest of our chunk is exposed (no record of ours before it is held
+ * back) and the consumer's head has passed it: it revoked the rest after
+ * a stall and may have freed it, and a lap later a word there can hold
+ * anything, FREE(lap) of our position included (a zero payload word in
+ * lap 0): a CAS there could succeed on another producer's data.  While a
+ * record of ours is held back before the rest the consumer cannot reach
+ * it.  Only ever makes us drop the rest; the CAS decides the race with a
+ * revocation in progress.
+ */
+static bool chunk_passed(struct lfshm_ring *r)
+{
+	uint64_t h;
+
+	if (r->m_npend)
+		return false;
+	/* acquire: as A1 (a hint here: see above) */
+	h = atomic_load_explicit(&r->ctrl->head, memory_order_acquire);
+	if (r->m_chunk_pos - h <= r->cap) /* head <= rest, wrap-safe */
+		return false;
+	r->m_chunk_pos = r->m_chunk_end;
+	r->m_revoked++;
+	return true;
+}
+
+/*
+ * Give back the unused rest of our chunk: a PAD over it, so the consumer
+ * passes it at once.  Release on success (R1 for the pad: the consumer
+ * acquires it (A2), passes it and frees the space (R2); the next writer
+ * there must come after this write); a CAS from FREE, as every first
+ * write to a claim: a rest the consumer revoked (stall) is its own
+ * already.  Returns 1 when a pad was written (the caller wakes).
+ */
+static int pad_chunk(struct lfshm_ring *r)
+{
+	uint64_t pos = r->m_chunk_pos, exp;
+
+	if (pos == r->m_chunk_end || chunk_passed(r))
+		return 0;
+	r->m_chunk_pos = r->m_chunk_end;
+	exp = free_word(r, pos);
+	return atomic_compare_exchange_strong_explicit(
+		word_at(r, pos), &exp, W_PAD | (r->m_chunk_end - pos - 8),
+		memory_order_release, memory_order_relaxed);
+}
+
+/* The end of a batch: pad the rest of the chunk (1: the caller wakes);
+ * the next batch claims as much as this one took at once.  m_resv_size is
+ * the batch's last record's. */
+static int end_batch(struct lfshm_ring *r)
+{
+	/* a batch of one record (plain sends) is no reason to claim more */
+	r->m_last_batch = r->m_batch > r->m_resv_size ? r->m_batch : 0;
+	r->m_batch = 0;
+	return pad_chunk(r);
+}
+
+/*
+ * Bytes a batch claims beyond its record of size bytes at t: what the
+ * last batch (records up to a flush) took beyond what this one took so
+ * far, so that a steady stream of batches claims once per batch and pads
+ * little at the flush.  At most the rest of the span that makes the batch
+ * publish by itself (LFSHM__MORE_BYTES from its first held-back record)
+ * and CHUNK_MAX, never across the end of the data area (no wrap pad in a
+ * chunk).  The caller fits it to the room.
+ */
+static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
+			    uint64_t size)
+{
+	uint64_t span, want;
+
+	if (r->m_last_batch <= r->m_batch + size)
+		return 0;
+	span = r->m_npend ? t - r->m_pend_pos[0] : 0;
+	if (span + size >= LFSHM__MORE_BYTES(r->cap))
+		return 0;
+	want = LFSHM__MORE_BYTES(r->cap) - span - size;
+	if (want > r->m_last_batch - r->m_batch - size)
+		want = r->m_last_batch - r->m_batch - size;
+	if (want > CHUNK_MAX)
+		want = CHUNK_MAX;
+	if (want > r->cap - (t & r->mask) - size)
+		want = r->cap - (t & r->mask) - size;
+	return want & ~(uint64_t)GMASK;
+}
+
+/* Take the header of the record at t (ours by the tail CAS, unless the
+ * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size. */
+static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
+{
+	uint64_t exp = free_word(r, t);
+
+	/* relaxed: ownership of space, not data (see the top comment) */
+	if (!atomic_compare_exchange_strong_explicit(
+		    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,
+		    memory_order_relaxed)) {
+		/* the consumer gave up on this claim (we were stalled):
+		 * it owns those words now */
+		r->m_revoked++;
+		return false;
+	}
+	/* relaxed: read by the consumer only after our death */
+	atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
+			      memory_order_relaxed);
+	return true;
 }
 
 static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, off, exp;
+	uint64_t size, t, need, off, exp, extra, room;
+	bool fresh = false;
 	int rc;
 
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
@@ -325,10 +499,25 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
 		return -EPIPE;
 	size = mrec_size(len);
+	/* Carve the record out of our chunk: no shared write but its own
+	 * header.  A revoked chunk is dropped whole: the consumer revoked
+	 * everything from its head up to the first word somebody wrote,
+	 * i.e. the rest of the chunk. */
+	if (r->m_chunk_end - r->m_chunk_pos >= size && !chunk_passed(r)) {
+		t = r->m_chunk_pos;
+		if (take_header(r, t, size)) {
+			r->m_chunk_pos = t + size;
+			goto done;
+		}
+		r->m_chunk_pos = r->m_chunk_end;
+	}
+	/* a rest too small for this record: nobody else may use it */
+	if (pad_chunk(r) && !r->m_npend)
+		wake_consumer(r); /* it may wait at that rest */
 	/* relaxed: a guess for the CAS, which re-reads it on failure */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	for (;;) {
-		if (LFSHM__UNLIKELY(t & 7))
+		if (LFSHM__UNLIKELY(t & GMASK))
 			return lfshm__poison(r);
 		need = need_bytes(r, t, size);
 		if (t + need - r->p_head_cache > r->cap) {
@@ -341,10 +530,23 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 				return -EAGAIN; /* wait_space sees a dead one */
 			}
 		}
+		extra = need == size ? chunk_extra(r, t, size) : 0;
+		room = r->p_head_cache + r->cap - t - need; /* checked above */
+		if (extra > room) {
+			/* our cached head may be old: look once */
+			if (!fresh) {
+				fresh = true;
+				rc = refresh_head(r, &t);
+				if (rc)
+					return rc;
+				continue;
+			}
+			extra = room & ~(uint64_t)GMASK;
+		}
 		/* the claim; relaxed: see the top comment */
 		if (!atomic_compare_exchange_weak_explicit(
-			    &c->tail, &t, t + need, memory_order_relaxed,
-			    memory_order_relaxed))
+			    &c->tail, &t, t + need + extra,
+			    memory_order_relaxed, memory_order_relaxed))
 			continue;
 		off = t & r->mask;
 		if (need != size) {
@@ -356,41 +558,35 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			if (!atomic_compare_exchange_strong_explicit(
 				    word_at(r, t), &exp,
 				    W_PAD | (r->cap - off - 8),
-				    memory_order_release, memory_order_relaxed))
-				goto revoked;
+				    memory_order_release, memory_order_relaxed)) {
+				r->m_revoked++;
+				goto again;
+			}
 			t += r->cap - off;
 		}
-		exp = free_word(r, t);
-		if (!atomic_compare_exchange_strong_explicit(
-			    word_at(r, t), &exp, r->m_busy,
-			    memory_order_relaxed, memory_order_relaxed))
-			goto revoked;
-		/* relaxed: read by the consumer only after our death */
-		atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
-				      memory_order_relaxed);
-		r->p_resv = t;
-		r->p_resv_len = len;
-		r->m_resv_size = size;
-		r->p_resv_on = 1;
-		*buf = r->data + (t & r->mask) + HDR;
-		return 0;
-revoked:
-		/* the consumer gave up on this claim (we were stalled):
-		 * it owns those words now; claim again */
-		r->m_revoked++;
+		if (take_header(r, t, size)) {
+			r->m_chunk_pos = t + size;
+			r->m_chunk_end = t + size + extra;
+			break;
+		}
+again:
+		/* claim again */
 		t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	}
+done:
+	r->m_batch += size;
+	r->p_resv = t;
+	r->p_resv_len = len;
+	r->m_resv_size = size;
+	r->p_resv_on = 1;
+	*buf = r->data + (t & r->mask) + HDR;
+	return 0;
 }
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
 	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
 	       buf == r->data + (r->p_resv & r->mask) + HDR;
-}
-
-static void wake_consumer(struct lfshm_ring *r)
-{
-	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
 }
 
 static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
@@ -422,6 +618,9 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		r->m_npend++;
 		return 0;
 	}
+	/* the end of a batch: the consumer must not wait for our chunk */
+	if (!(flags & LFSHM_MORE))
+		end_batch(r);
 	/* per-producer order: the earlier records of the batch first */
 	rc = r->m_npend ? publish_pending_nowake(r) : 0;
 	if (publish_one(r, pos, w))
@@ -444,6 +643,9 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 		word_at(r, r->p_resv), &exp, W_PAD | (r->m_resv_size - 8),
 		memory_order_release, memory_order_relaxed);
 	r->p_resv_on = 0;
+	/* nothing held back: nothing may hold the consumer up */
+	if (!r->m_npend)
+		end_batch(r);
 	/* the consumer may be waiting at this very record */
 	wake_consumer(r);
 	return 0;
@@ -451,11 +653,14 @@ static int mpsc_abort(struct lfshm_ring *r, void *buf)
 
 static int mpsc_flush(struct lfshm_ring *r)
 {
-	int rc;
+	int rc, padded;
 
 	if (r->role != LFSHM_PRODUCER)
 		return -EINVAL;
-	rc = publish_pending(r);
+	padded = end_batch(r);
+	rc = publish_pending_nowake(r);
+	if (rc != 0 || padded) /* something may have been published */
+		wake_consumer(r);
 	return rc < 0 ? rc : 0;
 }
 
@@ -468,7 +673,7 @@ static int refresh_tail(struct lfshm_ring *r)
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
 
 	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
-			    t - r->c_rel > r->cap || (t & 7)))
+			    t - r->c_rel > r->cap || (t & GMASK)))
 		return lfshm__poison(r);
 	r->c_tail_cache = t;
 	return 0;
@@ -483,9 +688,9 @@ static bool no_producers(const struct lfshm_ring *r)
 }
 
 /*
- * Revoke the never-written words from pos up (see the top comment): CAS
- * FREE(lap) -> REVOKED until a word is not FREE or the tail is reached.
- * Returns the number of words revoked.
+ * Revoke the never-written granules from pos up (see the top comment):
+ * CAS their first word FREE(lap) -> REVOKED until one is not FREE or the
+ * tail is reached.  Returns the number of granules revoked.
  */
 static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
 {
@@ -499,7 +704,7 @@ static uint64_t revoke_gap(struct lfshm_ring *r, uint64_t pos)
 			    word_at(r, pos), &exp, W_REVOKED,
 			    memory_order_relaxed, memory_order_relaxed))
 			break;
-		pos += 8;
+		pos += GRAN;
 		n++;
 	}
 	return n;
@@ -538,13 +743,14 @@ static int unblock_head(struct lfshm_ring *r)
 		 * word0 was written either */
 		atomic_store_explicit(word_at(r, pos), W_REVOKED,
 				      memory_order_relaxed);
-		revoke_gap(r, pos + 8);
+		revoke_gap(r, pos + GRAN);
 		return 1;
 	}
 	if ((sz & W_SIZE_TAG) != W_SIZE)
 		return lfshm__poison(r);
 	sz &= ~W_SIZE;
-	if ((sz & 7) || sz < HDR || sz > mrec_size(r->max_msg) || sz > avail ||
+	if ((sz & GMASK) || sz < GRAN || sz > mrec_size(r->max_msg) ||
+	    sz > avail ||
 	    off + sz > r->cap)
 		return lfshm__poison(r);
 	atomic_store_explicit(word_at(r, pos), W_PAD | (sz - 8),
@@ -645,12 +851,12 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 			return 0;
 		}
 		if (w == W_REVOKED) {
-			r->c_head += 8;
+			r->c_head += GRAN;
 			continue;
 		}
 		if (w & W_PAD) {
 			size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||
+			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||
 					    size > avail ||
 					    off + size > r->cap))
 				return lfshm__poison(r);
@@ -675,7 +881,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
-/* Stamp [from, to) with each word's next-lap FREE value; to - from is at
+/* Stamp the first two words (where a word0 / word1 can be) of each
+ * granule in [from, to) with their next-lap FREE value; to - from is at
  * most the capacity.  Positions may wrap around 2^64 (a region can start
  * anywhere): only differences are compared. */
 static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
@@ -683,14 +890,18 @@ static void stamp_free(struct lfshm_ring *r, uint64_t from, uint64_t to)
 	while (from != to) {
 		/* up to the end of this lap */
 		uint64_t seg = r->cap - (from & r->mask);
-		uint64_t n = (to - from < seg ? to - from : seg) / 8, i;
+		uint64_t n = (to - from < seg ? to - from : seg) / GRAN, i;
 		uint64_t v = free_word(r, from) + 1;
 		_Atomic uint64_t *p = word_at(r, from);
 
 		/* relaxed: published by R2 */
-		for (i = 0; i < n; i++)
-			atomic_store_explicit(&p[i], v, memory_order_relaxed);
-		from += n * 8;
+		for (i = 0; i < n; i++) {
+			atomic_store_explicit(&p[i * (GRAN / 8)], v,
+					      memory_order_relaxed);
+			atomic_store_explicit(&p[i * (GRAN / 8) + 1], v,
+					      memory_order_relaxed);
+		}
+		from += n * GRAN;
 	}
 }
 
@@ -730,13 +941,13 @@ static void skip_pads(struct lfshm_ring *r)
 		w = atomic_load_explicit(word_at(r, r->c_head),
 					 memory_order_acquire);
 		if (w == W_REVOKED) {
-			r->c_head += 8;
+			r->c_head += GRAN;
 			continue;
 		}
 		if ((w & W_TAGS) != W_PAD || (w & W_PAD_MBZ))
 			return;
 		size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-		if ((size & 7) || size > r->c_tail_cache - r->c_head ||
+		if ((size & GMASK) || size > r->c_tail_cache - r->c_head ||
 		    off + size > r->cap)
 			return;
 		r->c_head += size;
@@ -759,7 +970,7 @@ static void finish_release(struct lfshm_ring *r)
 	uint64_t end = atomic_load_explicit(&r->ctrl->rel_end,
 					    memory_order_relaxed);
 
-	if (end == r->c_rel || (end & 7) ||
+	if (end == r->c_rel || (end & GMASK) ||
 	    end - r->c_rel > r->c_tail_cache - r->c_rel)
 		return;
 	release_to(r, end);

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -222,6 +223,10 @@ static int validate(const struct lfshm__region_hdr *h, uint64_t size,
  * which every handle of the process holds its OFD lock byte; and one
  * duplicate of the caller's fd that all those handles share (r->fd), so a
  * process holds two fds per region however many of its rings it opens.
+ * A mapping made for channel rings (lfshm__chan_create/_attach) keeps no fd
+ * at all (fd and lock_fd -1): the mapping itself holds the file, so its
+ * inode number cannot be reused while it is listed; the first handle that
+ * wants an fd (lfshm_ring_attach of the same region) gets a dup then.
  */
 struct lfshm__mapping {
 	dev_t dev;
@@ -345,9 +350,21 @@ static int open_lock_fd(int fd)
 	return open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
 }
 
+/* Keep the process's one duplicate of fd in m (want_fd), or do nothing:
+ * -errno or 0.  maps_lock held. */
+static int map_keep_fd(struct lfshm__mapping *m, int fd, bool want_fd)
+{
+	if (!want_fd || m->fd >= 0)
+		return 0;
+	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	return m->fd < 0 ? -errno : 0;
+}
+
 /* The mapping of fd's region, shared by all handles of the process on it,
- * with one duplicate of fd that they share as well. */
-static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
+ * with one duplicate of fd that they share as well (only when want_fd:
+ * channel rings keep none). */
+static struct lfshm__mapping *map_get(int fd, const struct stat *st,
+				      bool want_fd, int *err)
 {
 	struct lfshm__mapping *m;
 	void *addr;
@@ -360,7 +377,11 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		for (; m; m = m->next) {
 			if (m->dev == st->st_dev && m->ino == st->st_ino &&
 			    m->size == (size_t)st->st_size) {
-				m->refs++;
+				*err = map_keep_fd(m, fd, want_fd);
+				if (*err)
+					m = NULL;
+				else
+					m->refs++;
 				goto out;
 			}
 		}
@@ -375,9 +396,9 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		*err = -ENOMEM;
 		goto out;
 	}
-	m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (m->fd < 0) {
-		*err = -errno;
+	m->fd = -1;
+	*err = map_keep_fd(m, fd, want_fd);
+	if (*err) {
 		free(m);
 		m = NULL;
 		goto out;
@@ -386,7 +407,8 @@ static struct lfshm__mapping *map_get(int fd, const struct stat *st, int *err)
 		    MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED) {
 		*err = -errno;
-		close(m->fd);
+		if (m->fd >= 0)
+			close(m->fd);
 		free(m);
 		m = NULL;
 		goto out;
@@ -414,7 +436,8 @@ static void map_put(struct lfshm__mapping *m)
 		munmap(m->addr, m->size);
 		if (m->lock_fd >= 0)
 			close(m->lock_fd);
-		close(m->fd);
+		if (m->fd >= 0)
+			close(m->fd);
 		free(m);
 	}
 	pthread_mutex_unlock(&maps_lock);
@@ -473,8 +496,26 @@ static uint64_t random_key(void)
 		k = (uint64_t)lfshm__now_ns() * 0x9e3779b97f4a7c15ull;
 	/* relaxed: only distinctness matters */
 	k ^= atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) << 40;
-	k &= LFSHM__KEY_MASK & ~LFSHM__KEY_LOCKED;
+	k &= LFSHM__KEY_MASK & ~(LFSHM__KEY_LOCKED | LFSHM__KEY_SOCK);
 	return k ? k : 1;
+}
+
+/*
+ * The key of a channel ring's handle.  Its owner word is judged by the
+ * socket, never by the key (lfshm__owner_alive), so the key needs only be
+ * one no handle of this process holds in the same word: a counter, mixed
+ * so that keys do not look alike, without a getrandom call per handle.
+ */
+static uint64_t sock_key(void)
+{
+	static _Atomic uint64_t seq;
+	/* relaxed: only distinctness matters */
+	uint64_t k = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed) +
+		     1;
+
+	k *= 0x9e3779b97f4a7c15ull; /* odd: a bijection, never 0 for k != 0 */
+	k &= LFSHM__KEY_MASK & ~(LFSHM__KEY_LOCKED | LFSHM__KEY_SOCK);
+	return (k ? k : 1) | LFSHM__KEY_SOCK;
 }
 
 /* Give the handle its key and take its lock (not for ROLE_NONE handles,
@@ -488,6 +529,11 @@ static int take_key(struct lfshm_ring *r)
 	struct lfshm__mapping *m = r->mapping;
 	int i;
 
+	if (r->live_sock >= 0) { /* channel ring: the socket is the proof */
+		r->self_id = sock_key();
+		r->lock_off = 0;
+		return 0;
+	}
 	pthread_mutex_lock(&maps_lock);
 	if (m->lock_fd < 0) { /* first holder here, or a fork child's */
 		m->lock_fd = open_lock_fd(r->fd);
@@ -540,53 +586,54 @@ static void drop_key(struct lfshm_ring *r)
 	r->lock_off = 0;
 }
 
-int lfshm__ring_open(int fd, unsigned idx, unsigned role,
-		     struct lfshm_ring **out)
+/*
+ * The fd must be a sealed memfd of a plausible size.  Seals first, then
+ * the size: once SHRINK and GROW are on, the size cannot change any more,
+ * so fstat's answer holds for good.  In the other order a peer can shrink
+ * and seal in between, and the mapping then runs past the end of the file
+ * (SIGBUS at the first touch).
+ */
+static int region_fd_check(int fd, struct stat *st)
 {
-	struct lfshm__region_hdr h;
-	struct lfshm__ring_desc d;
-	struct lfshm_ring *r;
-	struct stat st;
-	int seals, rc = -ENOMEM;
-	struct lfshm__mapping *mp;
-	void *map;
+	int seals = fcntl(fd, F_GET_SEALS);
 
-	if (!out || role > LFSHM_CONSUMER)
-		return -EINVAL;
-	*out = NULL;
-	/* Seals first, then the size: once SHRINK and GROW are on, the size
-	 * cannot change any more, so fstat's answer holds for good.  In the
-	 * other order a peer can shrink and seal in between, and the mapping
-	 * then runs past the end of the file (SIGBUS at the first touch). */
-	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
 		return errno == EBADF ? -EBADF : -EINVAL;
 	if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
 		return -EPERM;
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode))
+	if (!S_ISREG(st->st_mode))
 		return -EINVAL;
-	if (st.st_size < (off_t)LFSHM__HDR_SIZE ||
-	    (uint64_t)st.st_size > LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
+	if (st->st_size < (off_t)LFSHM__HDR_SIZE ||
+	    (uint64_t)st->st_size >
+		    LFSHM__HDR_SIZE + LFSHM__MAX_RINGS * LFSHM__MAX_CAP)
 		return -EBADMSG;
+	return 0;
+}
 
-	mp = map_get(fd, &st, &rc);
-	if (!mp)
-		return rc;
-	map = mp->addr;
-	copy_once(&h, map, sizeof(h));
-	rc = validate(&h, (uint64_t)st.st_size, idx, &d);
+/*
+ * A handle on ring idx of the region mapped at mp, whose header the
+ * caller copied once into *h (validated here, and the only source of
+ * geometry).  The handle takes over one reference of mp from the caller,
+ * on success only.
+ */
+static int ring_make(struct lfshm__mapping *mp,
+		     const struct lfshm__region_hdr *h, unsigned idx,
+		     unsigned role, int sock, struct lfshm_ring **out)
+{
+	struct lfshm__ring_desc d;
+	struct lfshm_ring *r;
+	int rc;
+
+	rc = validate(h, (uint64_t)mp->size, idx, &d);
 	if (rc)
-		goto err_map;
-
+		return rc;
 	r = calloc(1, sizeof(*r));
-	if (!r) {
-		rc = -ENOMEM;
-		goto err_map;
-	}
-	r->ctrl = (struct lfshm__ctrl *)((char *)map + d.ctrl_off);
-	r->data = (unsigned char *)map + d.data_off;
+	if (!r)
+		return -ENOMEM;
+	r->ctrl = (struct lfshm__ctrl *)((char *)mp->addr + d.ctrl_off);
+	r->data = (unsigned char *)mp->addr + d.data_off;
 	r->cap = d.capacity;
 	r->mask = d.capacity - 1;
 	r->max_msg = d.max_msg;
@@ -597,31 +644,233 @@ int lfshm__ring_open(int fd, unsigned idx, unsigned role,
 	r->efd_data = -1;
 	r->efd_space = -1;
 	r->doorbell_fd = -1;
+	r->live_sock = sock;
 	r->ops = kind_ops(d.kind);
-	r->map = map;
-	r->map_size = (uint64_t)st.st_size;
-	r->fd = mp->fd; /* shared by the process's handles on the region */
+	r->map = mp->addr;
+	r->map_size = (uint64_t)mp->size;
+	/* shared by the process's handles on the region; none for a
+	 * channel ring (it needs none, and lfshm_ring_fd says -EBADF) */
+	r->fd = sock < 0 ? mp->fd : -1;
 	r->ring_idx = idx;
 	r->mapping = mp;
-	r->pid = (int)getpid();
+	r->pid = lfshm__self_pid; /* no getpid(): see lfshm__inherited */
 	if (role != LFSHM_ROLE_NONE) {
 		rc = take_key(r);
 		if (rc) {
 			free(r);
-			goto err_map;
+			return rc;
 		}
 	}
 	rc = r->ops->open(r);
-	if (rc)
-		goto err_r;
+	if (rc) {
+		drop_key(r);
+		free(r);
+		return rc;
+	}
 	*out = r;
 	return 0;
-err_r:
-	drop_key(r);
-	free(r);
-err_map:
-	map_put(mp);
+}
+
+static int ring_open(int fd, unsigned idx, unsigned role,
+		     struct lfshm_ring **out)
+{
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *mp;
+	struct stat st;
+	int rc;
+
+	if (!out || role > LFSHM_CONSUMER)
+		return -EINVAL;
+	*out = NULL;
+	rc = region_fd_check(fd, &st);
+	if (rc)
+		return rc;
+	mp = map_get(fd, &st, true, &rc);
+	if (!mp)
+		return rc;
+	copy_once(&h, mp->addr, sizeof(h));
+	rc = ring_make(mp, &h, idx, role, -1, out);
+	if (rc)
+		map_put(mp);
 	return rc;
+}
+
+int lfshm__ring_open(int fd, unsigned idx, unsigned role,
+		     struct lfshm_ring **out)
+{
+	return ring_open(fd, idx, role, out);
+}
+
+/*
+ * Pre-fault the pages a channel's first messages touch: the header page
+ * and the first LFSHM__PREFAULT_BYTES of each ring's data.  One read per
+ * page: a read fault on a shared writable shmem mapping allocates the page
+ * (the first process to touch it) and maps it writable, since shmem needs
+ * no write notification; on the client the pages exist already, and the
+ * kernel's fault-around maps their neighbours in the same fault.  Cheaper
+ * than MADV_POPULATE_WRITE (a system call and an LRU drain per range),
+ * and no memory that the first messages would not have cost.
+ */
+static void touch(const void *addr, uint64_t len)
+{
+	const volatile unsigned char *p = addr;
+
+	for (uint64_t off = 0; off < len; off += LFSHM__PAGE)
+		(void)p[off];
+}
+
+static void chan_prefault(struct lfshm_ring *r0, struct lfshm_ring *r1)
+{
+	touch(r0->map, LFSHM__HDR_SIZE);
+	touch(r0->data, r0->cap < LFSHM__PREFAULT_BYTES ?
+				r0->cap : LFSHM__PREFAULT_BYTES);
+	touch(r1->data, r1->cap < LFSHM__PREFAULT_BYTES ?
+				r1->cap : LFSHM__PREFAULT_BYTES);
+}
+
+static void map_ref(struct lfshm__mapping *m)
+{
+	pthread_mutex_lock(&maps_lock);
+	m->refs++;
+	pthread_mutex_unlock(&maps_lock);
+}
+
+/* Both handles of a channel on the mapping mp (one reference of it, given
+ * to ring 0's handle): ring 0 with role0, ring 1 with the other role; all
+ * geometry from the one header copy h. */
+static int chan_make(struct lfshm__mapping *mp,
+		     const struct lfshm__region_hdr *h, unsigned role0,
+		     int sock, struct lfshm_ring **r0, struct lfshm_ring **r1)
+{
+	unsigned role1 = role0 == LFSHM_PRODUCER ? LFSHM_CONSUMER :
+						   LFSHM_PRODUCER;
+	int rc;
+
+	*r0 = *r1 = NULL;
+	rc = ring_make(mp, h, 0, role0, sock, r0);
+	if (rc) {
+		map_put(mp);
+		return rc;
+	}
+	map_ref(mp);
+	rc = ring_make(mp, h, 1, role1, sock, r1);
+	if (rc) {
+		map_put(mp);
+		lfshm_ring_close(*r0);
+		*r0 = NULL;
+		return rc;
+	}
+	chan_prefault(*r0, *r1);
+	return 0;
+}
+
+/*
+ * Server side of a channel: a fresh region (ring 0 server -> client,
+ * ring 1 client -> server), mapped once, its mapping handed to the two
+ * handles.  Nothing on it needs checking: we made it and nobody else has
+ * seen it yet; the fstat only gives the mapping its key (dev, ino), so a
+ * client in this very process shares it.
+ */
+int lfshm__chan_create(const struct lfshm_ring_config *cfg, int sock,
+		       int *fd_out, struct lfshm_ring **tx,
+		       struct lfshm_ring **rx)
+{
+	struct lfshm_ring_config cfgs[2] = { *cfg, *cfg };
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *m;
+	struct stat st;
+	uint64_t size;
+	void *map;
+	int fd, rc;
+
+	*tx = *rx = NULL;
+	if (sock < 0)
+		return -EINVAL;
+	rc = lfshm__region_create(cfgs, 2, &fd, &map, &size);
+	if (rc)
+		return rc;
+	m = malloc(sizeof(*m));
+	if (!m) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto err_m;
+	}
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	m->addr = map;
+	m->size = (size_t)size;
+	m->fd = -1; /* the mapping holds the file: see struct lfshm__mapping */
+	m->refs = 1;
+	m->lock_refs = 0;
+	m->lock_fd = -1;
+	pthread_once(&maps_once, maps_init);
+	pthread_mutex_lock(&maps_lock);
+	if (!maps_grow()) {
+		pthread_mutex_unlock(&maps_lock);
+		rc = -ENOMEM;
+		goto err_m;
+	}
+	map_link(maps, maps_nb, m);
+	maps_count++;
+	pthread_mutex_unlock(&maps_lock);
+	/* our own header, written by us: plain copy */
+	memcpy(&h, map, sizeof(h));
+	rc = chan_make(m, &h, LFSHM_PRODUCER, sock, tx, rx);
+	if (rc) { /* chan_make unmapped it */
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return 0;
+err_m:
+	free(m);
+err:
+	munmap(map, size);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Client side: the region fd the server sent, which it trusts no more than
+ * any attach does (sealed memfd, its real size, one copy of the header
+ * validated per ring).  A channel is two SPSC rings, lock-free both ways;
+ * a server that hands out rings of another kind is not following the
+ * protocol and could hurt us (the lock of an LFSHM_MUTEX ring it holds
+ * would block our send with timeout 0): any other kind in the header copy
+ * is refused with -EPROTO before anything is claimed.  The handles are
+ * made from that same copy, so what was checked is what is used.
+ */
+int lfshm__chan_attach(int fd, int sock, struct lfshm_ring **rx,
+		       struct lfshm_ring **tx)
+{
+	struct lfshm__region_hdr h;
+	struct lfshm__mapping *mp;
+	struct stat st;
+	int rc;
+
+	*rx = *tx = NULL;
+	if (sock < 0)
+		return -EINVAL;
+	rc = region_fd_check(fd, &st);
+	if (rc)
+		return rc;
+	mp = map_get(fd, &st, false, &rc);
+	if (!mp)
+		return rc;
+	copy_once(&h, mp->addr, sizeof(h));
+	/* what is wrong besides the kinds (not our magic, a bad count) is
+	 * for validate to say */
+	if (h.magic == LFSHM__MAGIC && h.version == LFSHM__LAYOUT_VERSION &&
+	    h.nrings > 0 && h.nrings <= LFSHM__MAX_RINGS)
+		for (unsigned i = 0; i < h.nrings; i++)
+			if (h.ring[i].kind != LFSHM_SPSC) {
+				map_put(mp);
+				return -EPROTO;
+			}
+	return chan_make(mp, &h, LFSHM_CONSUMER, sock, rx, tx);
 }
 
 /* ---- Public lifecycle ----------------------------------------------- */
@@ -667,7 +916,9 @@ LFSHM__EXPORT int lfshm_ring_attach(int fd, unsigned role,
 
 LFSHM__EXPORT int lfshm_ring_fd(const struct lfshm_ring *r)
 {
-	return r ? r->fd : -EINVAL;
+	if (!r)
+		return -EINVAL;
+	return r->fd >= 0 ? r->fd : -EBADF; /* a channel ring keeps none */
 }
 
 LFSHM__EXPORT void lfshm_ring_close(struct lfshm_ring *r)
@@ -729,8 +980,40 @@ bool lfshm__owner_alive_fd(int fd, uint64_t owner)
 	return lock_byte(fd, owner, F_WRLCK, F_OFD_GETLK) != 0;
 }
 
+/*
+ * Channel rings (r->live_sock): the peer is whoever holds the other end of
+ * the channel socket, and the kernel hangs our end up when the last fd of
+ * that end is closed: when the peer process exited (killed or not, in any
+ * pid namespace; exit unmaps its memory before it closes its files, so
+ * all its stores to the region are complete then) or closed its channel
+ * (which releases its roles first).  So any owner word but 0 and GONE is
+ * alive exactly while the socket is not hung up, whatever key a hostile
+ * peer wrote there.  Nobody takes a channel role over: a third party that
+ * got hold of the memfd sees LFSHM__KEY_SOCK keys, which it cannot prove
+ * dead (lfshm__owner_alive_fd), and the channel's own handles claim only
+ * when they open.  Caveat: a peer whose socket fd lives on in another
+ * process (a fork child, an fd passed on) counts as alive until that
+ * process closes it too, as its UDS peers would see it.
+ */
+bool lfshm__sock_hung_up(int sock)
+{
+	struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+	int rc;
+
+	do {
+		rc = poll(&p, 1, 0);
+	} while (rc < 0 && errno == EINTR);
+	/* an error (ENOMEM) proves nothing: alive */
+	return rc > 0 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 bool lfshm__owner_alive(const struct lfshm_ring *r, uint64_t owner)
 {
+	if (owner == 0 || owner == LFSHM__OWNER_GONE)
+		return false;
+	if (r->live_sock >= 0)
+		return !lfshm__sock_hung_up(r->live_sock);
 	return lfshm__owner_alive_fd(r->fd, owner);
 }
 
@@ -750,10 +1033,16 @@ bool lfshm__owner_gone(const struct lfshm_ring *r, uint64_t owner)
 	static __thread int64_t alive_at;
 	int64_t now;
 
-	if (owner == 0)
-		return false;
 	if (owner == LFSHM__OWNER_GONE)
 		return true;
+	/* A channel peer that died before it claimed its role (0) will
+	 * never claim it either.  No cache: one poll costs what the cache
+	 * lookup saves, and a doorbell sleeper (wait.c) that woke on the
+	 * hang-up must see it at once. */
+	if (r->live_sock >= 0)
+		return lfshm__sock_hung_up(r->live_sock);
+	if (owner == 0)
+		return false;
 	now = lfshm__now_ns();
 	if (owner == alive_owner && now - alive_at < LFSHM__ALIVE_CACHE_NS)
 		return false;
@@ -783,7 +1072,7 @@ int lfshm__claim(struct lfshm_ring *r, _Atomic uint64_t *word,
 			break;
 	}
 	if (pid_word) /* relaxed: display only */
-		atomic_store_explicit(pid_word, (uint32_t)getpid(),
+		atomic_store_explicit(pid_word, (uint32_t)r->pid,
 				      memory_order_relaxed);
 	return 0;
 }

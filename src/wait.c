@@ -46,6 +46,7 @@
 #define _GNU_SOURCE
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -225,22 +226,88 @@ void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd)
  * a waker (the count moved), the waker cleared the bit already; if the
  * waker reads the bit before we clear it, it only wakes nobody.
  */
-static void take_back(struct lfshm_ring *r, _Atomic uint32_t *ec, uint32_t v)
+static void take_back(struct lfshm_ring *r, _Atomic uint32_t *ec, uint32_t v,
+		      uint32_t bit)
 {
-	uint32_t cur = v | LFSHM__EC_WAITER;
+	uint32_t cur = v | bit;
 
 	/* only a bit we set: if it was already there, an armed io_uring
-	 * FUTEX_WAIT of this consumer (lfshm_ring_arm) may rely on it */
-	if (ec != &r->ctrl->data_ec || (v & LFSHM__EC_WAITER))
+	 * FUTEX_WAIT of this consumer (lfshm_ring_arm), or a waitset's
+	 * doorbell (lfshm_chan_arm), may rely on it */
+	if (ec != &r->ctrl->data_ec || (v & bit))
 		return;
 	atomic_compare_exchange_strong_explicit(ec, &cur, v,
 						memory_order_relaxed,
 						memory_order_relaxed);
 }
 
+/*
+ * A channel's consumer (r->live_sock) sleeps on the channel socket, not on
+ * the futex: it announces LFSHM__EC_SOCK, and the peer's producer rings
+ * the doorbell (one byte on the socket, ec_fire) instead of FUTEX_WAKE.
+ * The peer's death hangs the socket up, which ends the sleep as well: no
+ * slices, so an idle blocked consumer never wakes (a futex sleeper wakes
+ * once per LFSHM__SLICE_NS to look at its peer).  The handshake is the
+ * waitset's (src/waitset.c, tests/model/doorbell.pml): W0 drains old
+ * bytes before W1 announces, W2/P2 fences, W3 re-checks, W4 polls.
+ * Only the data direction: the socket's bytes mean "data" to a waitset,
+ * and a producer waiting for space that drained them could eat a
+ * waitset's wake-up; so space waits keep the futex and its slices (a
+ * producer blocked on a full channel ring wakes once per LFSHM__SLICE_NS
+ * to poll the socket).  Ways out that were weighed and not taken:
+ * - space bytes on the same socket, the producer not draining: a data
+ *   byte that waits there for this side's waitset (armed, the thread now
+ *   in a send) keeps the socket readable, and the producer's ppoll spins;
+ *   draining it loses the waitset's wake-up (it announced before).
+ * - MSG_OOB for space (POLLPRI): AF_UNIX OOB exists only with
+ *   CONFIG_AF_UNIX_OOB (5.15+), keeps one byte, and its mark changes what
+ *   the waitset's plain recv (W0) returns.
+ * - io_uring: FUTEX_WAIT on space_ec linked with POLL_ADD(POLLRDHUP) of
+ *   the socket, first completion wins.  Sound (the kernel's futex compare
+ *   is W4), but it needs an io_uring per thread that ever blocks on space:
+ *   one more fd, hidden, to keep across fork; not worth it for a wait
+ *   that already costs nothing between its once-a-second looks.
+ */
+static bool bell_sleeper(const struct lfshm_ring *r, _Atomic uint32_t *ec)
+{
+	return r->live_sock >= 0 && r->role == LFSHM_CONSUMER &&
+	       ec == &r->ctrl->data_ec;
+}
+
+/* A doorbell sleeper's producer closed its handle (a channel ring is
+ * SPSC): W3 must then ask the slow way, since a peer whose socket lives on
+ * elsewhere (a fork child) does not hang it up.  relaxed: a hint; the
+ * slow check reads the word again with acquire. */
+static bool peer_released(const struct lfshm_ring *r)
+{
+	return atomic_load_explicit(&r->ctrl->prod_owner,
+				    memory_order_relaxed) == LFSHM__OWNER_GONE;
+}
+
+/* W4 of a doorbell sleeper: until the socket is readable (a doorbell
+ * byte, or the hang-up) or the deadline. */
+static int bell_wait(struct lfshm_ring *r, int64_t deadline)
+{
+	struct pollfd p = { .fd = r->live_sock, .events = POLLIN | POLLRDHUP };
+	struct timespec ts, *tsp = NULL;
+
+	if (deadline != LFSHM__NO_DEADLINE) {
+		int64_t left = deadline - lfshm__now_ns();
+
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = left / 1000000000ll;
+		ts.tv_nsec = left % 1000000000ll;
+		tsp = &ts;
+	}
+	return ppoll(&p, 1, tsp, NULL) < 0 ? -errno : 0;
+}
+
 int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline)
 {
+	bool bell = bell_sleeper(r, ec), slow = true, woke = false;
+	uint32_t bit = bell ? LFSHM__EC_SOCK : LFSHM__EC_WAITER;
 	int64_t spin_end, now;
 	uint32_t v;
 	unsigned i;
@@ -287,9 +354,21 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 	for (;;) {
 		int64_t slice_end;
 
+		if (bell) {
+			/* bytes on the socket are legal from now on
+			 * (lfshm_chan_check) */
+			r->bell_slept = 1;
+			/* W0: before W1, never after (src/waitset.c); its
+			 * EOF is seen by W3 (the socket is hung up) */
+			lfshm__bell_drain(r->live_sock);
+			/* W3 asks the kernel about the peer (a poll) only
+			 * when the socket woke us without a message, or the
+			 * peer released its role: its death hangs the socket
+			 * up, which ends W4 at once (level-triggered) */
+			slow = woke || peer_released(r);
+		}
 		/* W1: announce; relaxed RMW, ordered by the fence below. */
-		v = atomic_fetch_or_explicit(ec, LFSHM__EC_WAITER,
-					     memory_order_relaxed);
+		v = atomic_fetch_or_explicit(ec, bit, memory_order_relaxed);
 		/* W2: pairs with P2 in lfshm__ec_wake: the announcement is
 		 * visible before we re-check, or we see the publish.
 		 * No test on x86 can see this fence go missing: the locked
@@ -298,16 +377,36 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		 * the Promela model: tests/model/ (the NO_W2 variants). */
 		atomic_thread_fence(memory_order_seq_cst);
 		/* W3: re-check, including (slow) the peer's liveness */
-		rc = ready(r, arg, true);
+		rc = ready(r, arg, slow);
 		if (rc) {
-			take_back(r, ec, v);
+			take_back(r, ec, v, bit);
 			return rc < 0 ? rc : 0;
 		}
 
 		now = lfshm__now_ns();
 		if (now >= deadline) {
-			take_back(r, ec, v);
+			take_back(r, ec, v, bit);
 			return -ETIMEDOUT;
+		}
+		if (bell) {
+			/* W4: no slice, the hang-up wakes us */
+			rc = bell_wait(r, deadline);
+			if (rc && rc != -EINTR)
+				return rc;
+			/* Most wake-ups are the doorbell of a message: look
+			 * (no system call) before going round.  The byte
+			 * that woke us is read now, so the socket does not
+			 * stay readable for whoever polls it for the
+			 * hang-up; reading it after W1 is safe here, as we
+			 * do not sleep on it: the next wait starts at W0. */
+			rc = ready(r, arg, false);
+			if (rc) {
+				take_back(r, ec, v, bit);
+				lfshm__bell_drain(r->live_sock);
+				return rc < 0 ? rc : 0;
+			}
+			woke = true;
+			continue;
 		}
 		slice_end = deadline - now > LFSHM__SLICE_NS ?
 			    now + LFSHM__SLICE_NS : deadline;

@@ -111,7 +111,7 @@ static void unlink_member(struct lfshm_waitset *ws, struct lfshm_chan *c)
 /* W0: read what the socket holds, a bounded amount.  Returns 1 when the
  * peer closed its end (EOF), else 0.  No control buffer: fds a hostile
  * peer sends along are closed by the kernel. */
-static int drain(int sock)
+int lfshm__bell_drain(int sock)
 {
 	char buf[DRAIN_BUF];
 	ssize_t n;
@@ -163,7 +163,7 @@ LFSHM__EXPORT int lfshm_chan_arm(struct lfshm_chan *c)
 	ec = &r->ctrl->data_ec;
 	c->bell_armed = 1; /* bytes on the socket are legal from now on */
 	/* W0: before W1, never after (see the top of this file) */
-	eof = drain(c->sock);
+	eof = lfshm__bell_drain(c->sock);
 	/* W1: announce; relaxed RMW, ordered by the fence below */
 	v = atomic_fetch_or_explicit(ec, LFSHM__EC_SOCK, memory_order_relaxed);
 	/* W2: pairs with P2 in lfshm__ec_wake: our announcement is visible

@@ -144,8 +144,8 @@ mutant_spsc_consumer_attach_alignment() {
 
 mutant_mpsc_tail_vs_released() {
 	file=src/mpsc.c
-	old='t - r->c_rel > r->cap || (t & 7)'
-	new='(t & 7)'
+	old='t - r->c_rel > r->cap || (t & GMASK)'
+	new='(t & GMASK)'
 	tests="test_hostile test_mpsc"
 }
 
@@ -225,11 +225,90 @@ mutant_mpsc_commit_store_not_cas() {
 	tests="test_live"
 }
 
-mutant_mpsc_size_tag_is_ready() {
+mutant_mpsc_size_free_unchecked() {
 	file=src/mpsc.c
-	old='#define W_SIZE    (W_BUSY | 1ull << 60)'
-	new='#define W_SIZE    (1ull << 63)'
+	old='if (sz == free_word(r, pos + 8)) {'
+	new='if (0) {'
+	tests="test_mpsc"
+}
+
+# MPSC granules and chunk claims (issue 11)
+
+mutant_mpsc_tail_off_granule() {
+	file=src/mpsc.c
+	old='t - r->c_rel > r->cap || (t & GMASK)))'
+	new='t - r->c_rel > r->cap || (t & 7)))'
+	tests="test_mpsc"
+}
+
+mutant_mpsc_pad_off_granule() {
+	file=src/mpsc.c
+	old='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||'
+	new='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||'
+	tests="test_mpsc"
+}
+
+mutant_mpsc_no_word0_stamp() {
+	file=src/mpsc.c
+	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8)], v,$nl${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
+	new=""
+	tests="test_mpsc"
+}
+
+mutant_mpsc_no_word1_stamp() {
+	file=src/mpsc.c
+	old="${tab}${tab}${tab}atomic_store_explicit(&p[i * (GRAN / 8) + 1], v,$nl${tab}${tab}${tab}${tab}${tab}      memory_order_relaxed);$nl"
+	new=""
+	tests="test_mpsc"
+}
+
+mutant_mpsc_revoked_skips_a_word() {
+	file=src/mpsc.c
+	old="${tab}${tab}if (w == W_REVOKED) {$nl${tab}${tab}${tab}r->c_head += GRAN;$nl${tab}${tab}${tab}continue;$nl${tab}${tab}}$nl${tab}${tab}if (w & W_PAD) {"
+	new="${tab}${tab}if (w == W_REVOKED) {$nl${tab}${tab}${tab}r->c_head += 8;$nl${tab}${tab}${tab}continue;$nl${tab}${tab}}$nl${tab}${tab}if (w & W_PAD) {"
 	tests="test_live"
+}
+
+mutant_mpsc_no_chunk() {
+	file=src/mpsc.c
+	old='if (r->m_last_batch <= r->m_batch + size)'
+	new='if (1)'
+	tests="test_mpsc"
+}
+
+mutant_mpsc_flush_keeps_chunk() {
+	file=src/mpsc.c
+	old='padded = end_batch(r);'
+	new='padded = 0;'
+	tests="test_mpsc"
+}
+
+mutant_mpsc_commit_keeps_chunk() {
+	file=src/mpsc.c
+	old="if (!(flags & LFSHM_MORE))$nl${tab}${tab}end_batch(r);"
+	new="if (0)$nl${tab}${tab}end_batch(r);"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_abort_keeps_chunk() {
+	file=src/mpsc.c
+	old="if (!r->m_npend)$nl${tab}${tab}end_batch(r);"
+	new="if (0)$nl${tab}${tab}end_batch(r);"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_carve_without_cas() {
+	file=src/mpsc.c
+	old="${tab}if (!atomic_compare_exchange_strong_explicit($nl${tab}${tab}    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,$nl${tab}${tab}    memory_order_relaxed)) {"
+	new="${tab}atomic_store_explicit(word_at(r, t), r->m_busy, memory_order_relaxed);$nl${tab}if (0) {"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_chunk_not_checked_against_head() {
+	file=src/mpsc.c
+	old="${tab}if (r->m_npend)$nl${tab}${tab}return false;"
+	new="${tab}if (1)$nl${tab}${tab}return false;"
+	tests="test_mpsc"
 }
 
 mutant_mpsc_max_msg_uncapped() {
@@ -247,7 +326,12 @@ spsc_head_alignment spsc_attach_head_alignment
 spsc_consumer_attach_alignment mpsc_tail_vs_released mutex_tail_vs_released attach_seals_grow_seal_only
 attach_size_before_seals wake_without_p2 owner_always_dead
 owner_always_alive fork_child_keeps_lock mpsc_no_finish_release
-mpsc_commit_store_not_cas mpsc_size_tag_is_ready mpsc_max_msg_uncapped"
+mpsc_commit_store_not_cas mpsc_size_free_unchecked mpsc_max_msg_uncapped
+mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
+mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
+mpsc_abort_keeps_chunk mpsc_carve_without_cas
+mpsc_chunk_not_checked_against_head mpsc_tail_off_granule
+mpsc_pad_off_granule"
 
 # ---- machinery -----------------------------------------------------------
 

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -290,14 +291,33 @@ Test(chan, mode_0600_keeps_other_users_from_connecting, .timeout = 60)
 
 /* ---- a client that survives bad servers ----------------------------- */
 
+/* Mappings of lfshm regions in this process (memfd "lfshm"), or -1 */
+static int count_region_maps(void)
+{
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, "/memfd:lfshm"))
+			n++;
+	fclose(f);
+	return n;
+}
+
 static int expect_connect_error(void *arg)
 {
 	struct lfshm_chan *c = NULL;
 	int want = *(int *)arg, before = lfshm_test_count_fds();
+	int maps = count_region_maps();
 	int rc = lfshm_connect(path, 30000000000ll, &c);
 
 	if (rc != want)
 		return 100 + (-rc & 0x3f);
+	if (count_region_maps() != maps)
+		return 98; /* a mapping left behind */
 	return c == NULL && lfshm_test_count_fds() == before ? 0 : 99;
 }
 
@@ -395,6 +415,73 @@ static void kind_server(unsigned kind0, unsigned kind1)
 		close(fds[i]);
 	close(ls);
 	unlink(path);
+}
+
+/* A raw listener that answers one connection with a good hello and fd as
+ * the region: the client must refuse it with want, leaking nothing. */
+static void region_server(int fd, int want)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	uint32_t hello[4] = { 0x4843464cu, 1u | 1u << 16, 0, 0 };
+	int ls, cs, st;
+	pid_t pid;
+
+	mkpath();
+	strcpy(a.sun_path, path);
+	ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(ls, 1), 0);
+	pid = lfshm_test_spawn(expect_connect_error, &want);
+	cs = accept(ls, NULL, NULL);
+	cr_assert_geq(cs, 0);
+	cr_assert_eq(lfshm_send_fds(cs, &fd, 1, hello, sizeof(hello)), 0);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d (100 + errno, 99: fd leak, "
+		     "98: mapping leak)", st);
+	close(cs);
+	close(ls);
+	unlink(path);
+}
+
+/* A memfd that a server could still shrink under us (SIGBUS): -EPERM */
+Test(chan, client_refuses_an_unsealed_region, .timeout = 60)
+{
+	struct lfshm_ring_config cfg[2] = {
+		{ .kind = LFSHM_SPSC, .capacity = 4096 },
+		{ .kind = LFSHM_SPSC, .capacity = 4096 },
+	};
+	uint64_t size;
+	void *map;
+	int fd, mfd;
+
+	/* a good region's bytes in an unsealed memfd */
+	cr_assert_eq(lfshm__region_create(cfg, 2, &fd, &map, &size), 0);
+	mfd = memfd_create("lfshm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	cr_assert_geq(mfd, 0);
+	cr_assert_eq(write(mfd, map, size), (ssize_t)size);
+	munmap(map, size);
+	close(fd);
+	region_server(mfd, -EPERM);
+	close(mfd);
+}
+
+/* A sealed region with one ring: the client opens ring 0, then refuses
+ * ring 1 (-EBADMSG) and must undo ring 0 (its role, its mapping). */
+Test(chan, client_refuses_a_region_with_one_ring, .timeout = 60)
+{
+	struct lfshm_ring_config cfg = { .kind = LFSHM_SPSC,
+					 .capacity = 4096 };
+	uint64_t size;
+	void *map;
+	int fd;
+
+	cr_assert_eq(lfshm__region_create(&cfg, 1, &fd, &map, &size), 0);
+	region_server(fd, -EBADMSG);
+	/* ring 0's consumer role was released: claimable again */
+	cr_assert_eq(atomic_load(&((struct lfshm__ctrl *)((char *)map +
+			LFSHM__CTRL_OFF(0)))->cons_owner), LFSHM__OWNER_GONE);
+	munmap(map, size);
+	close(fd);
 }
 
 Test(chan, client_refuses_mutex_rings, .timeout = 60)
@@ -636,4 +723,361 @@ Test(chan, server_survives_clients_that_crash_hang_or_send_garbage,
 	cr_assert_eq(lfshm_test_count_fds(), before - 2 /* the pipe */,
 		     "every region freed");
 	lfshm_listener_close(l);
+}
+
+/* ---- peer death through the socket (channel rings keep no region fd) */
+
+struct kill_arg {
+	int ctl;  /* EOF from the parent: exit */
+	int ctlw; /* its write end: closed in the child */
+};
+
+/* Connects, then idles until the parent closes ctl (it is killed first). */
+static int idle_client(void *arg)
+{
+	struct kill_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	char b;
+
+	close(a->ctlw);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	while (read(a->ctl, &b, 1) > 0)
+		;
+	return 0;
+}
+
+/* A watcher forked from the server: sees the server's handle go to sleep
+ * (a sleeper bit on the word: the mapping is inherited), then kills the
+ * client.  Polls a shared word, bounded by the watchdog. */
+static int kill_when_asleep(_Atomic uint32_t *word, pid_t victim)
+{
+	for (int i = 0; i < WATCHDOG_MS; i++) {
+		uint32_t v = atomic_load_explicit(word, memory_order_relaxed);
+
+		if (v & (LFSHM__EC_WAITER | LFSHM__EC_SOCK)) {
+			kill(victim, SIGKILL);
+			return 0;
+		}
+		usleep(1000);
+	}
+	return 1;
+}
+
+/* The server blocks (recv on an empty ring, or send on a full one) and the
+ * client is SIGKILLed meanwhile: the wait ends with -EPIPE, seen through
+ * the channel socket (its rings have no liveness lock any more). */
+static void killed_client_wakes_server(bool send_side)
+{
+	struct lfshm_listen_config cfg = { .capacity = 4096 };
+	struct lfshm_listener *l = listen_on(&cfg);
+	struct lfshm_chan *c = NULL;
+	struct kill_arg a;
+	int ctl[2], before = lfshm_test_count_fds();
+	char buf[256] = { 0 };
+	pid_t pid, watcher;
+	long rc;
+
+	cr_assert_eq(pipe2(ctl, O_CLOEXEC), 0);
+	a = (struct kill_arg){ .ctl = ctl[0], .ctlw = ctl[1] };
+	pid = lfshm_test_spawn(idle_client, &a);
+	close(ctl[0]);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	if (send_side)
+		while (lfshm_ring_send(lfshm_chan_tx(c), buf, sizeof(buf),
+				       0) == 0)
+			;
+	watcher = fork();
+	cr_assert_geq(watcher, 0);
+	if (watcher == 0) {
+		struct lfshm__ctrl *k = send_side ? lfshm_chan_tx(c)->ctrl :
+						     lfshm_chan_rx(c)->ctrl;
+
+		close(ctl[1]);
+		_exit(kill_when_asleep(send_side ? &k->space_ec : &k->data_ec,
+				       pid));
+	}
+	if (send_side)
+		rc = lfshm_ring_send(lfshm_chan_tx(c), buf, sizeof(buf), -1);
+	else
+		rc = lfshm_ring_recv(lfshm_chan_rx(c), buf, sizeof(buf), -1);
+	close(ctl[1]);
+	cr_assert_eq(lfshm_test_wait(watcher, WATCHDOG_MS), 0, "watcher");
+	cr_assert_eq(lfshm_test_wait(pid, WATCHDOG_MS), 128 + SIGKILL);
+	cr_assert_eq(rc, -EPIPE, "got %ld", rc);
+	cr_assert_eq(lfshm_chan_check(c), -EPIPE);
+	lfshm_chan_close(c);
+	cr_assert_eq(lfshm_test_count_fds(), before, "region freed");
+	lfshm_listener_close(l);
+}
+
+Test(chan, killed_client_ends_a_blocked_recv, .timeout = 60)
+{
+	killed_client_wakes_server(false);
+}
+
+Test(chan, killed_client_ends_a_blocked_send, .timeout = 60)
+{
+	killed_client_wakes_server(true);
+}
+
+/* voluntary_ctxt_switches of a single-threaded process, or -1 */
+static long ctxt_switches(pid_t pid)
+{
+	char p[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
+	f = fopen(p, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* 1 when the process sleeps (state S in /proc/pid/stat) */
+static int sleeping(pid_t pid)
+{
+	char p[64], buf[512], *s;
+	FILE *f;
+	size_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	s = strrchr(buf, ')');
+	return s && s[1] == ' ' && s[2] == 'S';
+}
+
+struct block_arg {
+	int rep; /* one byte: about to block in recv */
+	int ctl, ctlw;
+};
+
+/* Blocks in recv(-1) on an idle channel; exits 0 when that says -EPIPE. */
+static int blocked_client(void *arg)
+{
+	struct block_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	char b = 'b';
+	long rc;
+
+	close(a->ctlw);
+	close(a->ctl);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	if (write(a->rep, &b, 1) != 1)
+		return 11;
+	close(a->rep);
+	rc = lfshm_ring_recv(lfshm_chan_rx(c), &b, 1, -1);
+	return rc == -EPIPE ? 0 : 12;
+}
+
+/* The server side: listens (says so on rep), accepts, then idles until
+ * the parent closes ctl (it is killed first). */
+static int idle_server(void *arg)
+{
+	struct block_arg *a = arg;
+	struct lfshm_listener *l = NULL;
+	struct lfshm_chan *c = NULL;
+	char b;
+
+	close(a->ctlw);
+	if (lfshm_listen(path, NULL, &l))
+		return 10;
+	if (write(a->rep, "s", 1) != 1) /* listening */
+		return 11;
+	close(a->rep);
+	if (accept_wait(l, &c))
+		return 12;
+	while (read(a->ctl, &b, 1) > 0)
+		;
+	return 0;
+}
+
+/*
+ * A consumer blocked in recv(-1) on an idle channel sleeps until something
+ * happens: it used to wake once a second (the liveness slice of a futex
+ * sleep) to ask whether its peer still lived; now it sleeps on the channel
+ * socket, whose hang-up is the peer's death.  Its voluntary context
+ * switches over 4 s: 0 now (nothing wakes it), 3 or more with slices.
+ * And the server's death still ends the wait with -EPIPE.
+ */
+Test(chan, blocked_consumer_does_not_wake_while_idle, .timeout = 60)
+{
+	struct block_arg a;
+	int rep[2], ctl[2], i;
+	pid_t srv, cli;
+	long s0, s1;
+	char b;
+
+	mkpath();
+	cr_assert_eq(pipe2(rep, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(ctl, O_CLOEXEC), 0);
+	a = (struct block_arg){ .rep = rep[1], .ctl = ctl[0], .ctlw = ctl[1] };
+	srv = lfshm_test_spawn(idle_server, &a);
+	cr_assert_gt(srv, 0);
+	cr_assert_eq(read(rep[0], &b, 1), 1, "server listening");
+	cli = lfshm_test_spawn(blocked_client, &a);
+	cr_assert_gt(cli, 0);
+	close(rep[1]);
+	close(ctl[0]);
+	cr_assert_eq(read(rep[0], &b, 1), 1, "client connected");
+	for (i = 0; i < WATCHDOG_MS && !sleeping(cli); i++)
+		usleep(1000);
+	s0 = ctxt_switches(cli);
+	usleep(4000000); /* the measurement window, not a synchronisation */
+	s1 = ctxt_switches(cli);
+	kill(srv, SIGKILL);
+	close(ctl[1]);
+	cr_assert_eq(lfshm_test_wait(srv, WATCHDOG_MS), 128 + SIGKILL);
+	cr_assert_eq(lfshm_test_wait(cli, WATCHDOG_MS), 0,
+		     "the client's recv did not end with -EPIPE");
+	close(rep[0]);
+	unlink(path);
+	cr_assert_geq(s0, 0);
+	cr_assert_lt(s1 - s0, 2, "%ld wake-ups in 4 s of idle sleep",
+		     s1 - s0);
+}
+
+/* ---- pre-faulted channels ------------------------------------------- */
+
+/* 1 when the page at addr is mapped in this process (pagemap bit 63) */
+static int page_present(const void *addr)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t off = (off_t)((uintptr_t)addr / 4096) * 8;
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &e, sizeof(e), off);
+	close(fd);
+	return n == sizeof(e) ? (int)(e >> 63) : -1;
+}
+
+/* Header page and the first data page of both rings: what the first
+ * message of a channel touches. */
+static int chan_present(const struct lfshm_chan *c)
+{
+	return page_present(lfshm_chan_tx(c)->map) == 1 &&
+	       page_present(lfshm_chan_tx(c)->data) == 1 &&
+	       page_present(lfshm_chan_rx(c)->data) == 1;
+}
+
+static int prefault_client(void *arg)
+{
+	struct lfshm_chan *c = NULL;
+	int rc;
+
+	(void)arg;
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	rc = chan_present(c) ? 0 : 11;
+	/* until the server closes: our region must stay until it looked */
+	if (wait_eof(lfshm_chan_fd(c)))
+		return 12;
+	lfshm_chan_close(c);
+	return rc;
+}
+
+/* A fresh channel's pages are mapped in on both sides before the first
+ * message (it used to pay the page faults: 35-85 us against ~20 us for
+ * the first message over UDS). */
+Test(chan, fresh_channel_is_prefaulted_on_both_sides, .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	pid_t pid;
+	int ok, st;
+
+	if (page_present(&ok) != 1)
+		cr_skip_test("no /proc/self/pagemap");
+	pid = lfshm_test_spawn(prefault_client, NULL);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	ok = chan_present(c);
+	lfshm_chan_close(c);
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	lfshm_listener_close(l);
+	cr_assert(ok, "server: pages not mapped in after accept");
+	cr_assert_eq(st, 0, "client: %s", st == 11 ?
+		     "pages not mapped in after connect" : "failed");
+}
+
+/* ---- a peer that closed while its socket lives on ------------------- */
+
+struct heir_arg {
+	int hold;   /* the heir exits on EOF here */
+	int holdw;  /* its write end (the parent's) */
+	int done;   /* we write one byte here once the channel is closed */
+};
+
+/* Connects, forks an heir that keeps the socket open, closes the channel
+ * (its roles go to LFSHM__OWNER_GONE, the socket is not hung up), says so. */
+static int closing_client(void *arg)
+{
+	struct heir_arg *a = arg;
+	struct lfshm_chan *c = NULL;
+	pid_t heir;
+	char b = 'c';
+
+	close(a->holdw);
+	if (lfshm_connect(path, -1, &c))
+		return 10;
+	heir = fork();
+	if (heir < 0)
+		return 11;
+	if (heir == 0) {
+		close(a->done);
+		while (read(a->hold, &b, 1) > 0)
+			;
+		_exit(0);
+	}
+	lfshm_chan_close(c);
+	return write(a->done, &b, 1) == 1 ? 0 : 12;
+}
+
+/* A consumer that starts its wait after the peer closed its channel, whose
+ * socket another process still holds: no hang-up will come, so the wait
+ * must see the released role before it sleeps (-EPIPE, not a timeout). */
+Test(chan, blocked_recv_sees_a_peer_that_closed_while_its_socket_lives_on,
+     .timeout = 60)
+{
+	struct lfshm_listener *l = listen_on(NULL);
+	struct lfshm_chan *c = NULL;
+	struct heir_arg a;
+	int hold[2], done[2], st;
+	char buf[64], b;
+	long rc;
+	pid_t pid;
+
+	cr_assert_eq(pipe2(hold, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(done, O_CLOEXEC), 0);
+	a = (struct heir_arg){ .hold = hold[0], .holdw = hold[1],
+			       .done = done[1] };
+	pid = lfshm_test_spawn(closing_client, &a);
+	close(hold[0]);
+	close(done[1]);
+	cr_assert_eq(accept_wait(l, &c), 0);
+	cr_assert_eq(read(done[0], &b, 1), 1, "client did not close");
+	st = lfshm_test_wait(pid, WATCHDOG_MS);
+	cr_assert_eq(st, 0, "client: exit %d", st);
+	cr_assert_eq(lfshm_chan_check(c), 0, "the socket is not hung up");
+	lfshm_ring_set_spin(lfshm_chan_rx(c), 0);
+	rc = lfshm_ring_recv(lfshm_chan_rx(c), buf, sizeof(buf),
+			     5000000000ll);
+	close(hold[1]); /* the heir exits */
+	close(done[0]);
+	lfshm_chan_close(c);
+	lfshm_listener_close(l);
+	cr_assert_eq(rc, -EPIPE, "recv: %ld", rc);
 }

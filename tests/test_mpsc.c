@@ -957,7 +957,7 @@ Test(mpsc, revokes_a_claim_whose_header_was_never_written)
 	char b[8];
 
 	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
-	t = atomic_fetch_add(&c->ctrl->tail, 48); /* the lost claim */
+	t = atomic_fetch_add(&c->ctrl->tail, 64); /* the lost claim */
 	cr_assert_eq(lfshm_ring_send(p, "b", 1, 0), 0);
 	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 1);
 	cr_expect_eq(b[0], 'a');
@@ -998,6 +998,264 @@ Test(mpsc, unblock_is_for_mpsc_consumers)
 	lfshm_ring_close(c);
 }
 
+/* ---- issue 11: granule stamps, chunk claims ------------------------- */
+
+#define T_READY (1ull << 63)
+#define T_SIZE  (5ull << 60) /* src/mpsc.c W_SIZE */
+
+static _Atomic uint64_t *slot(struct lfshm_ring *c, uint64_t pos)
+{
+	return (_Atomic uint64_t *)(c->data + (pos & c->mask));
+}
+
+/*
+ * A release stamps only the first two words of each 64-byte granule (the
+ * only places a record's word0 and word1 can be); the rest keeps the last
+ * lap's bytes.  A lap whose payload is nothing but look-alikes (a READY
+ * header where a word0 can be, a size word where a word1 can be) must
+ * never be taken for a record or for a size in the next lap: a claim
+ * whose header was never written is waited for, a dead owner's missing
+ * size is seen as missing.
+ */
+Test(mpsc, stale_payload_is_never_a_header_or_a_size_next_lap)
+{
+	struct lfshm_ring *c = make_consumer(4096);
+	struct lfshm_ring *p = attach_producer(c), *q = attach_producer(c);
+	uint64_t fake[1008 / 8], pos, w1;
+	_Atomic uint64_t *w;
+	struct lfshm_msg m;
+	unsigned i;
+	void *buf;
+	char b[8];
+
+	lfshm_ring_set_stall_ns(c, -1);
+	/* payload word k sits at record start + 16 + 8k: even k on the
+	 * first word of a granule, odd k on the second */
+	for (i = 0; i < 1008 / 8; i++)
+		fake[i] = i % 2 ? T_SIZE | 1024 : T_READY | 8;
+	for (i = 0; i < 4; i++) { /* one lap of it */
+		cr_assert_eq(lfshm_ring_send(p, fake, sizeof(fake), 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, fake, sizeof(fake), 0),
+			     sizeof(fake));
+	}
+	/* next lap: a record, then a claim whose header nobody wrote, at a
+	 * place that held a READY look-alike */
+	cr_assert_eq(lfshm_ring_send(p, "a", 1, 0), 0);
+	pos = atomic_fetch_add(&c->ctrl->tail, 64);
+	cr_assert_eq(pos & 4095, 64);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_assert_eq(m.len, 1);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN,
+		     "a stale word taken for a header");
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	/* a dead owner that wrote its BUSY word but not the size: its word1
+	 * is whatever the release left there (a size look-alike unless
+	 * stamped); the size would swallow the records after it */
+	pos = atomic_load(&c->ctrl->tail);
+	w1 = atomic_load(slot(c, pos + 8));
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	cr_assert_eq(p->p_resv, pos);
+	w = (_Atomic uint64_t *)((char *)buf - 16);
+	atomic_store(w, atomic_load(w) ^ (1ull << 30)); /* owner: dead */
+	atomic_store(w + 1, w1);                        /* size unwritten */
+	for (i = 0; i < 12; i++)
+		cr_assert_eq(lfshm_ring_send(q, "z", 1, 0), 0);
+	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), -EAGAIN);
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	for (i = 0; i < 12; i++) {
+		cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), 1,
+			     "message %u of 12", i);
+		cr_expect_eq(b[0], 'z');
+	}
+	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 0), -EAGAIN);
+	lfshm_ring_close(p);
+	lfshm_ring_close(q);
+	lfshm_ring_close(c);
+}
+
+static void more_batch(struct lfshm_ring *p, unsigned n, unsigned first,
+		       uint64_t *tails)
+{
+	void *buf;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+		if (tails)
+			tails[i] = atomic_load(&p->ctrl->tail);
+		memset(buf, (int)(first + i), 100);
+		cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, first + i,
+						  LFSHM_MORE), 0);
+	}
+}
+
+static void expect_batch(struct lfshm_ring *c, unsigned n, unsigned first)
+{
+	struct lfshm_msg m;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		cr_assert_eq(lfshm_ring_peek(c, &m), 0, "record %u", first + i);
+		cr_expect_eq(m.type, first + i);
+		cr_expect_eq(m.len, 100);
+		cr_expect_eq(((unsigned char *)m.data)[99], (first + i) & 255);
+		cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	}
+}
+
+/* The head reached the tail: nothing of a chunk was left for the
+ * consumer to wait at (auto-unblock is off). */
+static void expect_drained(struct lfshm_ring *c)
+{
+	struct lfshm_msg m;
+
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	cr_expect_eq(c->c_head, atomic_load(&c->ctrl->tail),
+		     "the consumer waits at unused claimed space");
+}
+
+/*
+ * A LFSHM_MORE batch the size of the last one claims its space in one
+ * tail CAS and carves its records out of it; the end of the batch (flush,
+ * a commit without LFSHM_MORE, an abort with nothing held back) pads what
+ * is left, so the consumer never waits at it.
+ */
+Test(mpsc, more_batch_claims_its_space_once_and_pads_the_rest)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c);
+	uint64_t tails[8], t0;
+	void *buf;
+	unsigned i;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	more_batch(p, 8, 0, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 0);
+	/* the same again: one claim of 8 records */
+	t0 = atomic_load(&c->ctrl->tail);
+	more_batch(p, 8, 8, tails);
+	for (i = 0; i < 8; i++)
+		cr_expect_eq(tails[i], t0 + 8 * 128, "tail after record %u", i);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 8);
+	expect_drained(c);
+	/* a shorter batch: the flush pads the rest */
+	more_batch(p, 3, 16, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 3, 16);
+	expect_drained(c);
+	/* ended by a commit without LFSHM_MORE */
+	more_batch(p, 8, 19, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 19);
+	more_batch(p, 1, 27, NULL);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	memset(buf, 28, 100);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 28, 0), 0);
+	expect_batch(c, 2, 27);
+	expect_drained(c);
+	/* ended by an abort: the batch before was one record */
+	more_batch(p, 8, 29, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 29);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	cr_assert_neq(atomic_load(&c->ctrl->tail), p->p_resv + 128);
+	cr_assert_eq(lfshm_ring_abort(p, buf), 0);
+	expect_drained(c);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/*
+ * The consumer may revoke the unused rest of a live producer's chunk (the
+ * head stuck there: the batch published by itself at 33 records).  The
+ * producer's next record then fails to take its header there and claims
+ * new space; once the consumer has passed the rest the producer does not
+ * even try (a lap later the space holds other records, whose payload can
+ * hold FREE of the rest's lap, e.g. zeros in lap 0): nothing is lost,
+ * nothing lands in space the consumer passed.
+ */
+Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c), *q = attach_producer(c);
+	static uint64_t mimic[125];
+	static unsigned char in[1000];
+	uint64_t rest;
+	unsigned i;
+	void *buf;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	more_batch(p, 40, 0, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 40, 0);
+	/* 40 records' worth claimed; the 33rd publishes the batch */
+	more_batch(p, 33, 40, NULL);
+	expect_batch(c, 33, 40);
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - c->c_head, 7 * 128);
+	/* revoked while the consumer's released head still stands there */
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	cr_expect_eq(p->m_revoked, 1);
+	memset(buf, 73, 100);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 73, 0), 0);
+	expect_batch(c, 1, 73);
+	expect_drained(c);
+
+	/* again, but the batch ends (flush) after the consumer passed and
+	 * freed the rest: no pad lands there (it would be read as a pad a
+	 * lap later, over other records) */
+	more_batch(p, 33, 74, NULL);
+	expect_batch(c, 33, 74);
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - c->c_head, 128);
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	expect_drained(c);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	for (i = 0; i < 1100; i++) { /* two laps and more */
+		more_batch(p, 1, 107 + i, NULL);
+		cr_assert_eq(lfshm_ring_flush(p), 0);
+		expect_batch(c, 1, 107 + i);
+	}
+	cr_expect_eq(p->m_revoked, 2);
+
+	/* and a lap later a carve must not land in q's look-alikes (from the
+	 * start of a lap, so that no chunk is cut short by the wrap) */
+	while (atomic_load(&c->ctrl->tail) & c->mask) {
+		cr_assert_eq(lfshm_ring_send(q, "f", 1, 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), 1);
+	}
+	more_batch(p, 40, 2000, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 40, 2000);
+	more_batch(p, 33, 2040, NULL);
+	expect_batch(c, 33, 2040);
+	rest = p->m_chunk_pos;
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - rest, 7 * 128);
+	cr_expect_eq(lfshm_ring_unblock(c), 1);
+	expect_drained(c);
+	while (atomic_load(&c->ctrl->tail) + 192 <= rest + c->cap) {
+		cr_assert_eq(lfshm_ring_send(q, "f", 1, 0), 0);
+		cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), 1);
+	}
+	for (i = 0; i < 125; i++) /* what the rest held: FREE(its lap) */
+		mimic[i] = rest / c->cap;
+	cr_assert_eq(lfshm_ring_send(q, mimic, sizeof(mimic), 0), 0);
+	cr_assert_eq(atomic_load(&c->ctrl->tail) - (rest + c->cap) < 1024, 1);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	memset(buf, 33, 100);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 33, 0), 0);
+	cr_assert_eq(lfshm_ring_recv(c, in, sizeof(in), 0), sizeof(mimic));
+	cr_expect_eq(memcmp(in, mimic, sizeof(mimic)), 0,
+		     "a stale chunk carved into another producer's record");
+	expect_batch(c, 1, 33);
+	cr_expect_eq(p->m_revoked, 3);
+	lfshm_ring_close(q);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 /* ---- hostile region ------------------------------------------------- */
 
 static _Atomic uint64_t *word(struct lfshm_ring *c, uint64_t pos)
@@ -1025,7 +1283,9 @@ static void expect_badmsg_after(void (*corrupt)(struct lfshm_ring *c,
 		rc = lfshm_ring_unblock(c);
 	cr_expect_eq(rc, -EBADMSG, "got %d", rc);
 	cr_expect_eq(lfshm_ring_peek(c, &m), -EBADMSG);
-	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), -1), -EBADMSG);
+	/* a poisoned handle never waits (bounded, so that a handle that
+	 * is not poisoned fails here instead of hanging) */
+	cr_expect_eq(lfshm_ring_recv(c, b, sizeof(b), 1000000000), -EBADMSG);
 	cr_expect_eq(lfshm_ring_unblock(c), -EBADMSG);
 	lfshm_ring_close(p);
 	lfshm_ring_close(c);
@@ -1039,6 +1299,12 @@ static void tail_far_ahead(struct lfshm_ring *c, uint64_t pos)
 static void tail_misaligned(struct lfshm_ring *c, uint64_t pos)
 {
 	atomic_store(&c->ctrl->tail, pos + 36);
+}
+
+/* 8-aligned, but records and claims start on 64-byte granules */
+static void tail_off_granule(struct lfshm_ring *c, uint64_t pos)
+{
+	atomic_store(&c->ctrl->tail, pos + 72);
 }
 
 static void tail_behind(struct lfshm_ring *c, uint64_t pos)
@@ -1059,6 +1325,13 @@ static void len_past_tail(struct lfshm_ring *c, uint64_t pos)
 static void pad_len_odd(struct lfshm_ring *c, uint64_t pos)
 {
 	atomic_store(word(c, pos), (1ull << 61) | 13);
+}
+
+/* a pad of 72 bytes would put the next header off a granule */
+static void pad_off_granule(struct lfshm_ring *c, uint64_t pos)
+{
+	atomic_store(&c->ctrl->tail, pos + 192);
+	atomic_store(word(c, pos), (1ull << 61) | 64);
 }
 
 static void pad_len_wraps(struct lfshm_ring *c, uint64_t pos)
@@ -1100,23 +1373,25 @@ static void dead_busy_bad_size(struct lfshm_ring *c, uint64_t pos)
 	atomic_store(word(c, pos + 8), 1ull << 63 | 1ull << 40);
 }
 
-Test(mpsc, hostile_tail_gives_ebadmsg)
+Test(mpsc, hostile_tail_gives_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(tail_far_ahead);
 	expect_badmsg_after(tail_misaligned);
+	expect_badmsg_after(tail_off_granule);
 	expect_badmsg_after(tail_behind);
 }
 
-Test(mpsc, hostile_lengths_give_ebadmsg)
+Test(mpsc, hostile_lengths_give_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(len_too_big);
 	expect_badmsg_after(len_past_tail);
 	expect_badmsg_after(pad_len_odd);
+	expect_badmsg_after(pad_off_granule);
 	expect_badmsg_after(pad_len_wraps);
 	expect_badmsg_after(pad_past_end);
 }
 
-Test(mpsc, hostile_in_progress_markers_give_ebadmsg)
+Test(mpsc, hostile_in_progress_markers_give_ebadmsg, .timeout = 60)
 {
 	expect_badmsg_after(busy_reserved_bits);
 	expect_badmsg_after(busy_key_zero);

@@ -13,7 +13,9 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -178,8 +180,9 @@ ParameterizedTestParameters(tool, stat_json_shows_a_live_ring)
 ParameterizedTest(const unsigned *kindp, tool, stat_json_shows_a_live_ring,
 		  .timeout = 60)
 {
-	/* record sizes: 8-byte header (16 for MPSC) + payload, 8-aligned */
-	uint64_t rec = *kindp == LFSHM_MPSC ? 120 : 112;
+	/* record sizes: 8-byte header + payload, 8-aligned (MPSC: 16-byte
+	 * header, 64-byte granules) */
+	uint64_t rec = *kindp == LFSHM_MPSC ? 128 : 112;
 	struct holder h = { .kind = *kindp };
 	static char out[1 << 16];
 	char pid[16];
@@ -446,4 +449,93 @@ Test(tool, stat_fails_for_a_pid_it_cannot_read)
 			      NULL, NULL), 2);
 	cr_expect_eq(run_tool(out, sizeof(out), "bogus", NULL, NULL, NULL,
 			      NULL), 2);
+}
+
+/* child: the client end of a channel, one message each way sent, none
+ * received: its rings keep no fd of their region, only the mapping */
+static int channel_holder(struct holder *h)
+{
+	struct lfshm_listen_config cfg = { .capacity = 4096 };
+	struct lfshm_listener *l;
+	struct lfshm_chan *s = NULL, *c = NULL;
+	char path[64], buf[MSG] = { 0 };
+	struct pollfd pf;
+	int rc;
+
+	(void)h;
+	snprintf(path, sizeof(path), "/tmp/lfshm-tool-%d.sock", (int)getpid());
+	if (lfshm_listen(path, &cfg, &l))
+		return 10;
+	/* lfshm_connect waits for the server's hello: the server is a
+	 * grandchild, which holds its end until we exit (its socket then
+	 * hangs up) */
+	if (fork() == 0) {
+		pf = (struct pollfd){ .fd = lfshm_listener_fd(l),
+				      .events = POLLIN };
+		if (poll(&pf, 1, 30000) != 1 || lfshm_accept(l, &s))
+			_exit(1);
+		if (lfshm_ring_send(lfshm_chan_tx(s), buf, MSG, 0))
+			_exit(2);
+		pf = (struct pollfd){ .fd = lfshm_chan_fd(s),
+				      .events = POLLRDHUP };
+		poll(&pf, 1, -1);
+		_exit(0);
+	}
+	rc = lfshm_connect(path, 30ll * 1000000000, &c);
+	lfshm_listener_close(l);
+	if (rc)
+		return 11;
+	if (lfshm_ring_send(lfshm_chan_tx(c), buf, MSG, 0))
+		return 12;
+	/* the server's message is there (not taken) before we say ready */
+	if (lfshm_ring_wait_data(lfshm_chan_rx(c), 30ll * 1000000000))
+		return 13;
+	return 0; /* the channel stays open until the process exits */
+}
+
+/* A channel's rings keep no fd of their region: stat finds them through
+ * /proc/PID/maps and opens them through /proc/PID/map_files (privileged;
+ * skipped without). */
+Test(tool, stat_shows_a_channel_through_its_mapping, .timeout = 60)
+{
+	struct holder h = { 0 };
+	static char out[1 << 16];
+	char pid[16], mf[300];
+	struct dirent *e;
+	int rc, ok = 0;
+	DIR *d;
+
+	/* may we open map_files entries at all? (our own, any mapping) */
+	d = opendir("/proc/self/map_files");
+	while (d && !ok && (e = readdir(d))) {
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(mf, sizeof(mf), "/proc/self/map_files/%s", e->d_name);
+		fd = open(mf, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ok = 1;
+			close(fd);
+		} else if (errno == EPERM || errno == EACCES) {
+			break;
+		}
+	}
+	if (d)
+		closedir(d);
+	if (!ok)
+		cr_skip_test("/proc/PID/map_files cannot be opened here");
+	holder_start(&h, channel_holder);
+	snprintf(pid, sizeof(pid), "%d", (int)h.pid);
+	rc = run_tool(out, sizeof(out), "stat", "--json", pid, NULL, NULL);
+	cr_expect_eq(rc, 0, "exit %d: %s", rc, out);
+	/* one region, two rings, no fd */
+	cr_expect_eq(count(out, "\"ring\":"), 2, "%s", out);
+	cr_expect_eq(count(out, "\"fd\":-1,"), 2, "%s", out);
+	expect_field(out, "\"ring\":0,\"kind\":\"spsc\"");
+	expect_field(out, "\"ring\":1,\"kind\":\"spsc\"");
+	/* the client's request in ring 1, the server's in ring 0 */
+	cr_expect_eq(count(out, "\"in_flight\":112,"), 2, "%s", out);
+	cr_expect_eq(count(out, "\"status\":\"ok\""), 2, "%s", out);
+	holder_stop(&h);
 }

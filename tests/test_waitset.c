@@ -502,8 +502,8 @@ Test(waitset, thousands, .timeout = 300)
 	int rep[2], ctl[2], fds0, fds1;
 	pid_t pid;
 
-	/* each side: socket, region, liveness lock per channel */
-	n = (lim - 64) / 3;
+	/* each side: the socket per channel (src/chan.c) */
+	n = lim - 64;
 	if (n > 10000)
 		n = 10000;
 	n = (unsigned)lfshm_test_scaled(n, 200);

@@ -6,7 +6,11 @@
  *   lfshm --version
  *
  * `stat` scans /proc/PID/fd of the given processes (of every process it
- * may read when none is given) for memfds named "lfshm", with the access
+ * may read when none is given) for memfds named "lfshm", then
+ * /proc/PID/maps for mappings of such memfds it did not see through an
+ * fd (channel rings keep no fd of their region), which it opens through
+ * /proc/PID/map_files (the kernel allows that only with CAP_SYS_ADMIN or
+ * CAP_CHECKPOINT_RESTORE; without, channels are not shown), with the access
  * rights the caller already has: each one is opened read-only through
  * /proc/PID/fd/N, checked like lfshm_ring_attach() checks a region (a
  * regular file, sealed against shrinking, a sane size), mapped PROT_READ
@@ -289,12 +293,14 @@ static void view_ring(int rfd, const unsigned char *page, uint64_t size,
 		rv->status = "ok";
 }
 
-/* Open, check, map and copy the region behind /proc/pid/fd/fd. */
-static void view_region(pid_t pid, int fd, struct region_view *v)
+/* Open, check, map and copy the region behind /proc/pid/fd/fd, or (fd
+ * -1) behind /proc/pid/map_files/range. */
+static void view_region(pid_t pid, int fd, const char *range,
+			struct region_view *v)
 {
 	unsigned char page[LFSHM__HDR_SIZE];
 	const struct lfshm__region_hdr *h = (const void *)page;
-	char path[64];
+	char path[128];
 	struct stat st;
 	void *map;
 	int rfd, seals;
@@ -303,7 +309,11 @@ static void view_region(pid_t pid, int fd, struct region_view *v)
 	memset(v, 0, sizeof(*v));
 	v->pid = pid;
 	v->fd = fd;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	if (range)
+		snprintf(path, sizeof(path), "/proc/%d/map_files/%s", (int)pid,
+			 range);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
 	rfd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (rfd < 0) {
 		v->reason = errno == EACCES || errno == EPERM ?
@@ -363,12 +373,13 @@ struct proc_regions {
 	struct region_view *r;
 };
 
-static int add_region(struct proc_regions *p, pid_t pid, int fd)
+static int add_region(struct proc_regions *p, pid_t pid, int fd,
+		      const char *range)
 {
 	struct region_view v, *nr;
 	unsigned i;
 
-	view_region(pid, fd, &v);
+	view_region(pid, fd, range, &v);
 	if (v.reason && !strcmp(v.reason, "no permission") && !verbose)
 		return 0;
 	/* the same region through several fds of one process: once */
@@ -392,7 +403,43 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Regions held by pid, sorted by fd. */
+/* Regions pid has mapped but holds no fd of (the rings of a channel):
+ * each mapping of an lfshm memfd from offset 0 whose inode was not seen
+ * yet, opened through /proc/pid/map_files (fd shown as -1). */
+static int scan_maps(pid_t pid, struct proc_regions *p)
+{
+	char path[64], line[512];
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (!rc && fgets(line, sizeof(line), f)) {
+		char range[64], *name;
+		unsigned long long off, ino;
+		unsigned i;
+		int pos = 0;
+
+		if (sscanf(line, "%63s %*s %llx %*s %llu %n", range, &off,
+			   &ino, &pos) != 3 || !pos)
+			continue;
+		name = line + pos;
+		name[strcspn(name, "\n")] = '\0';
+		if (off != 0 || strcmp(name, MEMFD_NAME))
+			continue;
+		for (i = 0; i < p->n; i++)
+			if (p->r[i].ino == (ino_t)ino)
+				break;
+		if (i == p->n)
+			rc = add_region(p, pid, -1, range);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Regions held by pid, sorted by fd, then those it only maps. */
 static int scan_pid(pid_t pid, struct proc_regions *p)
 {
 	char path[64], link[256];
@@ -440,9 +487,9 @@ static int scan_pid(pid_t pid, struct proc_regions *p)
 	if (fds)
 		qsort(fds, nfds, sizeof(*fds), cmp_int);
 	for (i = 0; !rc && i < nfds; i++)
-		rc = add_region(p, pid, fds[i]);
+		rc = add_region(p, pid, fds[i], NULL);
 	free(fds);
-	return rc;
+	return rc ? rc : scan_maps(pid, p);
 }
 
 /* ---- output ------------------------------------------------------------ */

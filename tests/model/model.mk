@@ -30,6 +30,9 @@ MODEL_RUNS := \
 	mpsc-no-w2:mpsc:pass:-DCAP=2,-DSTALLS=0,-DNO_W2 \
 	mpsc-broken-p2-data:mpsc:fail:-DCAP=2,-DSTALLS=0,-DNO_P2_DATA \
 	mpsc-broken-p2-space:mpsc:fail:-DCAP=1,-DSTALLS=0,-DNO_P2_SPACE \
+	mpsc-more:mpsc:pass:-DCAP=2,-DNPROD=1,-DNEACH=2,-DSTALLS=1,-DCLOSE,-DMORE \
+	mpsc-broken-no-stamp0:mpsc:fail:-DCAP=1,-DNPROD=2,-DNEACH=1,-DSTALLS=0,-DNO_STAMP0 \
+	mpsc-broken-carve-store:mpsc:fail:-DCAP=2,-DNPROD=1,-DNEACH=2,-DSTALLS=1,-DCLOSE,-DMORE,-DCARVE_STORE \
 	doorbell:doorbell:pass:-DNMSG=3 \
 	doorbell-live:doorbell:live:-DNMSG=3 \
 	doorbell-no-w2:doorbell:pass:-DNO_W2 \
@@ -43,7 +46,8 @@ MODEL_DEEP_RUNS := \
 	mpsc-live2:mpsc:live:-DCAP=2,-DNPROD=2,-DNEACH=1,-DSTALLS=0 \
 	mpsc-stall2:mpsc:passbit:-DCAP=2,-DNPROD=2,-DNEACH=1,-DSTALLS=1 \
 	mpsc-close2:mpsc:passbit:-DCAP=1,-DNPROD=2,-DNEACH=1,-DSTALLS=0,-DCLOSE \
-	mpsc-broken-no-count:mpsc:failbit:-DCAP=2,-DNEACH=2,-DSTALLS=0,-DNO_COUNT
+	mpsc-broken-no-count:mpsc:failbit:-DCAP=2,-DNEACH=2,-DSTALLS=0,-DNO_COUNT \
+	mpsc-more2:mpsc:passbit:-DCAP=2,-DNPROD=2,-DNEACH=2,-DSTALLS=1,-DMORE
 
 model_name = $(word 1,$(subst :, ,$(1)))
 model_args = $(subst $(model_comma), ,$(subst :, ,$(1)))

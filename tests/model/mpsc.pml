@@ -1,18 +1,30 @@
 /*
- * mpsc.pml - the MPSC ring of src/mpsc.c (CAS claim on the tail, a state
- * word per record, lap-stamped FREE words, revocation of never-written
- * claims) and its sleep/wake handshake (src/wait.c), on x86-TSO, checked
- * with spin (see README.md, model.mk).
+ * mpsc.pml - the MPSC ring of src/mpsc.c (CAS claim on the tail, records
+ * on granules whose first two words are lap-stamped FREE by the release,
+ * chunk claims of LFSHM_MORE batches carved with a header CAS, revocation
+ * of never-written claims) and its sleep/wake handshake (src/wait.c), on
+ * x86-TSO, checked with spin (see README.md, model.mk).
  *
  * NPROD producers each send NEACH messages and close; one consumer
  * receives until -EPIPE.  Positions count 8-byte words, as the C code's
- * byte positions do (divided by 8).  Every record is the 16-byte header
- * alone: word0 (the state word) and word1 (the claim's size); the ring
- * holds CAPW = 2 * CAP words.  Records of one size never need the wrap
- * pad, so PAD (wrap, short commit, abort) is not modelled.  word1 carries
- * the message's identity here and stands for the payload as well: both
- * are relaxed stores made after the word0 CAS and published by R1, and
- * the consumer checks what it reads there.
+ * byte positions do (divided by 8).  A granule (64 bytes in C) is GW = 3
+ * words here: word0 (the state word), word1 (the claim's size) and one
+ * payload word, which the release does not stamp: it keeps the last
+ * lap's value.  Every record is one granule; the ring holds CAP of them
+ * (CAPW = GW * CAP words), so the wrap pad is not needed.  word1 carries
+ * the message's identity and the payload word a value derived from it:
+ * both are relaxed stores made after the word0 CAS and published by R1,
+ * and the consumer checks both.
+ *
+ * -DMORE: each producer's records are one LFSHM_MORE batch (NEACH <= 2):
+ * the first claims room for the whole batch in one tail CAS when the
+ * ring has it (a chunk), the second is carved out of it with the word0
+ * CAS FREE(lap) -> BUSY.  After the first record the producer may flush
+ * (PAD over the unused rest, publish, wake), publish by itself as at the
+ * LFSHM__MORE_BYTES threshold (the rest stays its own: the consumer may
+ * find it FREE, stall and revoke it) or hold it; the last commit (no
+ * LFSHM_MORE) pads the rest and publishes both.  A PAD here is one
+ * granule.
  *
  * Dead producers are not modelled (every owner is alive), but the stall
  * path is: a producer may be stopped between its tail CAS and its word0
@@ -41,8 +53,9 @@
 #define STALLS 1        /* how often the consumer may find a stall */
 #endif
 #define NTOTAL (NPROD * NEACH)
-#define CAPW   (2 * CAP)        /* ring size in words */
-#define NEED   2                /* words per claim: mrec_size(0) / 8 */
+#define GW     3                /* words per granule (GRAN / 8 in C) */
+#define CAPW   (GW * CAP)       /* ring size in words */
+#define NEED   GW               /* words per claim: one granule */
 
 #define NCPU (NPROD + 1)
 #define CONS 0          /* CPU of the consumer; producers are 1..NPROD */
@@ -60,6 +73,8 @@
 #define FREE(pos)  ((pos) / CAPW)       /* free_word(): the lap, < 16 */
 #define MSG(p, k)  (16 + 4 * (p) + (k)) /* word1 of message k of p */
 #define REVOKED    48                   /* W_REVOKED */
+#define PAD        49                   /* W_PAD over one granule */
+#define PAYLOAD(x) ((x) + 134)          /* payload of the message x */
 #define BUSY(p)    (64 + (p))           /* busy_word(owner p) */
 #define READY      128                  /* W_READY | type | len */
 #define IS_BUSY(w) ((w) >= 64 && (w) < 128)
@@ -78,6 +93,11 @@
 #define W2_FENCE 0
 #else
 #define W2_FENCE 1
+#endif
+#ifdef MORE
+#define BATCH 1
+#else
+#define BATCH 0
 #endif
 
 inline addr_name(a)
@@ -185,18 +205,75 @@ inline ready(me, which, slow, rc)
 
 #include "wait.pml"
 
+/* take_header(): word0 FREE(lap) -> BUSY; ok = 0: revoked */
+inline take_header(me, pos, ok)
+{
+	r_w = FREE(pos);
+	CAS(me, WORD(pos), r_w, BUSY(me), ok)
+}
+
+/* publish_one(): R1, store_release word0 = READY (the CAS from our own
+ * BUSY always succeeds here: nobody takes a live owner's record) */
+inline publish_one(me, pos)
+{
+	ST_GHOST(me, WORD(pos), READY, pend_data, pend_data + 1 - pub);
+	pub = 1
+}
+
+/* after wake_consumer() returned: no publish of ours is waiting for it */
+inline woke(me)
+{
+	d_step { pend_data = pend_data - pub; pub = 0 }
+}
+
+/* pad_chunk(): CAS FREE(lap) -> PAD (release) over the unused rest */
+inline pad_chunk(me)
+{
+	if
+	:: cpos != cend ->
+		r_w = FREE(cpos);
+		CAS(me, WORD(cpos), r_w, PAD, ok);
+		cpos = cend
+	:: else
+	fi
+}
+
 proctype producer(byte me)
 {
-	byte k = 1, t, v, rc, r_t, r_h, r_w, r_a, hcache;
-	bool ok, r_ok;
+	byte k = 1, t, v, rc, r_t, r_h, r_w, r_a, hcache, extra;
+	byte cpos, cend, pend;  /* chunk [cpos, cend); held-back record */
+	bool ok, r_ok, npend, pub;
 
 	do
 	:: k > NEACH -> break
 	:: else ->
-		/* lfshm_ring_send: reserve_wait() around mpsc_reserve() */
-		LD(me, TAIL, t);                        /* relaxed guess */
+		/* mpsc_reserve(): carve from the chunk first */
+		ok = 0;
+		if
+		:: cpos != cend ->
+			t = cpos;
+#ifdef CARVE_STORE
+			/* broken: the carve stores its header, no CAS */
+			ST(me, WORD(t), BUSY(me));
+			ok = 1;
+#else
+			take_header(me, t, ok);
+#endif
+			if
+			:: ok -> cpos = cpos + GW
+			:: else -> cpos = cend  /* revoked: drop the chunk */
+			fi
+		:: else
+		fi;
+		/* lfshm_ring_send: reserve_wait() around the claim */
+		if
+		:: !ok -> LD(me, TAIL, t)                /* relaxed guess */
+		:: else
+		fi;
 		do
-		:: if
+		:: ok -> break
+		:: else ->
+			if
 			:: t + NEED - hcache > CAPW ->
 				refresh_head(me, t)
 			:: else
@@ -204,21 +281,35 @@ proctype producer(byte me)
 			if
 			:: t + NEED - hcache > CAPW ->
 				/* -EAGAIN: mpsc_wait_space(): mpsc_flush()
-				 * (nothing pending: no LFSHM_MORE here),
+				 * (the held record, if any, and the rest),
 				 * lfshm__ec_wait(space_ec); then reserve */
+				if
+				:: npend ->
+					pad_chunk(me);
+					publish_one(me, pend);
+					npend = 0;
+					lfshm__ec_wake(me, DATA_EC, P2_DATA, v, r_ok);
+					woke(me)
+				:: else
+				fi;
 				lfshm__ec_wait(me, SPACE_EC, v, rc);
 				assert(rc == 1);
 				LD(me, TAIL, t)
 			:: else ->
-				/* the claim: CAS tail t -> t + need */
-				CAS(me, TAIL, t, t + NEED, ok);
+				/* chunk_extra(): the rest of the batch, if
+				 * the ring has room for it */
+				extra = (BATCH && k < NEACH &&
+					 t + 2 * NEED - hcache <= CAPW -> NEED : 0);
+				/* the claim: CAS tail t -> t + need + extra */
+				CAS(me, TAIL, t, t + NEED + extra, ok);
 				if
 				:: ok ->
 					/* step 2: CAS word0 FREE(lap) -> BUSY */
-					r_w = FREE(t);
-					CAS(me, WORD(t), r_w, BUSY(me), ok);
+					take_header(me, t, ok);
 					if
-					:: ok -> break
+					:: ok ->
+						cpos = t + NEED;
+						cend = t + NEED + extra
 					:: else ->
 						/* revoked (the word is REVOKED,
 						 * or already stamped for, or
@@ -230,16 +321,49 @@ proctype producer(byte me)
 				fi
 			fi
 		od;
-		/* word1 (size; here also the payload), relaxed */
+		/* word1 (size; here the identity) and the payload, relaxed */
 		ST(me, WORD(t + 1), MSG(me, k));
-		/* mpsc_commit(): publish_one(): R1, store_release word0 */
-		ST_GHOST(me, WORD(t), READY, pend_data, pend_data + 1);
-		/* wake_consumer() */
-		lfshm__ec_wake(me, DATA_EC, P2_DATA, v, ok);
-		pend_data--;
+		ST(me, WORD(t + 2), PAYLOAD(MSG(me, k)));
+		/* mpsc_commit() */
+		if
+		:: BATCH && k < NEACH ->
+			/* LFSHM_MORE: held back */
+			pend = t;
+			npend = 1;
+			if
+			:: true         /* held until the next commit */
+			:: /* lfshm_ring_flush(): pad the rest, publish */
+				pad_chunk(me);
+				publish_one(me, pend);
+				npend = 0;
+				lfshm__ec_wake(me, DATA_EC, P2_DATA, v, ok);
+				woke(me)
+			:: /* published by itself (threshold): the rest of
+			    * the chunk stays ours */
+				publish_one(me, pend);
+				npend = 0;
+				lfshm__ec_wake(me, DATA_EC, P2_DATA, v, ok);
+				woke(me)
+			fi
+		:: else ->
+			/* the end of the batch: end_batch() pads the rest,
+			 * then the held record and this one, R1 each */
+			pad_chunk(me);
+			if
+			:: npend ->
+				publish_one(me, pend);
+				npend = 0
+			:: else
+			fi;
+			publish_one(me, t);
+			/* wake_consumer() */
+			lfshm__ec_wake(me, DATA_EC, P2_DATA, v, ok);
+			woke(me)
+		fi;
 		k++;
 		/* dead locals to 0, so that equal states compare equal */
-		d_step { t = 0; v = 0; rc = 0; r_t = 0; r_h = 0; r_w = 0; ok = 0 }
+		d_step { t = 0; v = 0; rc = 0; r_t = 0; r_h = 0; r_w = 0; ok = 0;
+			 extra = 0; r_ok = 0 }
 	od;
 #ifdef CLOSE
 	/* mpsc_close(): flush (nothing), R3: CAS prod_attached n -> n - 1
@@ -268,7 +392,7 @@ inline revoke_gap(pos, n)
 		r_w = FREE(r_p);
 		CAS(CONS, WORD(r_p), r_w, REVOKED, r_ok);
 		if
-		:: r_ok -> r_p++; n++
+		:: r_ok -> r_p = r_p + GW; n++
 		:: else -> break
 		fi
 	:: else -> break
@@ -302,18 +426,27 @@ inline check_stall(rc)
 	fi
 }
 
+/* stamp_free(): the first two words of each granule, not the payload
+ * word (-DNO_STAMP0: not word0, a broken variant) */
+inline stamp(g)
+{
+#ifndef NO_STAMP0
+	ST(CONS, WORD(g), FREE(g) + 1);
+#endif
+	ST(CONS, WORD(g + 1), FREE(g) + 1)
+}
+
 /* mpsc_release(r, NULL): stamp_free(), R2, lfshm__ec_wake(space_ec) */
 inline release()
 {
 	if
 	:: c_head != c_rel ->
 		do
-		:: c_rel + 1 < c_head ->
-			ST(CONS, WORD(c_rel), FREE(c_rel) + 1); c_rel++
+		:: c_rel + GW < c_head ->
+			stamp(c_rel); c_rel = c_rel + GW
 		:: else -> break
 		od;
-		/* the last stamp and R2 in one step: no state in between */
-		ST(CONS, WORD(c_rel), FREE(c_rel) + 1);
+		stamp(c_rel);
 		c_rel = c_head;
 		ST_GHOST(CONS, HEAD, c_head, pend_space, 1);
 		lfshm__ec_wake(CONS, SPACE_EC, P2_SPACE, v, ok);
@@ -359,10 +492,13 @@ proctype consumer()
 			:: w == READY ->
 				assert(c_tail_cache - c_head >= NEED);
 				LD(CONS, WORD(c_head + 1), x);
-				/* a published message, in its producer's order */
+				/* a published message, in its producer's order,
+				 * with its payload */
 				p = (x - 16) / 4;
 				assert(x >= 16 && x < REVOKED && p >= 1 && p <= NPROD);
 				assert((x - 16) % 4 == last[p] + 1);
+				LD(CONS, WORD(c_head + 2), x);
+				assert(x == PAYLOAD(16 + 4 * p + last[p] + 1));
 				last[p]++;
 				got++;
 				c_head = c_head + NEED;
@@ -370,8 +506,8 @@ proctype consumer()
 				:: release()            /* lfshm_ring_recv */
 				:: skip                 /* lfshm_ring_drain */
 				fi
-			:: w == REVOKED ->
-				c_head++
+			:: w == REVOKED || w == PAD ->
+				c_head = c_head + GW
 			:: else ->
 				/* claimed, not ready: BUSY, or FREE of this
 				 * lap (anything else would poison) */
