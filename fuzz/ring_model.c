@@ -874,9 +874,9 @@ static void op_reopen(struct fz_in *in, int fd)
 	TRACE("  reopen %s\n", b == 0 ? "consumer" : b == 1 ? "producer" :
 		b == 2 ? "close producer" : "consumer after it died");
 	switch (b) {
-	case 3:
+	case 3: /* the consumer dies, then case 0 starts its successor */
 		consumer_dies(in);
-		/* fall through: the successor */
+		/* fall through */
 	case 0: /* a new consumer starts at the released position */
 		lfshm_ring_close(cons);
 		cons = NULL;

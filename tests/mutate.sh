@@ -165,19 +165,21 @@ mutant_attach_seals_grow_seal_only() {
 
 mutant_attach_size_before_seals() {
 	file=src/region.c
-	seals="${tab}seals = fcntl(fd, F_GET_SEALS);
-${tab}if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
+	chk="${tab}if (seals < 0) /* not a memfd (cannot carry seals), or no fd */
 ${tab}${tab}return errno == EBADF ? -EBADF : -EINVAL;
 ${tab}if ((seals & LFSHM__SEALS) != LFSHM__SEALS)
 ${tab}${tab}return -EPERM;
 "
-	size="${tab}if (fstat(fd, &st) < 0)
+	size="${tab}if (fstat(fd, st) < 0)
 ${tab}${tab}return -errno;
-${tab}if (!S_ISREG(st.st_mode))
-${tab}${tab}return -EINVAL;
 "
-	old="$seals$size"
-	new="$size$seals"
+	old="${tab}int seals = fcntl(fd, F_GET_SEALS);
+
+$chk$size"
+	new="${tab}int seals;
+
+$size${tab}seals = fcntl(fd, F_GET_SEALS);
+$chk"
 	tests="test_hostile test_region"
 }
 
