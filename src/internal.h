@@ -222,6 +222,10 @@ struct lfshm_ring {
 			* peer's death (-1: none; not owned by the handle) */
 	int bell_slept; /* consumer slept on live_sock (LFSHM__EC_SOCK) */
 
+	/* counters bumped on the message path: near the state above, not
+	 * after the MPSC arrays (a cold channel then pays one line less) */
+	struct lfshm_stats stats;
+
 	/* region */
 	const struct lfshm__ops *ops;
 	void *map;
@@ -254,8 +258,6 @@ struct lfshm_ring {
 	uint64_t m_chunk_end;  /* ... to here (LFSHM_MORE batches) */
 	uint64_t m_batch;      /* producer: bytes reserved in this batch, */
 	uint64_t m_last_batch; /* ... and in the last one (chunk size) */
-
-	struct lfshm_stats stats;
 };
 
 /*
