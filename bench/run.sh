@@ -123,6 +123,16 @@ load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 "$bin/uds" $opts --quiet > "$out/uds.csv"
 "$bin/lfshm" $opts --quiet --kind=spsc,mpsc > "$out/lfshm.csv"
 "$bin/mutex" $opts --quiet > "$out/mutex.csv"
+# Block round trips once more with both sides on one vCPU (the verdict
+# shows both): across two vCPUs a wake-up mostly times the hypervisor
+# waking a halted vCPU, the same for every transport; on one vCPU it is
+# the software path alone (syscalls, futex hash, scheduler, copies)
+one="--cpus=0,0 --workload=pingpong --sizes=64,4k,64k --seconds=$secs --format=csv --quiet"
+{
+	"$bin/floor" $one --wait=block --transport=floor-futex,ck_ec
+	"$bin/uds" $one --wait=block --no-header
+	"$bin/lfshm" $one --wait=block,uring --kind=spsc --no-header
+} > "$out/onecpu.csv"
 # fan-in: N channels into one server loop, lfshm and uds (own columns)
 "$bin/fanin" > "$out/fanin.csv"
 
@@ -132,7 +142,7 @@ load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 		tail -n +2 "$out/$f.csv"
 	done
 } > "$out/bench.csv"
-for f in floor uds lfshm; do
+for f in floor uds lfshm onecpu; do
 	check_csv "$out/$f.csv"
 done
 check_fanin "$out/fanin.csv" "$(( $(wc -l < "$out/fanin.csv") - 1 ))"
@@ -223,5 +233,5 @@ echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
 # the verdict: headline table and issue 11's targets, from this same run
 load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 awk -f "$here/verdict.awk" -v load_start="$load_start" -v load_end="$load_end" \
-	"$out/bench.csv" > "$out/verdict.txt"
+	-v onecpu=1 "$out/bench.csv" "$out/onecpu.csv" > "$out/verdict.txt"
 cat "$out/verdict.txt"

@@ -10,15 +10,16 @@
 
 BEGIN { FS = "," }
 
-NR == 1 {
+FNR == 1 {
 	for (i = 1; i <= NF; i++)
 		c[$i] = i
 	next
 }
 
 {
-	k = $c["transport"] SUBSEP $c["workload"] SUBSEP $c["wait"] SUBSEP \
-	    $c["size"]
+	# rows of a file named *onecpu*: transport "NAME/1cpu"
+	k = $c["transport"] (FILENAME ~ /onecpu/ ? "/1cpu" : "") SUBSEP \
+	    $c["workload"] SUBSEP $c["wait"] SUBSEP $c["size"]
 	p50[k] = $c["p50_ns"]
 	mib[k] = $c["mib_per_s"]
 	ops[k] = $c["ops_per_s"]
@@ -98,6 +99,18 @@ END {
 		printf "%-12s %8s %8s %8s %8s\n", T[i], us(T[i], "spin", 64),
 			us(T[i], "block", 64), us(T[i], "uring", 64),
 			us(T[i], "adaptive", 64)
+	if (onecpu) {
+		print ""
+		print "== headline: block ping-pong, both sides on one vCPU (--cpus=0,0), p50 (us) =="
+		printf "%-12s %8s %8s %8s %8s\n", "", "64", "4K", "64K", "uring 64"
+		n = split("floor-futex ck_ec lfshm-spsc uds", T, " ")
+		for (i = 1; i <= n; i++)
+			printf "%-12s %8s %8s %8s %8s\n", T[i],
+				us(T[i] "/1cpu", "block", 64),
+				us(T[i] "/1cpu", "block", 4096),
+				us(T[i] "/1cpu", "block", 65536),
+				us(T[i] "/1cpu", "uring", 64)
+	}
 	print ""
 	print "== headline: streams, MiB/s =="
 	split("64 4096 65536 1048576", S, " ")
@@ -136,6 +149,17 @@ END {
 	for (i = 1; i <= 5; i++)
 		ck[++j] = lat("lfshm-spsc", "block", B[i]) "|" lat("ck_ec", "block", B[i]) "|" hsize(B[i])
 	target("block round trip no slower than ck_ec, 64 B-64 KiB", j, ck, 1, 1)
+	if (onecpu) {
+		delete ck
+		j = 0
+		split("64 4096 65536", U, " ")
+		for (i = 1; i <= 3; i++) {
+			ck[++j] = lat("lfshm-spsc/1cpu", "block", U[i]) "|" lat("uds/1cpu", "block", U[i]) "|block " hsize(U[i])
+			ck[++j] = lat("lfshm-spsc/1cpu", "block", U[i]) "|" lat("ck_ec/1cpu", "block", U[i]) "|ck_ec " hsize(U[i])
+		}
+		ck[++j] = lat("lfshm-spsc/1cpu", "uring", 64) "|" lat("uds/1cpu", "block", 64) "|uring 64"
+		target("one vCPU: block no slower than blocking UDS and ck_ec, 64 B-64 KiB", j, ck, 1, 1)
+	}
 
 	delete ck
 	split("4096 65536 1048576", Z, " ")
@@ -163,11 +187,10 @@ END {
 	if (load_start != "") {
 		printf "machine load (1-min average): %s at start, %s at end\n", \
 		    load_start, load_end
-		if (load_start + 0 > 0.5 || load_end + 0 > 0.5) {
-			print "BUSY MACHINE: other work shared the two vCPUs.  Pinned block and"
-			print " uring round trips then include waiting for the pinned vCPU behind"
-			print " that work (seen here: 40-60 us at load 5 against 7-15 us unpinned);"
-			print " their ratios say little.  Re-run on an idle machine."
-		}
+		if (load_start + 0 > 1 || load_end + 0 > 1)
+			print "BUSY MACHINE: other work shared the two vCPUs; re-run on an idle one."
 	}
+	print "Block and uring rows across two vCPUs mostly time the hypervisor waking"
+	print " a halted vCPU (tens of us here, every transport alike); the one-vCPU"
+	print " rows time the software path."
 }
