@@ -390,6 +390,8 @@ static unsigned parse_names(const char *arg, const char *const *names,
 
 static const char *const kind_names[4] = { NULL, "spsc", "mpsc", "mutex" };
 
+unsigned bench_producers = 1;
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -404,6 +406,8 @@ static void usage(FILE *f)
 "  --kind=spsc,mpsc,mutex      lfshm ring kinds\n"
 "  --transport=NAME,...        pick some of this program's transports\n"
 "  --batch=N                   stream: messages per publish (default 64)\n"
+"  --producers=N               stream, MPSC: N producer threads in the client,\n"
+"                              each with its own handle (rows lfshm-mpsc-pN)\n"
 "  --capacity=N                ring capacity (default: by size)\n"
 "  --same-process              the two sides are threads of one process\n"
 "  --server=PATH | --client=PATH  run the sides in two terminals\n"
@@ -450,7 +454,7 @@ static void pin_self(int cpu)
 static void parse_opts(int argc, char **argv)
 {
 	enum { OPT_SIZES = 256, OPT_NOHDR, OPT_NOPIN, OPT_CDF, OPT_SAME,
-	       OPT_TRANSPORT, OPT_CAP, OPT_WARM };
+	       OPT_TRANSPORT, OPT_CAP, OPT_WARM, OPT_PROD };
 	static const struct option lo[] = {
 		{ "size", required_argument, NULL, OPT_SIZES },
 		{ "sizes", required_argument, NULL, OPT_SIZES },
@@ -463,6 +467,7 @@ static void parse_opts(int argc, char **argv)
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "capacity", required_argument, NULL, OPT_CAP },
+		{ "producers", required_argument, NULL, OPT_PROD },
 		{ "same-process", no_argument, NULL, OPT_SAME },
 		{ "server", required_argument, NULL, 'S' },
 		{ "client", required_argument, NULL, 'C' },
@@ -530,6 +535,14 @@ static void parse_opts(int argc, char **argv)
 				O.batch = 1;
 			break;
 		case OPT_CAP: O.capacity = parse_size(optarg); break;
+		case OPT_PROD:
+			bench_producers = (unsigned)strtoul(optarg, NULL, 0);
+			if (bench_producers < 1 || bench_producers > 16) {
+				fprintf(stderr, "%s: --producers: 1 .. 16\n",
+					O.prog);
+				exit(2);
+			}
+			break;
 		case OPT_SAME: O.mode = MODE_THREADS; break;
 		case 'S': O.mode = MODE_REMOTE_SERVER; O.path = optarg; break;
 		case 'C': O.mode = MODE_REMOTE_CLIENT; O.path = optarg; break;
@@ -1186,6 +1199,7 @@ static void plan_add(struct plan **p, unsigned *n, unsigned *cap,
 	r->cfg.size = size;
 	r->cfg.tidx = ti;
 	r->cfg.batch = O.batch;
+	r->cfg.producers = bench_producers;
 	r->cfg.capacity = O.capacity;
 	r->cfg.iters = O.iters ? O.iters :
 		       default_iters(size, bench_is_stream(wl));

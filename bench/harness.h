@@ -68,7 +68,12 @@ struct bench_cfg {
 	uint64_t capacity;  /* ring capacity (0: transport picks) */
 	uint32_t tidx;      /* index of the transport in the program */
 	uint32_t threads;   /* the two sides are threads of one process */
+	uint32_t producers; /* stream: producer handles (threads) of the
+			     * client, for many-producer kinds (default 1) */
+	uint32_t resv0;
 };
+/* --producers=N, for transports' row names (lfshm-mpsc-p4) */
+extern unsigned bench_producers;
 
 /* What one side measured on itself. */
 struct bench_side {

@@ -36,6 +36,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,12 @@ struct lf_side {
 	uint64_t sys; /* io_uring_enter calls (uring mode) */
 	uint64_t sum; /* stream-zc: checksum of every byte read */
 	int stop;     /* server: the client's end-of-run message arrived */
+	/* client, --producers=N: the other N - 1 producer handles, attached
+	 * in lf_open (the fds are closed after it), each driven by a thread
+	 * in lf_client_stream until xstop */
+	struct lfshm_ring *xtx[16];
+	unsigned nx;
+	_Atomic int xstop;
 #ifdef BENCH_RING_URING
 	int have_ring;
 	struct io_uring ring;
@@ -66,8 +74,14 @@ struct lf_side {
 
 static const char *lf_kind_name(uint32_t kind)
 {
+	static char many[32];
+
 	switch (kind) {
-	case BENCH_KIND_MPSC: return "lfshm-mpsc";
+	case BENCH_KIND_MPSC:
+		if (bench_producers < 2)
+			return "lfshm-mpsc";
+		snprintf(many, sizeof(many), "lfshm-mpsc-p%u", bench_producers);
+		return many;
 	case BENCH_KIND_MUTEX: return "mutex";
 	default: return "lfshm-spsc";
 	}
@@ -175,6 +189,8 @@ static void lf_close(struct bench_conn *c)
 	 * enough: a consumer in lfshm_ring_set_spin(r, -1) waiting forever
 	 * only checks the producer's liveness before sleeping, i.e. never.
 	 */
+	for (unsigned i = 0; i < s->nx; i++)
+		lfshm_ring_close(s->xtx[i]); /* their threads were joined */
 	if (c->side == BENCH_CLIENT && s->tx)
 		lfshm_ring_send(s->tx, s->src, 0, 1000000000);
 	lfshm_ring_close(s->tx);
@@ -202,12 +218,22 @@ static int lf_open(struct bench_conn *c)
 		rc = lfshm_ring_attach(c->fds[1],
 				       client ? LFSHM_CONSUMER : LFSHM_PRODUCER,
 				       client ? &s->rx : &s->tx);
+	for (unsigned i = 1; !rc && client && i < c->cfg.producers; i++) {
+		rc = lfshm_ring_attach(c->fds[0], LFSHM_PRODUCER,
+				       &s->xtx[s->nx]);
+		if (!rc)
+			s->nx++;
+	}
 	if (c->inherited) {
 		/* forked child: the parent's holders are not ours to use */
 		lf_teardown(c);
 	}
 	if (rc)
 		goto fail;
+	for (unsigned i = 0; i < s->nx && c->cfg.wait != BENCH_ADAPTIVE; i++)
+		if (c->cfg.wait == BENCH_SPIN || c->cfg.wait == BENCH_BLOCK)
+			lfshm_ring_set_spin(s->xtx[i],
+					    c->cfg.wait == BENCH_SPIN ? -1 : 0);
 	r[0] = s->tx;
 	r[1] = s->rx;
 	for (unsigned i = 0; i < 2; i++) {
@@ -288,38 +314,90 @@ static long lf_recv(struct bench_conn *c, struct lf_side *s)
 	return n;
 }
 
-static int lf_client_stream(struct bench_conn *c, struct lf_side *s)
+/* One batch of the stream into tx (n: messages sent so far). */
+static int lf_batch(const struct bench_conn *c, struct lfshm_ring *tx,
+		    const unsigned char *src, uint64_t n)
 {
 	uint32_t size = (uint32_t)c->cfg.size;
 	int zc = c->cfg.workload == BENCH_STREAM_ZC;
 
-	while (bench_client_more(c, s->n, bench_now())) {
-		for (uint32_t i = 0; i < c->cfg.batch; i++) {
-			void *p;
-			int rc = lfshm_ring_reserve(s->tx, size, &p);
+	for (uint32_t i = 0; i < c->cfg.batch; i++) {
+		void *p;
+		int rc = lfshm_ring_reserve(tx, size, &p);
 
-			while (rc == -EAGAIN) {
-				/* full: publish what we have, wait for room */
-				lfshm_ring_flush(s->tx);
-				rc = lfshm_ring_wait_space(s->tx, size, -1);
-				if (!rc)
-					rc = lfshm_ring_reserve(s->tx, size, &p);
-			}
-			if (rc)
-				return rc;
-			if (zc)
-				bench_fill(p, size, s->n + i);
-			else
-				memcpy(p, s->src, size);
-			rc = lfshm_ring_commit_ex(s->tx, p, size, 0, LFSHM_MORE);
-			if (rc)
-				return rc;
+		while (rc == -EAGAIN) {
+			/* full: publish what we have, wait for room */
+			lfshm_ring_flush(tx);
+			rc = lfshm_ring_wait_space(tx, size, -1);
+			if (!rc)
+				rc = lfshm_ring_reserve(tx, size, &p);
 		}
-		lfshm_ring_flush(s->tx);
+		if (rc)
+			return rc;
+		if (zc)
+			bench_fill(p, size, n + i);
+		else
+			memcpy(p, src, size);
+		rc = lfshm_ring_commit_ex(tx, p, size, 0, LFSHM_MORE);
+		if (rc)
+			return rc;
+	}
+	lfshm_ring_flush(tx);
+	return 0;
+}
+
+struct lf_xarg {
+	const struct bench_conn *c;
+	struct lf_side *s;
+	struct lfshm_ring *tx;
+	int rc;
+};
+
+/* --producers: one more producer, until the main one says stop (relaxed:
+ * only a flag; the messages are ordered by the ring itself) */
+static void *lf_xproducer(void *p)
+{
+	struct lf_xarg *a = p;
+	uint64_t n = 0;
+
+	while (!atomic_load_explicit(&a->s->xstop, memory_order_relaxed)) {
+		a->rc = lf_batch(a->c, a->tx, a->s->src, n);
+		if (a->rc)
+			break;
+		n += a->c->cfg.batch;
+	}
+	return NULL;
+}
+
+/* The consumer counts and times the stream (bench_server_ops), so the
+ * other producers' messages count without the client adding them up. */
+static int lf_client_stream(struct bench_conn *c, struct lf_side *s)
+{
+	struct lf_xarg xa[16];
+	pthread_t th[16];
+	unsigned started = 0;
+	int rc = 0;
+
+	for (; started < s->nx; started++) {
+		xa[started] = (struct lf_xarg){ c, s, s->xtx[started], 0 };
+		if (pthread_create(&th[started], NULL, lf_xproducer,
+				   &xa[started])) {
+			rc = -EAGAIN;
+			break;
+		}
+	}
+	while (!rc && bench_client_more(c, s->n, bench_now())) {
+		rc = lf_batch(c, s->tx, s->src, s->n);
 		s->n += c->cfg.batch;
 	}
+	atomic_store_explicit(&s->xstop, 1, memory_order_relaxed);
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		if (!rc)
+			rc = xa[i].rc;
+	}
 	c->res.ops = s->n > c->cfg.warmup ? s->n - c->cfg.warmup : 0;
-	return 0;
+	return rc;
 }
 
 static int lf_client(struct bench_conn *c)
@@ -442,6 +520,9 @@ wait:
 
 static const char *lf_check(const struct bench_cfg *cfg)
 {
+	if (cfg->producers > 1 && (cfg->kind != BENCH_KIND_MPSC ||
+				   !bench_is_stream(cfg->workload)))
+		return "--producers: MPSC stream rows only";
 #ifndef BENCH_RING_URING
 	if (cfg->wait == BENCH_URING)
 		return "uring wait needs lfshm_ring_arm/lfshm_ring_prep_wait "

@@ -70,6 +70,8 @@ if [ "$smoke" = 1 ]; then
 	"$bin/uds" $common > "$tmp/uds.csv"
 	"$bin/lfshm" $common --kind=spsc,mpsc > "$tmp/lfshm.csv"
 	"$bin/lfshm" $common --sizes=64 --same-process > "$tmp/lfshm-threads.csv"
+	"$bin/lfshm" $common --kind=mpsc --producers=2 --workload=stream \
+		> "$tmp/lfshm-p2.csv"
 	"$bin/mutex" $common > "$tmp/mutex.csv" 2> "$tmp/mutex.err" || {
 		cat "$tmp/mutex.err" >&2; exit 1; }
 	# two "terminals": a server on a socket, a client driving it
@@ -85,7 +87,7 @@ if [ "$smoke" = 1 ]; then
 		> "$tmp/lfshm-remote.csv"
 	kill "$spid"
 	wait "$spid" 2>/dev/null || true
-	for f in floor uds lfshm lfshm-threads lfshm-remote; do
+	for f in floor uds lfshm lfshm-threads lfshm-remote lfshm-p2; do
 		check_csv "$tmp/$f.csv"
 	done
 	# fan-in (its own columns): 2 sizes of N x lfshm, uds
@@ -122,6 +124,11 @@ load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 	>> "$out/floor.csv"
 "$bin/uds" $opts --quiet > "$out/uds.csv"
 "$bin/lfshm" $opts --quiet --kind=spsc,mpsc > "$out/lfshm.csv"
+# MPSC streams from 2 and 4 producer threads (rows lfshm-mpsc-p2, -p4)
+for p in 2 4; do
+	"$bin/lfshm" $opts --quiet --no-header --kind=mpsc --producers=$p \
+		--workload=stream --wait=spin,adaptive >> "$out/lfshm.csv"
+done
 "$bin/mutex" $opts --quiet > "$out/mutex.csv"
 # Block round trips once more with both sides on one vCPU (the verdict
 # shows both): across two vCPUs a wake-up mostly times the hypervisor

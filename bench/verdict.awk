@@ -119,7 +119,8 @@ END {
 	m = split("memcpy:stream:none floor-stream:stream:spin " \
 		  "ck_ring:stream:spin lfshm-spsc:stream:spin " \
 		  "lfshm-spsc:stream-zc:spin lfshm-spsc:stream:adaptive " \
-		  "lfshm-mpsc:stream:spin mutex:stream:spin uds:stream:uring",
+		  "lfshm-mpsc:stream:spin lfshm-mpsc-p2:stream:spin " \
+		  "lfshm-mpsc-p4:stream:spin mutex:stream:spin uds:stream:uring",
 		  R, " ")
 	for (i = 1; i <= m; i++) {
 		split(R[i], x, ":")
