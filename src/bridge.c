@@ -440,8 +440,9 @@ LFSHM__EXPORT int lfshm_ring_wait_mode(struct lfshm_ring *r)
 /* ---- arming --------------------------------------------------------- */
 
 /* W3 for the data direction: is there a next message (or the end)?  A
- * peek that succeeds is undone, so the caller's next peek returns it. */
-static int data_check(struct lfshm_ring *r)
+ * peek that succeeds is undone, so the caller's next peek returns it.
+ * Also the waitset's W3 (src/waitset.c). */
+int lfshm__data_check(struct lfshm_ring *r)
 {
 	struct lfshm_msg m;
 	int rc = r->ops->peek(r, &m);
@@ -598,7 +599,8 @@ static int arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 	 * visible to the producer's P3, or our W3 sees its publish. */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* W3 */
-	rc = dir == LFSHM__DIR_DATA ? data_check(r) : space_check(r, len);
+	rc = dir == LFSHM__DIR_DATA ? lfshm__data_check(r) :
+					 space_check(r, len);
 	if (rc) {
 		/* Not sleeping after all: take back the bit we set, or every
 		 * publish of a busy loop that arms often would pay a wake-up

@@ -490,6 +490,10 @@ int lfshm__ec_wait(struct lfshm_ring *r, _Atomic uint32_t *ec,
 		   lfshm__ready_fn ready, uint32_t arg, int64_t deadline);
 /* Called after a publish (release store): wake sleepers on ec if any
  * announced themselves; efd is the bridge eventfd for LFSHM__EC_EFD. */
+/* W3 of a data wait (src/bridge.c): 1 when a message is there (peeked and
+ * put back), -EPIPE when the producers are gone and the ring is empty, 0
+ * when empty, or the peek's error. */
+int lfshm__data_check(struct lfshm_ring *r);
 void lfshm__ec_wake(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
 /* Unconditional wake-up of everyone on ec (close, recovery). */
 void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);

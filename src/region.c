@@ -612,6 +612,24 @@ static int region_fd_check(int fd, struct stat *st)
 	return 0;
 }
 
+/* Check fd (seals, then size), map its region (keeping an fd of it only
+ * when want_fd) and copy its header once into *h: the process's mapping,
+ * or NULL with *err set. */
+static struct lfshm__mapping *map_region(int fd, bool want_fd,
+					 struct lfshm__region_hdr *h, int *err)
+{
+	struct lfshm__mapping *mp;
+	struct stat st;
+
+	*err = region_fd_check(fd, &st);
+	if (*err)
+		return NULL;
+	mp = map_get(fd, &st, want_fd, err);
+	if (mp)
+		copy_once(h, mp->addr, sizeof(*h));
+	return mp;
+}
+
 /*
  * A handle on ring idx of the region mapped at mp, whose header the
  * caller copied once into *h (validated here, and the only source of
@@ -676,19 +694,14 @@ static int ring_open(int fd, unsigned idx, unsigned role,
 {
 	struct lfshm__region_hdr h;
 	struct lfshm__mapping *mp;
-	struct stat st;
 	int rc;
 
 	if (!out || role > LFSHM_CONSUMER)
 		return -EINVAL;
 	*out = NULL;
-	rc = region_fd_check(fd, &st);
-	if (rc)
-		return rc;
-	mp = map_get(fd, &st, true, &rc);
+	mp = map_region(fd, true, &h, &rc);
 	if (!mp)
 		return rc;
-	copy_once(&h, mp->addr, sizeof(h));
 	rc = ring_make(mp, &h, idx, role, -1, out);
 	if (rc)
 		map_put(mp);
@@ -848,19 +861,14 @@ int lfshm__chan_attach(int fd, int sock, struct lfshm_ring **rx,
 {
 	struct lfshm__region_hdr h;
 	struct lfshm__mapping *mp;
-	struct stat st;
 	int rc;
 
 	*rx = *tx = NULL;
 	if (sock < 0)
 		return -EINVAL;
-	rc = region_fd_check(fd, &st);
-	if (rc)
-		return rc;
-	mp = map_get(fd, &st, false, &rc);
+	mp = map_region(fd, false, &h, &rc);
 	if (!mp)
 		return rc;
-	copy_once(&h, mp->addr, sizeof(h));
 	/* what is wrong besides the kinds (not our magic, a bad count) is
 	 * for validate to say */
 	if (h.magic == LFSHM__MAGIC && h.version == LFSHM__LAYOUT_VERSION &&

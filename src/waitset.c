@@ -134,20 +134,6 @@ int lfshm__bell_drain(int sock)
 	return 0;
 }
 
-/* W3: 1 when a message is there, -EPIPE when the producer closed and the
- * ring is empty, 0 when empty. */
-static int data_check(struct lfshm_ring *r)
-{
-	struct lfshm_msg m;
-	int rc = r->ops->peek(r, &m);
-
-	if (rc == 0) {
-		rc = r->ops->unpeek(r, &m);
-		return rc ? rc : 1;
-	}
-	return rc == -EAGAIN ? 0 : rc;
-}
-
 LFSHM__EXPORT int lfshm_chan_arm(struct lfshm_chan *c)
 {
 	struct lfshm_ring *r;
@@ -170,7 +156,7 @@ LFSHM__EXPORT int lfshm_chan_arm(struct lfshm_chan *c)
 	 * to the producer's P3, or our W3 sees its publish */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* W3 */
-	rc = data_check(r);
+	rc = lfshm__data_check(r); /* W3 */
 	if (rc == 0 && eof)
 		rc = -EPIPE; /* killed: its roles are not released, the
 			      * socket says it */
