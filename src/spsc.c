@@ -454,6 +454,8 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 		return 1;
 	if (!slow)
 		return 0;
+	/* acquire: pairs with the release of the role (lfshm__unclaim), so
+	 * the re-read below sees every header published before the close */
 	owner = atomic_load_explicit(&r->ctrl->prod_owner, memory_order_acquire);
 	if (!lfshm__owner_gone(r, owner))
 		return 0;
@@ -478,6 +480,8 @@ static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
 		return 1;
 	if (!slow)
 		return 0;
+	/* acquire: pairs with the release of the consumer role
+	 * (lfshm__unclaim): its last head store comes before "gone" */
 	owner = atomic_load_explicit(&r->ctrl->cons_owner, memory_order_acquire);
 	return lfshm__owner_gone(r, owner) ? -EPIPE : 0;
 }
