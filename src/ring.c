@@ -147,7 +147,7 @@ LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
 	if (rc)
 		return rc;
 	if (len)
-		memcpy(buf, data, len);
+		lfshm__copy(buf, data, len);
 	return r->ops->commit(r, buf, len, type, 0);
 }
 
@@ -175,7 +175,7 @@ LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
 		return -EMSGSIZE;
 	}
 	if (m.len)
-		memcpy(buf, m.data, m.len);
+		lfshm__copy(buf, m.data, m.len);
 	rc = r->ops->release(r, &m);
 	if (rc)
 		return rc;
@@ -212,7 +212,7 @@ LFSHM__EXPORT int lfshm_ring_send_batch(struct lfshm_ring *r,
 		if (rc)
 			break;
 		if (msgs[i].len)
-			memcpy(buf, msgs[i].data, msgs[i].len);
+			lfshm__copy(buf, msgs[i].data, msgs[i].len);
 		rc = r->ops->commit(r, buf, msgs[i].len, msgs[i].type,
 				    LFSHM_MORE);
 		if (rc) {

@@ -313,6 +313,22 @@ mutant_mpsc_chunk_not_checked_against_head() {
 	tests="test_mpsc"
 }
 
+# The ring copy (src/copy.c, issue 11): band edges and the block loop's tail
+
+mutant_copy_band_too_wide() {
+	file=src/internal.h
+	old='off - 1 < 31;'
+	new='off - 1 < 32;'
+	tests="test_copy"
+}
+
+mutant_copy_no_tail() {
+	file=src/copy.c
+	old="${tab}memcpy(d, s, n); /*"
+	new="${tab}(void)d; /*"
+	tests="test_copy"
+}
+
 mutant_mpsc_max_msg_uncapped() {
 	file=src/region.c
 	old='if (cfg->kind == LFSHM_MPSC && cfg->max_msg > LFSHM__MPSC_MAX_MSG)'
@@ -333,7 +349,7 @@ mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
 mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
 mpsc_abort_keeps_chunk mpsc_carve_without_cas
 mpsc_chunk_not_checked_against_head mpsc_tail_off_granule
-mpsc_pad_off_granule"
+mpsc_pad_off_granule copy_band_too_wide copy_no_tail"
 
 # ---- machinery -----------------------------------------------------------
 
