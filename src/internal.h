@@ -303,6 +303,9 @@ static inline int lfshm__parse_rec(struct lfshm_ring *r, uint64_t avail,
  * LFSHM__NO_DEADLINE waits forever, 0 means do not wait. */
 #define LFSHM__NO_DEADLINE INT64_MAX
 
+/* "Take the generic path": a value no public call returns */
+#define LFSHM__SLOW (-4096)
+
 struct lfshm__ops {
 	/* set up a fresh control block (region not yet shared) */
 	int (*init)(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d);
@@ -327,6 +330,18 @@ struct lfshm__ops {
 	int (*unpeek)(struct lfshm_ring *r, const struct lfshm_msg *m);
 	int (*wait_data)(struct lfshm_ring *r, int64_t deadline);
 	int (*wait_space)(struct lfshm_ring *r, uint32_t len, int64_t deadline);
+	/*
+	 * Optional one-call paths for the copying send and recv (SPSC): the
+	 * whole message in one function, for the common case only (room
+	 * without a wrap, nothing reserved or peeked, a valid header).  They
+	 * return LFSHM__SLOW for anything else, errors and an empty or full
+	 * ring included, and the generic path (reserve/commit, peek/release)
+	 * then decides, with the same checks as ever.  recv stores the type.
+	 */
+	int (*send)(struct lfshm_ring *r, const void *data, uint32_t len,
+		    uint32_t type);
+	long (*recv)(struct lfshm_ring *r, void *buf, uint32_t cap,
+		     uint32_t *type);
 
 	/*
 	 * Event-loop bridge hooks (src/bridge.c), optional.  A kind whose

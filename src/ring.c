@@ -117,25 +117,11 @@ static int reserve_wait(struct lfshm_ring *r, uint32_t len, void **buf,
 	return rc;
 }
 
-static int peek_wait(struct lfshm_ring *r, struct lfshm_msg *m,
-		     int64_t timeout_ns)
-{
-	int64_t deadline = 0;
-	int rc;
-
-	while ((rc = r->ops->peek(r, m)) == -EAGAIN && timeout_ns) {
-		if (!deadline)
-			deadline = lfshm__deadline(timeout_ns);
-		rc = r->ops->wait_data(r, deadline);
-		if (rc)
-			return rc;
-	}
-	return rc;
-}
-
-LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
-					const void *data, uint32_t len,
-					uint32_t type, int64_t timeout_ns)
+/* the generic send: reserve (waiting for room), copy, commit */
+static __attribute__((noinline)) int send_slow(struct lfshm_ring *r,
+					       const void *data, uint32_t len,
+					       uint32_t type,
+					       int64_t timeout_ns)
 {
 	void *buf;
 	int rc;
@@ -151,23 +137,59 @@ LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
 	return r->ops->commit(r, buf, len, type, 0);
 }
 
+LFSHM__EXPORT int lfshm_ring_send_typed(struct lfshm_ring *r,
+					const void *data, uint32_t len,
+					uint32_t type, int64_t timeout_ns)
+{
+	/* the kind's one-call path first; a small frame for it, the
+	 * generic path (and every error) in send_slow */
+	if (LFSHM__LIKELY(r && r->ops->send && !lfshm__inherited(r) &&
+			  (data || !len) && type <= LFSHM_TYPE_MAX)) {
+		int rc = r->ops->send(r, data, len, type);
+
+		if (rc != LFSHM__SLOW)
+			return rc;
+	}
+	return send_slow(r, data, len, type, timeout_ns);
+}
+
 LFSHM__EXPORT int lfshm_ring_send(struct lfshm_ring *r, const void *data,
 				  uint32_t len, int64_t timeout_ns)
 {
 	return lfshm_ring_send_typed(r, data, len, 0, timeout_ns);
 }
 
-LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
-					 uint32_t cap, uint32_t *type,
-					 int64_t timeout_ns)
+/* the generic recv: peek (waiting for data; the kind's one-call path
+ * again after every wait: a ping-pong's receiver always waits first),
+ * copy, release */
+static __attribute__((noinline)) long recv_slow(struct lfshm_ring *r,
+						void *buf, uint32_t cap,
+						uint32_t *type,
+						int64_t timeout_ns)
 {
 	struct lfshm_msg m;
+	int64_t deadline = 0;
+	long n;
 	int rc;
 
 	LFSHM__OWN(r);
 	if (!buf && cap)
 		return -EINVAL;
-	rc = peek_wait(r, &m, timeout_ns);
+	for (;;) {
+		rc = r->ops->peek(r, &m);
+		if (rc != -EAGAIN || !timeout_ns)
+			break;
+		if (!deadline)
+			deadline = lfshm__deadline(timeout_ns);
+		rc = r->ops->wait_data(r, deadline);
+		if (rc)
+			return rc;
+		if (r->ops->recv) {
+			n = r->ops->recv(r, buf, cap, type);
+			if (n != LFSHM__SLOW)
+				return n;
+		}
+	}
 	if (rc)
 		return rc;
 	if (m.len > cap) {
@@ -182,6 +204,20 @@ LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
 	if (type)
 		*type = m.type;
 	return (long)m.len;
+}
+
+LFSHM__EXPORT long lfshm_ring_recv_typed(struct lfshm_ring *r, void *buf,
+					 uint32_t cap, uint32_t *type,
+					 int64_t timeout_ns)
+{
+	if (LFSHM__LIKELY(r && r->ops->recv && !lfshm__inherited(r) &&
+			  (buf || !cap))) {
+		long n = r->ops->recv(r, buf, cap, type);
+
+		if (n != LFSHM__SLOW)
+			return n;
+	}
+	return recv_slow(r, buf, cap, type, timeout_ns);
 }
 
 LFSHM__EXPORT long lfshm_ring_recv(struct lfshm_ring *r, void *buf,

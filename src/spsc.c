@@ -440,6 +440,80 @@ static int spsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 	return 0;
 }
 
+/* ---- one-call copying send and recv ---------------------------------- */
+
+/*
+ * lfshm_ring_send's common case in one call: reserve, copy and commit of a
+ * record that fits before the end of the ring by the cached head, with
+ * nothing reserved and nothing held back by LFSHM_MORE.  The same stores
+ * in the same order as spsc_reserve + spsc_commit + publish; anything
+ * else (wrap, full, closed, poisoned, too long) is LFSHM__SLOW and
+ * spsc_reserve decides.  It halves the instructions of a small send.
+ */
+static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
+		     uint32_t type)
+{
+	uint64_t t = r->p_tail, off = t & r->mask;
+	uint64_t size = lfshm__rec_size(len), end = t + size;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on ||
+			    r->poisoned || len > r->max_msg || t != r->p_pub ||
+			    off + size > r->cap ||
+			    r->cap - (t - r->p_head_cache) <
+				    size + LFSHM__REC_HDR ||
+			    lfshm__consumer_closed(r)))
+		return LFSHM__SLOW;
+	if (len)
+		lfshm__copy(r->data + off + LFSHM__REC_HDR, data, len);
+	put_term(r, end); /* T: relaxed, published by R1 */
+	/* R1: release: the payload and the terminator before the header */
+	atomic_store_explicit(hdr_at(r, t), hdr_word(len, ~type),
+			      memory_order_release);
+	/* release: as in publish() (attach and monitors) */
+	atomic_store_explicit(&r->ctrl->tail, end, memory_order_release);
+	r->p_tail = r->p_pub = end;
+	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+	return 0;
+}
+
+/*
+ * lfshm_ring_recv's common case: nothing peeked, a message header at the
+ * read position that take_rec would accept with c_rel == c_head (the same
+ * checks of the peer-written word, before any use), and a buffer big
+ * enough.  An empty ring (header 0), a pad, a bad header or a short
+ * buffer are LFSHM__SLOW: spsc_peek decides (and poisons on a bad one).
+ */
+static long spsc_recv(struct lfshm_ring *r, void *buf, uint32_t cap,
+		      uint32_t *type)
+{
+	uint64_t h = r->c_head, off = h & r->mask, w, size;
+	uint32_t len, hi;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || r->poisoned ||
+			    h != r->c_rel))
+		return LFSHM__SLOW;
+	w = load_hdr(r); /* A2 */
+	len = (uint32_t)w;
+	hi = (uint32_t)(w >> 32);
+	size = lfshm__rec_size(len);
+	/* take_rec's room check (size <= cap - 8 with nothing peeked) is
+	 * implied: len <= max_msg makes size <= cap / 2 (attach checks
+	 * max_msg against the capacity) */
+	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||
+			    off + size > r->cap || len > cap))
+		return LFSHM__SLOW;
+	if (len)
+		lfshm__copy(buf, r->data + off + LFSHM__REC_HDR, len);
+	h += size;
+	r->c_head = r->c_rel = h;
+	/* R2: our reads of the record are complete */
+	atomic_store_explicit(&r->ctrl->head, h, memory_order_release);
+	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+	if (type)
+		*type = ~hi;
+	return (long)len;
+}
+
 /* ---- waiting -------------------------------------------------------- */
 
 static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
@@ -536,4 +610,6 @@ const struct lfshm__ops lfshm__spsc_ops = {
 	.unpeek = spsc_unpeek,
 	.wait_data = spsc_wait_data,
 	.wait_space = spsc_wait_space,
+	.send = spsc_send,
+	.recv = spsc_recv,
 };

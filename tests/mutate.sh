@@ -313,6 +313,65 @@ mutant_mpsc_chunk_not_checked_against_head() {
 	tests="test_mpsc"
 }
 
+# SPSC one-call send/recv (src/spsc.c spsc_send/spsc_recv, issue 11): each
+# check of the peer-written header, and the room and wrap checks
+
+mutant_spsc_fast_recv_no_hi() {
+	file=src/spsc.c
+	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||'
+	new='if (LFSHM__UNLIKELY(len > r->max_msg ||'
+	tests="test_hostile test_spsc test_ring"
+}
+
+mutant_spsc_fast_recv_no_max_msg() {
+	file=src/spsc.c
+	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||'
+	new='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG ||'
+	tests="test_hostile"
+}
+
+mutant_spsc_fast_recv_no_end() {
+	file=src/spsc.c
+	old='off + size > r->cap || len > cap))'
+	new='len > cap))'
+	tests="test_hostile"
+}
+
+mutant_spsc_fast_recv_no_cap() {
+	file=src/spsc.c
+	old='off + size > r->cap || len > cap))'
+	new='off + size > r->cap))'
+	tests="test_hostile test_spsc test_ring"
+}
+
+mutant_spsc_fast_send_no_wrap() {
+	file=src/spsc.c
+	old="${tab}${tab}${tab}    off + size > r->cap ||$nl${tab}${tab}${tab}    r->cap - (t - r->p_head_cache) <"
+	new="${tab}${tab}${tab}    r->cap - (t - r->p_head_cache) <"
+	tests="test_spsc test_ring test_copy"
+}
+
+mutant_spsc_fast_send_no_room() {
+	file=src/spsc.c
+	old='size + LFSHM__REC_HDR ||'
+	new='size ||'
+	tests="test_spsc test_ring"
+}
+
+mutant_spsc_fast_send_no_term() {
+	file=src/spsc.c
+	old="${tab}put_term(r, end); /* T: relaxed, published by R1 */"
+	new=""
+	tests="test_spsc test_ring test_hostile"
+}
+
+mutant_spsc_fast_send_ignores_more() {
+	file=src/spsc.c
+	old='len > r->max_msg || t != r->p_pub ||'
+	new='len > r->max_msg ||'
+	tests="test_spsc"
+}
+
 # The ring copy (src/copy.c, issue 11): band edges and the block loop's tail
 
 mutant_copy_band_too_wide() {
@@ -349,7 +408,10 @@ mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
 mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
 mpsc_abort_keeps_chunk mpsc_carve_without_cas
 mpsc_chunk_not_checked_against_head mpsc_tail_off_granule
-mpsc_pad_off_granule copy_band_too_wide copy_no_tail"
+mpsc_pad_off_granule copy_band_too_wide copy_no_tail
+spsc_fast_recv_no_hi spsc_fast_recv_no_max_msg spsc_fast_recv_no_end
+spsc_fast_recv_no_cap spsc_fast_send_no_wrap
+spsc_fast_send_no_room spsc_fast_send_no_term spsc_fast_send_ignores_more"
 
 # ---- machinery -----------------------------------------------------------
 

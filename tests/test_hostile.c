@@ -280,6 +280,65 @@ Test(hostile, record_fields_at_their_limits)
 	}
 }
 
+/*
+ * lfshm_ring_recv takes SPSC's one-call path (spsc_recv), which reads the
+ * header itself: it must refuse what peek refuses, with a buffer big
+ * enough that only the header's checks stand in the way.  Records at the
+ * end of the data area, and lengths at max_msg.
+ */
+static long recv_one(unsigned kind, uint64_t off, uint32_t len, uint32_t type,
+		     uint64_t tail)
+{
+	static char buf[CAP];
+	struct hx h;
+	long n;
+
+	hx_open(&h, kind);
+	hx_advance(&h, off);
+	put_rec(&h, off, len, type);
+	set_tail(&h, tail);
+	n = lfshm_ring_recv(h.c, buf, sizeof(buf), 0);
+	hx_close(&h);
+	return n;
+}
+
+Test(hostile, recv_checks_what_peek_checks)
+{
+	uint32_t max = CAP / 2 - 8; /* default max_msg */
+
+	for (unsigned k = 0; k < 2; k++) {
+		unsigned kind = rec_kinds[k];
+
+		for (uint64_t room = 8; room <= 72; room += 8) {
+			uint64_t off = CAP - room;
+
+			for (uint32_t len = (uint32_t)room - 8; len <= room + 8;
+			     len++) {
+				long n = recv_one(kind, off, len, 3,
+						  off + room + 64);
+
+				if (lfshm__rec_size(len) <= room)
+					cr_expect_eq(n, (long)len,
+						     "%s room %lu len %u: %ld",
+						     lfshm_test_kind_name(kind),
+						     (unsigned long)room, len, n);
+				else
+					cr_expect_eq(n, -EBADMSG,
+						     "%s room %lu len %u: past "
+						     "the data area: %ld",
+						     lfshm_test_kind_name(kind),
+						     (unsigned long)room, len, n);
+			}
+		}
+		cr_expect_eq(recv_one(kind, 0, max, 0, CAP / 2), (long)max);
+		cr_expect_eq(recv_one(kind, 0, max + 1, 0, CAP / 2 + 8),
+			     -EBADMSG, "%s: max_msg + 1",
+			     lfshm_test_kind_name(kind));
+		cr_expect_eq(recv_one(kind, 0, 8, LFSHM_TYPE_MAX + 1u, 16),
+			     -EBADMSG);
+	}
+}
+
 /* ---- positions the peer publishes ------------------------------------- */
 
 static const unsigned all_kinds[] = { LFSHM_SPSC, LFSHM_MUTEX, LFSHM_MPSC };

@@ -383,6 +383,37 @@ Test(spsc, batch_across_the_wrap_is_published_by_its_first_header)
 	lfshm_ring_close(c);
 }
 
+/* A copying send after LFSHM_MORE records publishes them with itself, in
+ * order (the one-call send path must leave this case to commit), and a
+ * copying recv then hands out each with its type. */
+Test(spsc, send_after_held_back_records_publishes_them_in_order)
+{
+	struct lfshm_ring *c = mk(4096, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
+	struct lfshm_msg m;
+	unsigned char buf[64];
+	uint32_t type, i;
+	void *w;
+
+	for (i = 1; i <= 2; i++) {
+		cr_assert_eq(lfshm_ring_reserve(p, 10, &w), 0);
+		memset(w, (int)i, 10);
+		cr_assert_eq(lfshm_ring_commit_ex(p, w, 10, i, LFSHM_MORE), 0);
+	}
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	memset(buf, 3, sizeof(buf));
+	cr_assert_eq(lfshm_ring_send_typed(p, buf, 20, 3, 0), 0);
+	for (i = 1; i <= 3; i++) {
+		memset(buf, 0, sizeof(buf));
+		cr_assert_eq(lfshm_ring_recv_typed(c, buf, sizeof(buf), &type, 0),
+			     i < 3 ? 10 : 20, "message %u", i);
+		cr_expect_eq(type, i);
+		cr_expect_eq(buf[i < 3 ? 9 : 19], i);
+	}
+	cr_expect_eq(lfshm_ring_recv(c, buf, sizeof(buf), 0), -EAGAIN);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 /*
  * A producer that died between a header's release and its tail store
  * leaves ctrl->tail behind what it published (set back by hand here), and
