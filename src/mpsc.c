@@ -492,14 +492,9 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	bool fresh = false;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE;
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc;
 	size = mrec_size(len);
 	/* Carve the record out of our chunk: no shared write but its own
 	 * header.  A revoked chunk is dropped whole: the consumer revoked
@@ -595,8 +590,8 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 	uint64_t size, pos, w;
 	int rc;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
 	pos = r->p_resv;
 	size = mrec_size(len);
@@ -978,11 +973,7 @@ static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && !lfshm__peeked(r, end))
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	/* the last message peeked (or all): the pads after it go too */
 	if (!m || end == r->m_last_end) {

@@ -835,16 +835,11 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	struct mx_priv *x = PRIV(r);
 	uint64_t size, off, need, head, tail, n;
 	struct lfshm__rec *pad;
-	int lk;
+	int lk, rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE; /* a batch in progress stays for flush/close */
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc; /* -EPIPE: a batch in progress stays for flush/close */
 	if (!x->locked) {
 		lk = mx_lock(r);
 		if (lk < 0)
@@ -918,8 +913,8 @@ static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 {
 	struct lfshm__rec *rec;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
 	rec = (struct lfshm__rec *)(r->data + (r->p_resv & r->mask));
 	/* relaxed: published by the tail store in publish(), under the lock */
@@ -1106,11 +1101,7 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	uint64_t end;
 	int lk;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && !lfshm__peeked(r, end))
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	if (end == r->c_rel)
 		return 0;

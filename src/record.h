@@ -126,6 +126,32 @@ static inline bool lfshm__is_resv(const struct lfshm__recfmt *f,
 	       buf == r->data + (r->p_resv & r->mask) + f->hdr;
 }
 
+/* reserve's first checks, the same for every kind: 0 or its error (the
+ * consumer closed: -EPIPE, one relaxed load, see lfshm__consumer_closed). */
+static inline int lfshm__reserve_check(const struct lfshm_ring *r,
+				       uint32_t len, void **buf)
+{
+	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	if (LFSHM__UNLIKELY(len > r->max_msg))
+		return -EMSGSIZE;
+	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
+		return -EPIPE;
+	return 0;
+}
+
+/* commit's arguments, once buf was found to be the reservation: the final
+ * length at most the reserved one, a valid type, known flags. */
+static inline bool lfshm__commit_args_ok(const struct lfshm_ring *r,
+					 uint32_t len, uint32_t type,
+					 unsigned flags)
+{
+	return len <= r->p_resv_len && type <= LFSHM_TYPE_MAX &&
+	       !(flags & ~LFSHM_MORE);
+}
+
 /* ---- headers read from the region (consumer) ------------------------ */
 
 /*
@@ -173,6 +199,20 @@ static inline bool lfshm__span_ok(const struct lfshm__recfmt *f,
 static inline bool lfshm__peeked(const struct lfshm_ring *r, uint64_t end)
 {
 	return end - r->c_rel - 1 < r->c_head - r->c_rel;
+}
+
+/* release's first step: *end, the end of what m gives back (NULL: all
+ * peeked), must lie in (c_rel, c_head]; NULL may release nothing.  0 or
+ * -EINVAL. */
+static inline int lfshm__release_end(const struct lfshm_ring *r,
+				     const struct lfshm_msg *m, uint64_t *end)
+{
+	if (r->role != LFSHM_CONSUMER)
+		return -EINVAL;
+	*end = m ? m->_end : r->c_head;
+	if (m && !lfshm__peeked(r, *end))
+		return -EINVAL;
+	return 0;
 }
 
 /* Rewind the read position over m, the last message peeked (its record

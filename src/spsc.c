@@ -276,14 +276,9 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	uint64_t size, off, need, pad;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE;
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc;
 	size = lfshm__rec_bytes(&spsc_fmt, len);
 	need = need_bytes(r, size);
 	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need)) {
@@ -339,8 +334,8 @@ static int spsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 {
 	uint64_t end;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
 	end = r->p_resv + lfshm__rec_bytes(&spsc_fmt, len);
 	put_term(r, end);
@@ -417,11 +412,7 @@ static int spsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && !lfshm__peeked(r, end))
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	if (end == r->c_rel)
 		return 0;

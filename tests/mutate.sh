@@ -66,8 +66,8 @@ mutant_spsc_header_high_word() {
 
 mutant_spsc_record_max_msg() {
 	file=src/record.h
-	old='len > r->max_msg'
-	new='(r->kind != LFSHM_SPSC && len > r->max_msg)'
+	old="len > r->max_msg))$nl$tab${tab}return 0;"
+	new="r->kind != LFSHM_SPSC && len > r->max_msg))$nl$tab${tab}return 0;"
 	tests="test_hostile test_spsc"
 }
 

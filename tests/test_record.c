@@ -342,3 +342,59 @@ Test(record, reservation)
 		cr_assert(!lfshm__is_resv(f, &r, buf));
 	}
 }
+
+/* The call checks every kind makes first. */
+Test(record, call_checks)
+{
+	struct lfshm__ctrl ctrl;
+	struct lfshm_ring r;
+	struct lfshm_msg m;
+	void *buf;
+
+	memset(&ctrl, 0, sizeof(ctrl));
+	ring_at(&r, 0, 0);
+	r.ctrl = &ctrl;
+	r.role = LFSHM_PRODUCER;
+	cr_assert_eq(lfshm__reserve_check(&r, r.max_msg, &buf), 0);
+	cr_assert_eq(lfshm__reserve_check(&r, r.max_msg + 1, &buf), -EMSGSIZE);
+	cr_assert_eq(lfshm__reserve_check(&r, 0, NULL), -EINVAL);
+	r.poisoned = 1;
+	cr_assert_eq(lfshm__reserve_check(&r, 0, &buf), -EBADMSG);
+	r.poisoned = 0;
+	atomic_store(&ctrl.cons_owner, LFSHM__OWNER_GONE);
+	cr_assert_eq(lfshm__reserve_check(&r, 0, &buf), -EPIPE);
+	atomic_store(&ctrl.cons_owner, 0);
+	r.p_resv_on = 1;
+	cr_assert_eq(lfshm__reserve_check(&r, 0, &buf), -EINVAL);
+	r.role = LFSHM_CONSUMER;
+	r.p_resv_on = 0;
+	cr_assert_eq(lfshm__reserve_check(&r, 0, &buf), -EINVAL);
+
+	r.p_resv_len = 100;
+	cr_assert(lfshm__commit_args_ok(&r, 100, LFSHM_TYPE_MAX, LFSHM_MORE));
+	cr_assert(lfshm__commit_args_ok(&r, 0, 0, 0));
+	cr_assert(!lfshm__commit_args_ok(&r, 101, 0, 0));
+	cr_assert(!lfshm__commit_args_ok(&r, 0, LFSHM_TYPE_MAX + 1, 0));
+	cr_assert(!lfshm__commit_args_ok(&r, 0, 0, LFSHM_MORE << 1));
+
+	uint64_t end = 1;
+
+	r.c_rel = 64;
+	r.c_head = 128;
+	m._end = 128;
+	cr_assert_eq(lfshm__release_end(&r, &m, &end), 0);
+	cr_assert_eq(end, 128);
+	m._end = 72;
+	cr_assert_eq(lfshm__release_end(&r, &m, &end), 0);
+	m._end = 64;
+	cr_assert_eq(lfshm__release_end(&r, &m, &end), -EINVAL);
+	m._end = 136;
+	cr_assert_eq(lfshm__release_end(&r, &m, &end), -EINVAL);
+	cr_assert_eq(lfshm__release_end(&r, NULL, &end), 0);
+	cr_assert_eq(end, 128);
+	r.c_head = r.c_rel; /* nothing peeked: NULL releases nothing */
+	cr_assert_eq(lfshm__release_end(&r, NULL, &end), 0);
+	cr_assert_eq(end, r.c_rel);
+	r.role = LFSHM_PRODUCER;
+	cr_assert_eq(lfshm__release_end(&r, NULL, &end), -EINVAL);
+}
