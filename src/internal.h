@@ -261,44 +261,6 @@ struct lfshm_ring {
 	uint64_t m_last_batch; /* ... and in the last one (chunk size) */
 };
 
-/*
- * Consumer side of the MUTEX kind's record format (SPSC encodes its headers
- * differently and parses them in src/spsc.c): parse
- * the record at r->c_head with avail published bytes after it.  Returns 1
- * for padding (skipped: c_head moved to the start of the data area), 0 for
- * a message (in *m, c_head moved past it), or -EBADMSG when the header
- * contradicts the geometry (the caller poisons the handle).  The header is
- * read once into locals, relaxed: the caller's lock (MUTEX L1) orders it
- * after the producer's writes.
- */
-static inline int lfshm__parse_rec(struct lfshm_ring *r, uint64_t avail,
-				   struct lfshm_msg *m)
-{
-	uint64_t off = r->c_head & r->mask, size;
-	struct lfshm__rec *rec = (struct lfshm__rec *)(r->data + off);
-	uint32_t len = atomic_load_explicit(&rec->len, memory_order_relaxed);
-	uint32_t type = atomic_load_explicit(&rec->type, memory_order_relaxed);
-
-	if (type == LFSHM__TYPE_PAD) {
-		if ((uint64_t)len + LFSHM__REC_HDR != r->cap - off ||
-		    r->cap - off > avail)
-			return -EBADMSG;
-		r->c_head += r->cap - off;
-		return 1;
-	}
-	if (LFSHM__UNLIKELY(type > LFSHM_TYPE_MAX || len > r->max_msg))
-		return -EBADMSG;
-	size = lfshm__rec_size(len);
-	if (LFSHM__UNLIKELY(size > avail || off + size > r->cap))
-		return -EBADMSG;
-	m->data = rec + 1;
-	m->len = len;
-	m->type = type;
-	r->c_head += size;
-	m->_end = r->c_head;
-	return 0;
-}
-
 /* Per-kind operations.  Deadlines are absolute CLOCK_MONOTONIC ns;
  * LFSHM__NO_DEADLINE waits forever, 0 means do not wait. */
 #define LFSHM__NO_DEADLINE INT64_MAX

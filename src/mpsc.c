@@ -170,6 +170,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "record.h"
 
 #define W_READY   (1ull << 63)
 #define W_BUSY    (1ull << 62)
@@ -192,6 +193,13 @@
  * see mpsc_reserve): below 2^32 so that a pad over the rest fits; the
  * self-publish span (capacity / 8) is the bound in practice */
 #define CHUNK_MAX (1u << 30)
+
+/* Records on granules, with a 16-byte header. */
+static const struct lfshm__recfmt mpsc_fmt = {
+	.align = GRAN,
+	.hdr = HDR,
+	.term = 0,
+};
 
 /* Shared MPSC state in ctrl->kind_area. */
 struct mpsc_shared {
@@ -220,7 +228,7 @@ static inline uint64_t free_word(const struct lfshm_ring *r, uint64_t pos)
 
 static inline uint64_t mrec_size(uint64_t len)
 {
-	return (HDR + len + GMASK) & ~(uint64_t)GMASK;
+	return lfshm__rec_bytes(&mpsc_fmt, len);
 }
 
 _Static_assert(LFSHM__KEY_BITS <= 54, "a key fits a BUSY word");
@@ -248,11 +256,6 @@ static int mpsc_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 	return 0;
 }
 
-static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
-{
-	return !(head & GMASK) && !(tail & GMASK) && tail - head <= cap;
-}
-
 static void finish_release(struct lfshm_ring *r);
 
 static int mpsc_open(struct lfshm_ring *r)
@@ -275,7 +278,8 @@ static int mpsc_open(struct lfshm_ring *r)
 		/* A1: the consumer's released space and its FREE stamps */
 		head = atomic_load_explicit(&c->head, memory_order_acquire);
 		tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-		if (head & GMASK || tail & GMASK || head > tail) {
+		if (!lfshm__pos_aligned(&mpsc_fmt, head) ||
+		    !lfshm__pos_aligned(&mpsc_fmt, tail) || head > tail) {
 			atomic_fetch_sub_explicit(&c->prod_attached, 1,
 						  memory_order_relaxed);
 			return -EBADMSG;
@@ -291,7 +295,7 @@ static int mpsc_open(struct lfshm_ring *r)
 	/* acquire: a previous consumer's stamps and head (see lfshm__claim) */
 	head = atomic_load_explicit(&c->head, memory_order_acquire);
 	tail = atomic_load_explicit(&c->tail, memory_order_acquire);
-	if (!positions_ok(head, tail, r->cap)) {
+	if (!lfshm__positions_ok(&mpsc_fmt, head, tail, r->cap)) {
 		lfshm__unclaim(r, &c->cons_owner, &c->cons_pid);
 		return -EBADMSG;
 	}
@@ -315,8 +319,8 @@ static int refresh_head(struct lfshm_ring *r, uint64_t *tail)
 	h = atomic_load_explicit(&c->head, memory_order_acquire);
 	/* relaxed: only a position to try the CAS with */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
-	if (LFSHM__UNLIKELY((h & GMASK) || (t & GMASK) ||
-			    h - r->p_head_cache > t - r->p_head_cache))
+	if (LFSHM__UNLIKELY(!lfshm__head_ok(&mpsc_fmt, h, r->p_head_cache, t) ||
+			    !lfshm__pos_aligned(&mpsc_fmt, t)))
 		return lfshm__poison(r);
 	r->p_head_cache = h;
 	*tail = t;
@@ -327,9 +331,7 @@ static int refresh_head(struct lfshm_ring *r, uint64_t *tail)
 static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t t,
 			   uint64_t size)
 {
-	uint64_t off = t & r->mask;
-
-	return off + size > r->cap ? r->cap - off + size : size;
+	return lfshm__need_bytes(&mpsc_fmt, r, t, size);
 }
 
 /*
@@ -457,8 +459,8 @@ static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 		want = r->m_last_batch - r->m_batch - size;
 	if (want > CHUNK_MAX)
 		want = CHUNK_MAX;
-	if (want > r->cap - (t & r->mask) - size)
-		want = r->cap - (t & r->mask) - size;
+	if (want > lfshm__pad_bytes(r, t) - size)
+		want = lfshm__pad_bytes(r, t) - size;
 	return want & ~(uint64_t)GMASK;
 }
 
@@ -486,18 +488,13 @@ static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
 static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, off, exp, extra, room;
+	uint64_t size, t, need, pad, exp, extra, room;
 	bool fresh = false;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE;
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc;
 	size = mrec_size(len);
 	/* Carve the record out of our chunk: no shared write but its own
 	 * header.  A revoked chunk is dropped whole: the consumer revoked
@@ -517,7 +514,7 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	/* relaxed: a guess for the CAS, which re-reads it on failure */
 	t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	for (;;) {
-		if (LFSHM__UNLIKELY(t & GMASK))
+		if (LFSHM__UNLIKELY(!lfshm__pos_aligned(&mpsc_fmt, t)))
 			return lfshm__poison(r);
 		need = need_bytes(r, t, size);
 		if (t + need - r->p_head_cache > r->cap) {
@@ -548,21 +545,20 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			    &c->tail, &t, t + need + extra,
 			    memory_order_relaxed, memory_order_relaxed))
 			continue;
-		off = t & r->mask;
 		if (need != size) {
 			/* the wrap pad, final at once.  Release on success
 			 * (R1 for the pad): the consumer acquires it (A2),
 			 * passes it and frees the space (R2); the next
 			 * writer there must come after this write */
+			pad = lfshm__pad_bytes(r, t);
 			exp = free_word(r, t);
 			if (!atomic_compare_exchange_strong_explicit(
-				    word_at(r, t), &exp,
-				    W_PAD | (r->cap - off - 8),
+				    word_at(r, t), &exp, W_PAD | (pad - 8),
 				    memory_order_release, memory_order_relaxed)) {
 				r->m_revoked++;
 				goto again;
 			}
-			t += r->cap - off;
+			t += pad;
 		}
 		if (take_header(r, t, size)) {
 			r->m_chunk_pos = t + size;
@@ -585,8 +581,7 @@ done:
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
-	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
-	       buf == r->data + (r->p_resv & r->mask) + HDR;
+	return lfshm__is_resv(&mpsc_fmt, r, buf);
 }
 
 static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
@@ -595,8 +590,8 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 	uint64_t size, pos, w;
 	int rc;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
 	pos = r->p_resv;
 	size = mrec_size(len);
@@ -672,8 +667,7 @@ static int refresh_tail(struct lfshm_ring *r)
 {
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_acquire);
 
-	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
-			    t - r->c_rel > r->cap || (t & GMASK)))
+	if (LFSHM__UNLIKELY(!lfshm__tail_ok(&mpsc_fmt, r, t)))
 		return lfshm__poison(r);
 	r->c_tail_cache = t;
 	return 0;
@@ -749,9 +743,8 @@ static int unblock_head(struct lfshm_ring *r)
 	if ((sz & W_SIZE_TAG) != W_SIZE)
 		return lfshm__poison(r);
 	sz &= ~W_SIZE;
-	if ((sz & GMASK) || sz < GRAN || sz > mrec_size(r->max_msg) ||
-	    sz > avail ||
-	    off + sz > r->cap)
+	if (sz < GRAN || sz > mrec_size(r->max_msg) ||
+	    !lfshm__span_ok(&mpsc_fmt, r, off, sz, avail))
 		return lfshm__poison(r);
 	atomic_store_explicit(word_at(r, pos), W_PAD | (sz - 8),
 			      memory_order_relaxed);
@@ -769,8 +762,7 @@ static void release_to(struct lfshm_ring *r, uint64_t end);
 static void release_skipped(struct lfshm_ring *r)
 {
 	/* outstanding: the last message peeked ends in (c_rel, c_head] */
-	if (r->c_head != r->c_rel &&
-	    r->m_last_end - r->c_rel - 1 >= r->c_head - r->c_rel)
+	if (r->c_head != r->c_rel && !lfshm__peeked(r, r->m_last_end))
 		release_to(r, r->c_head);
 }
 
@@ -837,9 +829,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 					 memory_order_acquire);
 		if (LFSHM__LIKELY(w & W_READY)) {
 			len = (uint32_t)w;
-			size = mrec_size(len);
-			if (LFSHM__UNLIKELY(len > r->max_msg || size > avail ||
-					    off + size > r->cap))
+			size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);
+			if (LFSHM__UNLIKELY(!size))
 				return lfshm__poison(r);
 			m->data = r->data + off + HDR;
 			m->len = len;
@@ -856,9 +847,9 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		}
 		if (w & W_PAD) {
 			size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||
-					    size > avail ||
-					    off + size > r->cap))
+			if (LFSHM__UNLIKELY((w & W_PAD_MBZ) ||
+					    !lfshm__span_ok(&mpsc_fmt, r, off,
+							    size, avail)))
 				return lfshm__poison(r);
 			r->c_head += size;
 			continue;
@@ -947,8 +938,8 @@ static void skip_pads(struct lfshm_ring *r)
 		if ((w & W_TAGS) != W_PAD || (w & W_PAD_MBZ))
 			return;
 		size = 8 + (uint64_t)(uint32_t)w; /* no 32-bit wrap */
-		if ((size & GMASK) || size > r->c_tail_cache - r->c_head ||
-		    off + size > r->cap)
+		if (!lfshm__span_ok(&mpsc_fmt, r, off, size,
+				    r->c_tail_cache - r->c_head))
 			return;
 		r->c_head += size;
 	}
@@ -970,8 +961,8 @@ static void finish_release(struct lfshm_ring *r)
 	uint64_t end = atomic_load_explicit(&r->ctrl->rel_end,
 					    memory_order_relaxed);
 
-	if (end == r->c_rel || (end & GMASK) ||
-	    end - r->c_rel > r->c_tail_cache - r->c_rel)
+	if (end == r->c_rel || !lfshm__pos_aligned(&mpsc_fmt, end) ||
+	    !lfshm__pos_in(end, r->c_rel, r->c_tail_cache))
 		return;
 	release_to(r, end);
 	r->c_head = end;
@@ -982,11 +973,7 @@ static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	/* the last message peeked (or all): the pads after it go too */
 	if (!m || end == r->m_last_end) {
@@ -1002,11 +989,11 @@ static int mpsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 
 static int mpsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 {
-	if (r->role != LFSHM_CONSUMER || !m || m->_end != r->c_head)
-		return -EINVAL;
-	r->c_head = m->_end - mrec_size(m->len);
-	r->m_last_end = r->m_prev_end;
-	return 0;
+	int rc = lfshm__unpeek(r, m, m ? mrec_size(m->len) : 0);
+
+	if (!rc)
+		r->m_last_end = r->m_prev_end;
+	return rc;
 }
 
 /* ---- waiting -------------------------------------------------------- */

@@ -127,6 +127,15 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "record.h"
+
+/* SPSC's record sizes (8-byte header, 8-byte aligned); nothing is kept
+ * free after the last record: ctrl->tail says where the records end. */
+static const struct lfshm__recfmt mx_fmt = {
+	.align = 8,
+	.hdr = LFSHM__REC_HDR,
+	.term = 0,
+};
 
 #define MX_SLOTS 24u
 #define MX_MAGIC 0x3152584du /* "MXR1" */
@@ -283,7 +292,7 @@ static int mx_init(struct lfshm__ctrl *c, const struct lfshm__ring_desc *d)
 
 static bool positions_ok(uint64_t head, uint64_t tail, uint64_t cap)
 {
-	return !(head & 7) && !(tail & 7) && tail - head <= cap;
+	return lfshm__positions_ok(&mx_fmt, head, tail, cap);
 }
 
 /* The shared state outside the pthread objects is self-consistent. */
@@ -477,7 +486,7 @@ static int apply_rel(struct lfshm_ring *r)
 
 	/* a head already past the tail (hostile) is the caller's to judge:
 	 * left as it is, positions_ok poisons on it */
-	if (p == h || (p & 7) || t - h > r->cap || p - h > t - h)
+	if (p == h || t - h > r->cap || !lfshm__head_ok(&mx_fmt, p, h, t))
 		return 0;
 	/* relaxed: under the lock (L2 as in publish_head) */
 	atomic_store_explicit(&r->ctrl->head, p, memory_order_relaxed);
@@ -818,26 +827,19 @@ static void mx_close(struct lfshm_ring *r)
 
 static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t size)
 {
-	uint64_t off = r->p_tail & r->mask;
-
-	return off + size > r->cap ? r->cap - off + size : size;
+	return lfshm__need_bytes(&mx_fmt, r, r->p_tail, size);
 }
 
 static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	struct mx_priv *x = PRIV(r);
-	uint64_t size, off, need, head, tail;
+	uint64_t size, off, need, head, tail, n;
 	struct lfshm__rec *pad;
-	int lk;
+	int lk, rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE; /* a batch in progress stays for flush/close */
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc; /* -EPIPE: a batch in progress stays for flush/close */
 	if (!x->locked) {
 		lk = mx_lock(r);
 		if (lk < 0)
@@ -870,9 +872,9 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		}
 	}
 	r->p_head_cache = head;
-	size = lfshm__rec_size(len);
+	size = lfshm__rec_bytes(&mx_fmt, len);
 	need = need_bytes(r, size);
-	if (r->cap - (r->p_tail - head) < need) {
+	if (!lfshm__has_room(r, r->p_tail - head, need)) {
 		r->stats.full_events++;
 		/* never sleep or return holding the lock: publish the batch
 		 * so far (the consumer can then make room) */
@@ -885,13 +887,13 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	if (need != size) {
 		/* pad to the end; published with the record, dropped with an
 		 * abort */
+		n = lfshm__pad_bytes(r, r->p_tail);
 		pad = (struct lfshm__rec *)(r->data + off);
-		atomic_store_explicit(&pad->len,
-				      (uint32_t)(r->cap - off - LFSHM__REC_HDR),
+		atomic_store_explicit(&pad->len, (uint32_t)(n - LFSHM__REC_HDR),
 				      memory_order_relaxed);
 		atomic_store_explicit(&pad->type, LFSHM__TYPE_PAD,
 				      memory_order_relaxed);
-		r->p_tail += r->cap - off;
+		r->p_tail += n;
 		off = 0;
 	}
 	r->p_resv = r->p_tail;
@@ -903,9 +905,7 @@ static int mx_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
-	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
-	       is_holder(PRIV(r)) &&
-	       buf == r->data + (r->p_resv & r->mask) + LFSHM__REC_HDR;
+	return lfshm__is_resv(&mx_fmt, r, buf) && is_holder(PRIV(r));
 }
 
 static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
@@ -913,14 +913,14 @@ static int mx_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 {
 	struct lfshm__rec *rec;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
 	rec = (struct lfshm__rec *)(r->data + (r->p_resv & r->mask));
 	/* relaxed: published by the tail store in publish(), under the lock */
 	atomic_store_explicit(&rec->len, len, memory_order_relaxed);
 	atomic_store_explicit(&rec->type, type, memory_order_relaxed);
-	r->p_tail = r->p_resv + lfshm__rec_size(len);
+	r->p_tail = r->p_resv + lfshm__rec_bytes(&mx_fmt, len);
 	r->p_resv_on = 0;
 	/* a long batch publishes by itself, as a flush would (lock dropped:
 	 * the consumer needs it to see the tail) */
@@ -982,8 +982,7 @@ static int load_tail(struct lfshm_ring *r)
 {
 	uint64_t t = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
 
-	if (LFSHM__UNLIKELY(t - r->c_tail_cache > r->cap ||
-			    t - r->c_rel > r->cap || (t & 7)))
+	if (LFSHM__UNLIKELY(!lfshm__tail_ok(&mx_fmt, r, t)))
 		return mx_poison(r);
 	r->c_tail_cache = t;
 	return 0;
@@ -1028,6 +1027,41 @@ static int refresh_tail(struct lfshm_ring *r, bool *closed)
 	return rc;
 }
 
+/*
+ * Consumer side of the record format: parse the record at r->c_head with
+ * avail published bytes after it.  Returns 1 for padding (skipped: c_head
+ * moved to the start of the data area), 0 for a message (in *m, c_head
+ * moved past it), or -EBADMSG when the header contradicts the geometry
+ * (the caller poisons the handle).  The header is read once into locals,
+ * relaxed: the caller's lock (L1) orders it after the producer's writes.
+ */
+static int parse_rec(struct lfshm_ring *r, uint64_t avail, struct lfshm_msg *m)
+{
+	uint64_t off = r->c_head & r->mask, size;
+	struct lfshm__rec *rec = (struct lfshm__rec *)(r->data + off);
+	uint32_t len = atomic_load_explicit(&rec->len, memory_order_relaxed);
+	uint32_t type = atomic_load_explicit(&rec->type, memory_order_relaxed);
+
+	if (type == LFSHM__TYPE_PAD) {
+		size = (uint64_t)len + LFSHM__REC_HDR;
+		if (!lfshm__end_pad_ok(r, off, size, avail))
+			return -EBADMSG;
+		r->c_head += size;
+		return 1;
+	}
+	if (LFSHM__UNLIKELY(type > LFSHM_TYPE_MAX))
+		return -EBADMSG;
+	size = lfshm__msg_size(&mx_fmt, r, off, len, avail);
+	if (LFSHM__UNLIKELY(!size))
+		return -EBADMSG;
+	m->data = rec + 1;
+	m->len = len;
+	m->type = type;
+	r->c_head += size;
+	m->_end = r->c_head;
+	return 0;
+}
+
 static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t avail;
@@ -1050,7 +1084,7 @@ static int mx_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 				return closed ? -EPIPE : -EAGAIN;
 			}
 		}
-		rc = lfshm__parse_rec(r, avail, m);
+		rc = parse_rec(r, avail, m);
 		if (rc > 0)
 			continue; /* padding skipped */
 		return rc ? mx_poison(r) : 0;
@@ -1067,11 +1101,7 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 	uint64_t end;
 	int lk;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	if (end == r->c_rel)
 		return 0;
@@ -1104,10 +1134,7 @@ static int mx_release(struct lfshm_ring *r, struct lfshm_msg *m)
 
 static int mx_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 {
-	if (r->role != LFSHM_CONSUMER || m->_end != r->c_head)
-		return -EINVAL;
-	r->c_head = m->_end - lfshm__rec_size(m->len);
-	return 0;
+	return lfshm__unpeek(r, m, m ? lfshm__rec_bytes(&mx_fmt, m->len) : 0);
 }
 
 /* ---- waiting -------------------------------------------------------- */
@@ -1143,7 +1170,8 @@ static int space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 		return mx_poison(r);
 	r->p_tail = r->p_pub = tail;
 	r->p_head_cache = head;
-	if (r->cap - (tail - head) >= need_bytes(r, lfshm__rec_size(len)))
+	if (lfshm__has_room(r, tail - head,
+			    need_bytes(r, lfshm__rec_bytes(&mx_fmt, len))))
 		return 1;
 	owner = atomic_load_explicit(&r->ctrl->cons_owner,
 				     memory_order_acquire);
@@ -1384,17 +1412,17 @@ static int mx_wait_space(struct lfshm_ring *r, uint32_t len, int64_t deadline)
 /* Room for a len-byte record now (lock held), from shared state only. */
 static int helper_space_check(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t head, tail, size = lfshm__rec_size(len), off, owner, need;
+	uint64_t head, tail, owner, need;
 
 	apply_rel(r);
 	head = atomic_load_explicit(&r->ctrl->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&r->ctrl->tail, memory_order_relaxed);
-	off = tail & r->mask;
-	need = off + size > r->cap ? r->cap - off + size : size;
+	need = lfshm__need_bytes(&mx_fmt, r, tail,
+				 lfshm__rec_bytes(&mx_fmt, len));
 
 	if (!positions_ok(head, tail, r->cap))
 		return -EBADMSG;
-	if (r->cap - (tail - head) >= need)
+	if (lfshm__has_room(r, tail - head, need))
 		return 1;
 	owner = atomic_load_explicit(&r->ctrl->cons_owner,
 				     memory_order_acquire);
@@ -1606,7 +1634,7 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 {
 	struct mx_priv *x = PRIV(r);
 	struct mx_bridge *b;
-	uint64_t head, tail, size, off, need, owner;
+	uint64_t head, tail, need, owner;
 	bool closed;
 	int rc;
 
@@ -1659,10 +1687,10 @@ static int mx_bridge_arm(struct lfshm_ring *r, unsigned dir, uint32_t len)
 					    memory_order_relaxed);
 		tail = atomic_load_explicit(&r->ctrl->tail,
 					    memory_order_relaxed);
-		size = lfshm__rec_size(len);
-		off = tail & r->mask;
-		need = off + size > r->cap ? r->cap - off + size : size;
-		if (tail - head <= r->cap && r->cap - (tail - head) >= need)
+		need = lfshm__need_bytes(&mx_fmt, r, tail,
+					 lfshm__rec_bytes(&mx_fmt, len));
+		if (tail - head <= r->cap &&
+		    lfshm__has_room(r, tail - head, need))
 			return 1;
 		/* full: a consumer that died would never make room (one
 		 * F_OFD_GETLK, only before the loop sleeps).  acquire:

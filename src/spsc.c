@@ -85,6 +85,15 @@
 #include <string.h>
 
 #include "internal.h"
+#include "record.h"
+
+/* 8-byte records with an 8-byte header; the terminator's room after the
+ * last record (see the top) */
+static const struct lfshm__recfmt spsc_fmt = {
+	.align = 8,
+	.hdr = LFSHM__REC_HDR,
+	.term = LFSHM__REC_HDR,
+};
 
 /* High word of a header: a message's is ~type, a padding record's this. */
 #define SPSC_HI_MSG 0x80000000u /* lowest ~type (type LFSHM_TYPE_MAX) */
@@ -116,17 +125,16 @@ static int take_rec(struct lfshm_ring *r, uint64_t w, struct lfshm_msg *m)
 	uint32_t len = (uint32_t)w, hi = (uint32_t)(w >> 32);
 
 	if (hi == SPSC_HI_PAD) {
-		size = r->cap - off;
-		if (LFSHM__UNLIKELY((uint64_t)len + LFSHM__REC_HDR != size ||
-				    size > room))
+		size = (uint64_t)len + LFSHM__REC_HDR;
+		if (LFSHM__UNLIKELY(!lfshm__end_pad_ok(r, off, size, room)))
 			return -EBADMSG;
 		r->c_head += size;
 		return 1;
 	}
-	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg))
+	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))
 		return -EBADMSG;
-	size = lfshm__rec_size(len);
-	if (LFSHM__UNLIKELY(off + size > r->cap || size > room))
+	size = lfshm__msg_size(&spsc_fmt, r, off, len, room);
+	if (LFSHM__UNLIKELY(!size))
 		return -EBADMSG;
 	m->data = r->data + off + LFSHM__REC_HDR;
 	m->len = len;
@@ -158,7 +166,8 @@ static int find_end(struct lfshm_ring *r, uint64_t head, uint64_t tail,
 	uint64_t w;
 	int rc;
 
-	if ((head & 7) || (tail & 7))
+	if (!lfshm__pos_aligned(&spsc_fmt, head) ||
+	    !lfshm__pos_aligned(&spsc_fmt, tail))
 		return -EBADMSG;
 	if (tail - head <= r->cap - LFSHM__REC_HDR)
 		r->c_head = tail;
@@ -202,7 +211,7 @@ static int spsc_open(struct lfshm_ring *r)
 	head = atomic_load_explicit(&c->head, memory_order_acquire);
 	if (r->role == LFSHM_CONSUMER) {
 		/* the consumer reads headers from head on, never the tail */
-		if (head & 7) {
+		if (!lfshm__pos_aligned(&spsc_fmt, head)) {
 			lfshm__unclaim(r, owner, pidw);
 			return -EBADMSG;
 		}
@@ -230,21 +239,18 @@ static int refresh_head(struct lfshm_ring *r)
 {
 	uint64_t h = atomic_load_explicit(&r->ctrl->head, memory_order_acquire);
 
-	if (LFSHM__UNLIKELY(h - r->p_head_cache > r->p_pub - r->p_head_cache ||
-			    (h & 7)))
+	if (LFSHM__UNLIKELY(!lfshm__head_ok(&spsc_fmt, h, r->p_head_cache,
+					    r->p_pub)))
 		return lfshm__poison(r);
 	r->p_head_cache = h;
 	return 0;
 }
 
-/* Bytes a len-byte record needs at the current tail, padding included,
- * plus the room of the terminator after it. */
+/* Bytes a size-byte record needs at the current tail, padding included,
+ * plus the room of the terminator after it (spsc_fmt.term). */
 static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t size)
 {
-	uint64_t off = r->p_tail & r->mask;
-
-	return (off + size > r->cap ? r->cap - off + size : size) +
-	       LFSHM__REC_HDR;
+	return lfshm__need_bytes(&spsc_fmt, r, r->p_tail, size);
 }
 
 /* The header of the record at pos: kept for publish() when pos is the
@@ -267,37 +273,33 @@ static void put_term(struct lfshm_ring *r, uint64_t pos)
 
 static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
-	uint64_t size, off, need;
+	uint64_t size, off, need, pad;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on || !buf))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
-	if (LFSHM__UNLIKELY(len > r->max_msg))
-		return -EMSGSIZE;
-	if (LFSHM__UNLIKELY(lfshm__consumer_closed(r)))
-		return -EPIPE;
-	size = lfshm__rec_size(len);
+	rc = lfshm__reserve_check(r, len, buf);
+	if (rc)
+		return rc;
+	size = lfshm__rec_bytes(&spsc_fmt, len);
 	need = need_bytes(r, size);
-	if (r->cap - (r->p_tail - r->p_head_cache) < need) {
+	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need)) {
 		rc = refresh_head(r);
 		if (rc)
 			return rc;
-		if (r->cap - (r->p_tail - r->p_head_cache) < need) {
+		if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need)) {
 			r->stats.full_events++;
 			return -EAGAIN;
 		}
 	}
 	off = r->p_tail & r->mask;
-	if (off + size > r->cap) {
+	if (lfshm__rec_wraps(r, r->p_tail, size)) {
 		/* Pad to the end, its terminator at index 0; published with
 		 * the record by R1.  Kept even if the reservation is aborted:
 		 * it is valid. */
-		put_term(r, r->p_tail + r->cap - off);
+		pad = lfshm__pad_bytes(r, r->p_tail);
+		put_term(r, r->p_tail + pad);
 		put_hdr(r, r->p_tail,
-			hdr_word(r->cap - off - LFSHM__REC_HDR, SPSC_HI_PAD));
-		r->p_tail += r->cap - off;
+			hdr_word(pad - LFSHM__REC_HDR, SPSC_HI_PAD));
+		r->p_tail += pad;
 		off = 0;
 	}
 	r->p_resv = r->p_tail;
@@ -324,8 +326,7 @@ static void publish(struct lfshm_ring *r)
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
-	return r->role == LFSHM_PRODUCER && r->p_resv_on &&
-	       buf == r->data + (r->p_resv & r->mask) + LFSHM__REC_HDR;
+	return lfshm__is_resv(&spsc_fmt, r, buf);
 }
 
 static int spsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
@@ -333,10 +334,10 @@ static int spsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 {
 	uint64_t end;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) || len > r->p_resv_len ||
-			    type > LFSHM_TYPE_MAX || (flags & ~LFSHM_MORE)))
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
 		return -EINVAL;
-	end = r->p_resv + lfshm__rec_size(len);
+	end = r->p_resv + lfshm__rec_bytes(&spsc_fmt, len);
 	put_term(r, end);
 	put_hdr(r, r->p_resv, hdr_word(len, ~type));
 	r->p_tail = end;
@@ -411,11 +412,7 @@ static int spsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
 
-	if (r->role != LFSHM_CONSUMER)
-		return -EINVAL;
-	end = m ? m->_end : r->c_head;
-	/* end must lie in (c_rel, c_head]; NULL may release nothing */
-	if (m && end - r->c_rel - 1 >= r->c_head - r->c_rel)
+	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
 	if (end == r->c_rel)
 		return 0;
@@ -428,16 +425,8 @@ static int spsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 
 static int spsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 {
-	uint64_t size;
-
-	if (r->role != LFSHM_CONSUMER || m->_end != r->c_head)
-		return -EINVAL;
-	size = lfshm__rec_size(m->len);
 	/* not back past what was released (take_rec's room) */
-	if (r->c_head - r->c_rel < size)
-		return -EINVAL;
-	r->c_head -= size;
-	return 0;
+	return lfshm__unpeek(r, m, m ? lfshm__rec_bytes(&spsc_fmt, m->len) : 0);
 }
 
 /* ---- one-call copying send and recv ---------------------------------- */
@@ -454,13 +443,14 @@ static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
 		     uint32_t type)
 {
 	uint64_t t = r->p_tail, off = t & r->mask;
-	uint64_t size = lfshm__rec_size(len), end = t + size;
+	uint64_t size = lfshm__rec_bytes(&spsc_fmt, len), end = t + size;
 
+	/* no wrap: what it needs is the record and the terminator's room */
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on ||
 			    r->poisoned || len > r->max_msg || t != r->p_pub ||
-			    off + size > r->cap ||
-			    r->cap - (t - r->p_head_cache) <
-				    size + LFSHM__REC_HDR ||
+			    lfshm__rec_wraps(r, t, size) ||
+			    !lfshm__has_room(r, t - r->p_head_cache,
+					     size + spsc_fmt.term) ||
 			    lfshm__consumer_closed(r)))
 		return LFSHM__SLOW;
 	/* The consumer spins on the header's cache line: write the rest of
@@ -513,12 +503,13 @@ static long spsc_recv(struct lfshm_ring *r, void *buf, uint32_t cap,
 	w = load_hdr(r); /* A2 */
 	len = (uint32_t)w;
 	hi = (uint32_t)(w >> 32);
-	size = lfshm__rec_size(len);
-	/* take_rec's room check (size <= cap - 8 with nothing peeked) is
-	 * implied: len <= max_msg makes size <= cap / 2 (attach checks
-	 * max_msg against the capacity) */
-	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||
-			    off + size > r->cap || len > cap))
+	/* take_rec's checks with nothing peeked (room cap - 8), then the
+	 * caller's buffer */
+	if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))
+		return LFSHM__SLOW;
+	size = lfshm__msg_size(&spsc_fmt, r, off, len,
+			       r->cap - LFSHM__REC_HDR);
+	if (LFSHM__UNLIKELY(!size || len > cap))
 		return LFSHM__SLOW;
 	if (len)
 		lfshm__copy(buf, r->data + off + LFSHM__REC_HDR, len);
@@ -557,18 +548,18 @@ static int data_ready(struct lfshm_ring *r, uint32_t arg, bool slow)
 
 static int space_ready(struct lfshm_ring *r, uint32_t len, bool slow)
 {
-	uint64_t need = need_bytes(r, lfshm__rec_size(len));
+	uint64_t need = need_bytes(r, lfshm__rec_bytes(&spsc_fmt, len));
 	uint64_t owner;
 	int rc;
 
 	if (r->poisoned)
 		return -EBADMSG;
-	if (r->cap - (r->p_tail - r->p_head_cache) >= need)
+	if (lfshm__has_room(r, r->p_tail - r->p_head_cache, need))
 		return 1;
 	rc = refresh_head(r);
 	if (rc)
 		return rc;
-	if (r->cap - (r->p_tail - r->p_head_cache) >= need)
+	if (lfshm__has_room(r, r->p_tail - r->p_head_cache, need))
 		return 1;
 	if (!slow)
 		return 0;

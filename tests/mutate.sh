@@ -28,46 +28,46 @@ nl='
 # (add one: a mutant_NAME function setting these five, and NAME to $all)
 
 mutant_parse_rec_end() {
-	file=src/internal.h
+	file=src/record.h
 	old='off + size > r->cap'
-	new='off + len > r->cap'
-	tests="test_hostile test_spsc test_mutex"
+	new='(r->kind == LFSHM_MUTEX ? off + len : off + size) > r->cap'
+	tests="test_hostile test_mutex"
 }
 
 mutant_parse_pad_published() {
-	file=src/internal.h
-	old="!= r->cap - off ||$nl$tab$tab    r->cap - off > avail)"
-	new="!= r->cap - off)"
-	tests="test_hostile test_spsc test_mutex"
+	file=src/record.h
+	old='size == r->cap - off && size <= avail'
+	new='size == r->cap - off && (r->kind == LFSHM_MUTEX || size <= avail)'
+	tests="test_hostile test_mutex"
 }
 
 # SPSC publishes through its record headers (src/spsc.c, issue 11)
 
 mutant_spsc_record_room() {
-	file=src/spsc.c
-	old='off + size > r->cap || size > room'
-	new='off + size > r->cap'
+	file=src/record.h
+	old='size > avail || off + size > r->cap'
+	new='(r->kind != LFSHM_SPSC && size > avail) || off + size > r->cap'
 	tests="test_hostile test_spsc"
 }
 
 mutant_spsc_pad_room() {
-	file=src/spsc.c
-	old="!= size ||$nl$tab$tab$tab$tab    size > room)"
-	new="!= size)"
+	file=src/record.h
+	old='size == r->cap - off && size <= avail'
+	new='size == r->cap - off && (r->kind == LFSHM_SPSC || size <= avail)'
 	tests="test_hostile test_spsc"
 }
 
 mutant_spsc_header_high_word() {
 	file=src/spsc.c
-	old='hi < SPSC_HI_MSG || len > r->max_msg'
-	new='len > r->max_msg'
+	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))'
+	new='if (0)'
 	tests="test_hostile test_spsc"
 }
 
 mutant_spsc_record_max_msg() {
-	file=src/spsc.c
-	old='hi < SPSC_HI_MSG || len > r->max_msg'
-	new='hi < SPSC_HI_MSG'
+	file=src/record.h
+	old="len > r->max_msg))$nl$tab${tab}return 0;"
+	new="r->kind != LFSHM_SPSC && len > r->max_msg))$nl$tab${tab}return 0;"
 	tests="test_hostile test_spsc"
 }
 
@@ -80,15 +80,15 @@ mutant_spsc_no_terminator() {
 
 mutant_spsc_no_pad_terminator() {
 	file=src/spsc.c
-	old="${tab}${tab}put_term(r, r->p_tail + r->cap - off);$nl"
+	old="${tab}${tab}put_term(r, r->p_tail + pad);$nl"
 	new=""
 	tests="test_spsc"
 }
 
 mutant_spsc_no_terminator_room() {
 	file=src/spsc.c
-	old="size) +$nl$tab       LFSHM__REC_HDR;"
-	new="size);"
+	old='.term = LFSHM__REC_HDR,'
+	new='.term = 0,'
 	tests="test_spsc test_ring"
 }
 
@@ -123,36 +123,36 @@ mutant_spsc_attach_leading_tail() {
 
 mutant_spsc_head_alignment() {
 	file=src/spsc.c
-	old="r->p_pub - r->p_head_cache ||$nl$tab$tab$tab    (h & 7)))"
-	new="r->p_pub - r->p_head_cache))"
+	old='lfshm__head_ok(&spsc_fmt, h,'
+	new='lfshm__head_ok(&(struct lfshm__recfmt){ .align = 1 }, h,'
 	tests="test_hostile test_spsc"
 }
 
 mutant_spsc_attach_head_alignment() {
 	file=src/spsc.c
-	old='if ((head & 7) || (tail & 7))'
-	new='if (tail & 7)'
+	old="if (!lfshm__pos_aligned(&spsc_fmt, head) ||$nl$tab    !lfshm__pos_aligned(&spsc_fmt, tail))"
+	new='if (!lfshm__pos_aligned(&spsc_fmt, tail))'
 	tests="test_hostile test_spsc"
 }
 
 mutant_spsc_consumer_attach_alignment() {
 	file=src/spsc.c
-	old="${tab}${tab}if (head & 7) {"
+	old="${tab}${tab}if (!lfshm__pos_aligned(&spsc_fmt, head)) {"
 	new="${tab}${tab}if (0) {"
 	tests="test_hostile"
 }
 
 mutant_mpsc_tail_vs_released() {
-	file=src/mpsc.c
-	old='t - r->c_rel > r->cap || (t & GMASK)'
-	new='(t & GMASK)'
+	file=src/record.h
+	old='t - r->c_rel > r->cap ||'
+	new='(r->kind != LFSHM_MPSC && t - r->c_rel > r->cap) ||'
 	tests="test_hostile test_mpsc"
 }
 
 mutant_mutex_tail_vs_released() {
-	file=src/mutex_ring.c
-	old='t - r->c_rel > r->cap || (t & 7)'
-	new='(t & 7)'
+	file=src/record.h
+	old='t - r->c_rel > r->cap ||'
+	new='(r->kind != LFSHM_MUTEX && t - r->c_rel > r->cap) ||'
 	tests="test_hostile test_mutex"
 }
 
@@ -238,15 +238,15 @@ mutant_mpsc_size_free_unchecked() {
 
 mutant_mpsc_tail_off_granule() {
 	file=src/mpsc.c
-	old='t - r->c_rel > r->cap || (t & GMASK)))'
-	new='t - r->c_rel > r->cap || (t & 7)))'
+	old='lfshm__tail_ok(&mpsc_fmt, r, t)'
+	new='lfshm__tail_ok(&(struct lfshm__recfmt){ .align = 8 }, r, t)'
 	tests="test_mpsc"
 }
 
 mutant_mpsc_pad_off_granule() {
 	file=src/mpsc.c
-	old='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & GMASK) ||'
-	new='if (LFSHM__UNLIKELY((w & W_PAD_MBZ) || (size & 7) ||'
+	old="!lfshm__span_ok(&mpsc_fmt, r, off,$nl$tab$tab$tab$tab$tab$tab$tab    size, avail)"
+	new="!lfshm__span_ok(&(struct lfshm__recfmt){ .align = 8 }, r, off,$nl$tab$tab$tab$tab$tab$tab$tab    size, avail)"
 	tests="test_mpsc"
 }
 
@@ -318,43 +318,38 @@ mutant_mpsc_chunk_not_checked_against_head() {
 
 mutant_spsc_fast_recv_no_hi() {
 	file=src/spsc.c
-	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||'
-	new='if (LFSHM__UNLIKELY(len > r->max_msg ||'
+	old="${tab}if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))$nl${tab}${tab}return LFSHM__SLOW;"
+	new=""
 	tests="test_hostile test_spsc test_ring"
 }
 
-mutant_spsc_fast_recv_no_max_msg() {
+# spsc_recv's header checks are record.h's (lfshm__msg_size): break them
+# for the one-call path only
+mutant_spsc_fast_recv_no_msg_size() {
 	file=src/spsc.c
-	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG || len > r->max_msg ||'
-	new='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG ||'
-	tests="test_hostile"
-}
-
-mutant_spsc_fast_recv_no_end() {
-	file=src/spsc.c
-	old='off + size > r->cap || len > cap))'
-	new='len > cap))'
+	old="${tab}size = lfshm__msg_size(&spsc_fmt, r, off, len,$nl${tab}${tab}${tab}       r->cap - LFSHM__REC_HDR);"
+	new="${tab}size = lfshm__rec_bytes(&spsc_fmt, len);"
 	tests="test_hostile"
 }
 
 mutant_spsc_fast_recv_no_cap() {
 	file=src/spsc.c
-	old='off + size > r->cap || len > cap))'
-	new='off + size > r->cap))'
+	old='if (LFSHM__UNLIKELY(!size || len > cap))'
+	new='if (LFSHM__UNLIKELY(!size))'
 	tests="test_hostile test_spsc test_ring"
 }
 
 mutant_spsc_fast_send_no_wrap() {
 	file=src/spsc.c
-	old="${tab}${tab}${tab}    off + size > r->cap ||$nl${tab}${tab}${tab}    r->cap - (t - r->p_head_cache) <"
-	new="${tab}${tab}${tab}    r->cap - (t - r->p_head_cache) <"
+	old="${tab}${tab}${tab}    lfshm__rec_wraps(r, t, size) ||$nl"
+	new=""
 	tests="test_spsc test_ring test_copy"
 }
 
 mutant_spsc_fast_send_no_room() {
 	file=src/spsc.c
-	old='size + LFSHM__REC_HDR ||'
-	new='size ||'
+	old='size + spsc_fmt.term) ||'
+	new='size) ||'
 	tests="test_spsc test_ring"
 }
 
@@ -395,6 +390,37 @@ mutant_mpsc_max_msg_uncapped() {
 	tests="test_live"
 }
 
+# The shared record core itself (src/record.h, issue 11): a bound moved by
+# one unit for every kind at once; test_record sits on both sides of each
+
+mutant_record_positions_cap() {
+	file=src/record.h
+	old='tail - head <= cap'
+	new='tail - head < cap'
+	tests="test_record"
+}
+
+mutant_record_peeked_end() {
+	file=src/record.h
+	old='end - r->c_rel - 1 < r->c_head - r->c_rel'
+	new='end - r->c_rel - 1 <= r->c_head - r->c_rel'
+	tests="test_record"
+}
+
+mutant_record_wrap_at_end() {
+	file=src/record.h
+	old='(pos & r->mask) + size > r->cap'
+	new='(pos & r->mask) + size >= r->cap'
+	tests="test_record"
+}
+
+mutant_record_unpeek_past_release() {
+	file=src/record.h
+	old="$tab    r->c_head - r->c_rel < size)"
+	new="$tab    0)"
+	tests="test_record"
+}
+
 all="parse_rec_end parse_pad_published spsc_record_room spsc_pad_room
 spsc_header_high_word spsc_record_max_msg spsc_no_terminator
 spsc_no_pad_terminator spsc_no_terminator_room spsc_first_header_not_last
@@ -408,9 +434,10 @@ mpsc_no_word0_stamp mpsc_no_word1_stamp mpsc_revoked_skips_a_word
 mpsc_no_chunk mpsc_flush_keeps_chunk mpsc_commit_keeps_chunk
 mpsc_abort_keeps_chunk mpsc_carve_without_cas
 mpsc_chunk_not_checked_against_head mpsc_tail_off_granule
-mpsc_pad_off_granule copy_band_too_wide copy_no_tail
-spsc_fast_recv_no_hi spsc_fast_recv_no_max_msg spsc_fast_recv_no_end
-spsc_fast_recv_no_cap spsc_fast_send_no_wrap
+mpsc_pad_off_granule record_positions_cap record_peeked_end
+record_wrap_at_end record_unpeek_past_release copy_band_too_wide copy_no_tail
+spsc_fast_recv_no_hi spsc_fast_recv_no_msg_size spsc_fast_recv_no_cap
+spsc_fast_send_no_wrap
 spsc_fast_send_no_room spsc_fast_send_no_term spsc_fast_send_ignores_more"
 
 # ---- machinery -----------------------------------------------------------

@@ -102,7 +102,7 @@ static void set_tail(struct hx *h, uint64_t t)
 	atomic_store(&h->ctrl->tail, t);
 }
 
-/* The two kinds that share lfshm__parse_rec's record format. */
+/* The two kinds with 8-byte records (src/record.h checks their headers). */
 static const unsigned rec_kinds[] = { LFSHM_SPSC, LFSHM_MUTEX };
 
 /* ---- records at the end of the data area ------------------------------ */
