@@ -720,8 +720,9 @@ static int side_stop(struct side *s)
  * load on this shared machine: their ratio is what a run can compare.
  */
 /*
- * --trace: the parts of a round trip (needs --size >= 36), p50 of each
- * over the rounds, per side, on stderr:
+ * --trace: the server's CPU per round trip (its schedstat over the
+ * rounds), and the parts of a round trip (needs --size >= 36), p50 of
+ * each over the rounds, per side, on stderr:
  *   send   the client's send call (publish, doorbell: wakes the server)
  *   wake   from the start of the send until the server's io_uring wait
  *          returned (0 when the server had not slept: "awake", it was
@@ -762,11 +763,12 @@ static void trace_one(uint64_t *tr[2][TR_N], int k, unsigned i,
 }
 
 static void trace_print(uint64_t *tr[2][TR_N], int is_lfshm, unsigned a,
-			unsigned b)
+			unsigned b, const uint64_t cpu[2])
 {
 	for (int k = 0; k < 2; k++) {
-		fprintf(stderr, "# trace %s n=%u p50 us:", is_lfshm ? "lfshm" :
-			"uds", k ? b : a);
+		fprintf(stderr, "# trace %s n=%u server CPU %.2f us/round trip;"
+			" p50 us:", is_lfshm ? "lfshm" : "uds", k ? b : a,
+			(double)cpu[k] / 1e3 / O.rounds);
 		for (int j = 0; j < TR_N; j++) {
 			qsort(tr[k][j], O.rounds, sizeof(uint64_t), cmp_u64);
 			fprintf(stderr, " %s %.2f", tr_name[j],
@@ -782,7 +784,7 @@ static void trace_print(uint64_t *tr[2][TR_N], int is_lfshm, unsigned a,
 static int run_pair(int is_lfshm, unsigned a, unsigned b)
 {
 	struct side s[2];
-	uint64_t *lat[2], *tr[2][TR_N] = { { 0 } };
+	uint64_t *lat[2], *tr[2][TR_N] = { { 0 } }, cpu[2] = { 0 };
 	char buf[MAX_SIZE];
 	int rc;
 
@@ -800,6 +802,9 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 		rc = side_start(is_lfshm, b, 1, &s[1]);
 	else
 		s[1].n = 0, s[1].pid = -1;
+	/* --trace: the servers' CPU over the round trips */
+	for (int k = 0; O.trace && !rc && k < 2; k++)
+		cpu[k] = cpu_of(s[k].pid);
 	for (unsigned i = 0; !rc && i < O.rounds; i++)
 		for (int k = 0; k < 2 && !rc; k++) {
 			/* which goes first alternates as well */
@@ -835,8 +840,11 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 		       (double)p[0][1] / sc, (double)p[1][0] / sc,
 		       (double)p[1][1] / sc, (double)p[1][0] / (double)p[0][0]);
 		fflush(stdout);
-		if (O.trace)
-			trace_print(tr, is_lfshm, a, b);
+		if (O.trace) {
+			for (int k = 0; k < 2; k++)
+				cpu[k] = cpu_of(s[k].pid) - cpu[k];
+			trace_print(tr, is_lfshm, a, b, cpu);
+		}
 	}
 	for (int k = 0; k < 2; k++)
 		for (int j = 0; j < TR_N; j++)
