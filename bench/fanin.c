@@ -4,7 +4,8 @@
  *
  *   bench/fanin [--n=1,100,1000,10000] [--rounds=R] [--size=B]
  *               [--transport=lfshm,uds] [--format=csv|table] [--smoke]
- *               [--pair=A,B [--hot]] [--spin=NS] [--capacity=B]
+ *               [--pair=A,B [--hot] [--trace]] [--spin=NS]
+ *               [--capacity=B] [--pin] [--gap=NS]
  *
  * Per (transport, N) a server process is forked; this process is the
  * client and holds all N channels.  Server loops, both one io_uring:
@@ -41,7 +42,15 @@
  * B's round trips all go to one channel (a warm channel among B: tells the
  * cost of a cold channel from that of the number of channels).  --spin:
  * the client's lfshm_ring_set_spin on every ring (0: always sleep).
- * --capacity: each ring of a channel (default 64 KiB).
+ * --capacity: each ring of a channel (default 64 KiB).  --pin: the
+ * client on CPU 0, the servers on CPU 1 (no server preempts the client).
+ * --trace (with --pair): where the time of a round trip goes, on stderr.
+ * --gap=NS (with --pair): the client spins NS before each round trip, so
+ * that the server of the previous one has finished its work after the
+ * echo (re-arm, epoll, io_uring) and gone back to sleep: without it, on a
+ * 2-CPU machine, one server's round trip can land while the other is
+ * still busy on the server CPU, and the wake-up is then much cheaper than
+ * that of an idle CPU (see --trace's "awake").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,6 +59,7 @@
 #include <getopt.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +90,9 @@ static struct {
 	uint64_t capacity; /* --capacity: each ring of a channel (0: 64 KiB) */
 	int set_spin;     /* --spin=NS given: the client's lfshm_ring_set_spin */
 	int64_t spin_ns;
+	int trace;        /* --trace: server timestamps in the echo */
+	int pin;          /* --pin: client on CPU 0, servers on CPU 1 */
+	int64_t gap_ns;   /* --gap: idle time before each --pair round trip */
 } O = { .rounds = 10000, .size = 64, .idle_ms = 1000, .lfshm = 1, .uds = 1, .csv = 1,
 	.header = 1 };
 
@@ -183,6 +196,21 @@ static uint64_t self_cpu(void)
 
 /* ---- servers ---------------------------------------------------------- */
 
+/* --pin: this process on cpu only (0: client, 1: servers), so that a
+ * server never preempts the client (a spinning one above all): the
+ * wake-up is always cross-CPU and both servers share one CPU. */
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	if (!O.pin)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		die("--pin: sched_setaffinity", errno);
+}
+
 enum { U_LISTEN = 1, U_WS, U_CTL, U_RECV, U_SEND };
 
 static struct io_uring_sqe *sqe_get(struct io_uring *ring)
@@ -204,6 +232,30 @@ static void poll_on(struct io_uring *ring, int fd, unsigned tag)
 	io_uring_sqe_set_data64(sqe, (uint64_t)tag << 32);
 }
 
+/*
+ * --trace: the server writes its own CLOCK_MONOTONIC stamps into the echo
+ * (bytes 8..31 of a message of at least 36 bytes; 32..35: its CPU), so
+ * that the client can
+ * split a round trip: woke (the io_uring wait returned), ready (the
+ * waitset said which channel; uds: = woke), got (the message is read,
+ * the echo is sent next).  One clock for all processes of the machine.
+ */
+static int64_t srv_woke_ns, srv_ready_ns;
+
+static void stamp(char *buf, long n)
+{
+	int64_t got = now_ns();
+
+	int cpu = sched_getcpu();
+
+	if (!O.trace || n < 36)
+		return;
+	memcpy(buf + 32, &cpu, 4);
+	memcpy(buf + 8, &srv_woke_ns, 8);
+	memcpy(buf + 16, &srv_ready_ns, 8);
+	memcpy(buf + 24, &got, 8);
+}
+
 /* Echo what c holds; re-arm it.  0, or -1 when it is to be closed. */
 static int lf_serve(struct lfshm_chan *c)
 {
@@ -214,6 +266,7 @@ static int lf_serve(struct lfshm_chan *c)
 	for (;;) {
 		n = lfshm_ring_recv(lfshm_chan_rx(c), buf, sizeof(buf), 0);
 		if (n >= 0) {
+			stamp(buf, n);
 			if (lfshm_ring_send(lfshm_chan_tx(c), buf, (uint32_t)n,
 					    0))
 				return -1;
@@ -253,6 +306,8 @@ static int lf_server(const char *path, int ready, int ctl)
 		rc = io_uring_submit_and_wait(&ring, 1);
 		if (rc < 0 && rc != -EINTR)
 			return 4;
+		if (O.trace)
+			srv_woke_ns = srv_ready_ns = now_ns();
 		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
 			unsigned tag = (unsigned)(cqe->user_data >> 32);
 
@@ -278,7 +333,9 @@ static int lf_server(const char *path, int ready, int ctl)
 				int n;
 
 				while ((n = lfshm_waitset_wait(ws, ev, 64, 0)) >
-				       0)
+				       0) {
+					if (O.trace)
+						srv_ready_ns = now_ns();
 					for (int i = 0; i < n; i++) {
 						struct lfshm_chan *c = ev[i].chan;
 
@@ -287,6 +344,7 @@ static int lf_server(const char *path, int ready, int ctl)
 						lfshm_waitset_del(ws, c);
 						lfshm_chan_close(c);
 					}
+				}
 				poll_on(&ring, lfshm_waitset_fd(ws), U_WS);
 			}
 		}
@@ -332,6 +390,8 @@ static int uds_server(const char *path, int ready, int ctl, unsigned max)
 		rc = io_uring_submit_and_wait(&ring, 1);
 		if (rc < 0 && rc != -EINTR)
 			return 4;
+		if (O.trace)
+			srv_woke_ns = srv_ready_ns = now_ns();
 		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
 			unsigned tag = (unsigned)(cqe->user_data >> 32);
 			uint32_t i = (uint32_t)cqe->user_data;
@@ -363,6 +423,7 @@ static int uds_server(const char *path, int ready, int ctl, unsigned max)
 					continue;
 				}
 				memcpy(k[i]->out, k[i]->in, (size_t)res);
+				stamp(k[i]->out, res);
 				sqe = sqe_get(&ring);
 				io_uring_prep_send(sqe, k[i]->fd, k[i]->out,
 						   (size_t)res, MSG_NOSIGNAL);
@@ -423,6 +484,8 @@ static int cli_open(struct cli *c, const char *path, unsigned i)
 	return 0;
 }
 
+static int64_t cli_sent_ns; /* --trace: when the last send returned */
+
 static int cli_rtt(struct cli *c, unsigned i, char *buf, unsigned size)
 {
 	size_t got = 0;
@@ -432,6 +495,8 @@ static int cli_rtt(struct cli *c, unsigned i, char *buf, unsigned size)
 	if (c->is_lfshm) {
 		rc = lfshm_ring_send(lfshm_chan_tx(c->ch[i]), buf, size,
 				     TIMEOUT_NS);
+		if (O.trace)
+			cli_sent_ns = now_ns();
 		if (rc)
 			return (int)rc;
 		rc = lfshm_ring_recv(lfshm_chan_rx(c->ch[i]), buf, MAX_SIZE,
@@ -440,6 +505,8 @@ static int cli_rtt(struct cli *c, unsigned i, char *buf, unsigned size)
 	}
 	if (send(c->fd[i], buf, size, MSG_NOSIGNAL) != (ssize_t)size)
 		return -errno;
+	if (O.trace)
+		cli_sent_ns = now_ns();
 	while (got < size) {
 		n = recv(c->fd[i], buf + got, size - got, 0);
 		if (n <= 0)
@@ -496,6 +563,7 @@ static int run(int is_lfshm, unsigned n, struct row *r)
 	if (pid < 0)
 		die("fork", errno);
 	if (pid == 0) {
+		pin_to(1);
 		close(ready[0]);
 		close(ctl[1]);
 		_exit(is_lfshm ? lf_server(path, ready[1], ctl[0]) :
@@ -608,6 +676,7 @@ static int side_start(int is_lfshm, unsigned n, unsigned tag, struct side *s)
 	if (s->pid < 0)
 		die("fork", errno);
 	if (s->pid == 0) {
+		pin_to(1);
 		close(ready[0]);
 		close(ctl[1]);
 		_exit(is_lfshm ? lf_server(s->path, ready[1], ctl[0]) :
@@ -650,10 +719,72 @@ static int side_stop(struct side *s)
  * alternate between them (a random channel of each), so both see the same
  * load on this shared machine: their ratio is what a run can compare.
  */
+/*
+ * --trace: the server's CPU per round trip (its schedstat over the
+ * rounds), and the parts of a round trip (needs --size >= 36), p50 of
+ * each over the rounds, per side, on stderr:
+ *   send   the client's send call (publish, doorbell: wakes the server)
+ *   wake   from the start of the send until the server's io_uring wait
+ *          returned (0 when the server had not slept: "awake", it was
+ *          still busy with its previous round, or the other server's)
+ *   ws     the waitset wait (lfshm; uds 0)
+ *   recv   until the server had read the message (lfshm: the ring)
+ *   back   from there until the client had the echo (server's send, the
+ *          client's wake-up or spin, its read)
+ */
+enum { TR_SEND, TR_WAKE, TR_WS, TR_RECV, TR_BACK, TR_N };
+static unsigned tr_same_cpu[2]; /* rounds the server ran on our CPU */
+static unsigned tr_awake[2];    /* rounds the server had not slept */
+static const char *const tr_name[TR_N] = { "send", "wake", "ws", "recv",
+					   "back" };
+
+static void trace_one(uint64_t *tr[2][TR_N], int k, unsigned i,
+		      const char *buf, int64_t t0, int64_t t2)
+{
+	int64_t w, r, g;
+	int cpu;
+
+	memcpy(&cpu, buf + 32, 4);
+	tr_same_cpu[k] += cpu == sched_getcpu();
+	memcpy(&w, buf + 8, 8);
+	memcpy(&r, buf + 16, 8);
+	memcpy(&g, buf + 24, 8);
+	if (w < t0) { /* it was still busy with the round before: no wait */
+		tr_awake[k]++;
+		w = t0;
+		if (r < t0)
+			r = t0;
+	}
+	tr[k][TR_SEND][i] = (uint64_t)(cli_sent_ns - t0);
+	tr[k][TR_WAKE][i] = (uint64_t)(w - t0);
+	tr[k][TR_WS][i] = (uint64_t)(r - w);
+	tr[k][TR_RECV][i] = (uint64_t)(g - r);
+	tr[k][TR_BACK][i] = (uint64_t)(t2 - g);
+}
+
+static void trace_print(uint64_t *tr[2][TR_N], int is_lfshm, unsigned a,
+			unsigned b, const uint64_t cpu[2])
+{
+	for (int k = 0; k < 2; k++) {
+		fprintf(stderr, "# trace %s n=%u server CPU %.2f us/round trip;"
+			" p50 us:", is_lfshm ? "lfshm" : "uds", k ? b : a,
+			(double)cpu[k] / 1e3 / O.rounds);
+		for (int j = 0; j < TR_N; j++) {
+			qsort(tr[k][j], O.rounds, sizeof(uint64_t), cmp_u64);
+			fprintf(stderr, " %s %.2f", tr_name[j],
+				(double)pct(tr[k][j], O.rounds, 0.5) / 1e3);
+		}
+		fprintf(stderr, "; server on our CPU %.1f%%, awake %.1f%%\n",
+			100.0 * tr_same_cpu[k] / O.rounds,
+			100.0 * tr_awake[k] / O.rounds);
+		tr_same_cpu[k] = tr_awake[k] = 0;
+	}
+}
+
 static int run_pair(int is_lfshm, unsigned a, unsigned b)
 {
 	struct side s[2];
-	uint64_t *lat[2];
+	uint64_t *lat[2], *tr[2][TR_N] = { { 0 } }, cpu[2] = { 0 };
 	char buf[MAX_SIZE];
 	int rc;
 
@@ -661,12 +792,19 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 	lat[1] = calloc(O.rounds, sizeof(uint64_t));
 	if (!lat[0] || !lat[1])
 		die("calloc", ENOMEM);
+	for (int k = 0; O.trace && k < 2; k++)
+		for (int j = 0; j < TR_N; j++)
+			if (!(tr[k][j] = calloc(O.rounds, sizeof(uint64_t))))
+				die("calloc", ENOMEM);
 	memset(buf, 'x', sizeof(buf));
 	rc = side_start(is_lfshm, a, 0, &s[0]);
 	if (!rc)
 		rc = side_start(is_lfshm, b, 1, &s[1]);
 	else
 		s[1].n = 0, s[1].pid = -1;
+	/* --trace: the servers' CPU over the round trips */
+	for (int k = 0; O.trace && !rc && k < 2; k++)
+		cpu[k] = cpu_of(s[k].pid);
 	for (unsigned i = 0; !rc && i < O.rounds; i++)
 		for (int k = 0; k < 2 && !rc; k++) {
 			/* which goes first alternates as well */
@@ -674,10 +812,17 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 			/* --hot: B's round trips all on its channel 0 */
 			unsigned ch = O.hot && x == &s[1] ?
 					      0 : (unsigned)(rnd() % x->n);
-			int64_t t = now_ns();
+			int64_t t, t2;
 
+			/* --gap: both servers back asleep before we start */
+			for (t = now_ns(); O.gap_ns && now_ns() - t < O.gap_ns;)
+				;
+			t = now_ns();
 			rc = cli_rtt(&x->c, ch, buf, O.size);
-			lat[x == &s[1]][i] = (uint64_t)(now_ns() - t);
+			t2 = now_ns();
+			lat[x == &s[1]][i] = (uint64_t)(t2 - t);
+			if (O.trace && !rc)
+				trace_one(tr, x == &s[1], i, buf, t, t2);
 		}
 	if (!rc) {
 		uint64_t p[2][2];
@@ -695,7 +840,15 @@ static int run_pair(int is_lfshm, unsigned a, unsigned b)
 		       (double)p[0][1] / sc, (double)p[1][0] / sc,
 		       (double)p[1][1] / sc, (double)p[1][0] / (double)p[0][0]);
 		fflush(stdout);
+		if (O.trace) {
+			for (int k = 0; k < 2; k++)
+				cpu[k] = cpu_of(s[k].pid) - cpu[k];
+			trace_print(tr, is_lfshm, a, b, cpu);
+		}
 	}
+	for (int k = 0; k < 2; k++)
+		for (int j = 0; j < TR_N; j++)
+			free(tr[k][j]);
 	if (s[1].pid > 0 && side_stop(&s[1]) && !rc)
 		rc = -ECHILD;
 	if (side_stop(&s[0]) && !rc)
@@ -760,6 +913,9 @@ int main(int argc, char **argv)
 		{ "spin", required_argument, NULL, 'P' },
 		{ "capacity", required_argument, NULL, 'C' },
 		{ "hot", no_argument, NULL, 'O' },
+		{ "trace", no_argument, NULL, 'T' },
+		{ "pin", no_argument, NULL, 'I' },
+		{ "gap", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
@@ -797,6 +953,15 @@ int main(int argc, char **argv)
 		case 'O':
 			O.hot = 1;
 			break;
+		case 'T':
+			O.trace = 1;
+			break;
+		case 'I':
+			O.pin = 1;
+			break;
+		case 'G':
+			O.gap_ns = strtoll(optarg, NULL, 10);
+			break;
 		case 'C':
 			O.capacity = strtoull(optarg, NULL, 10);
 			break;
@@ -813,15 +978,18 @@ int main(int argc, char **argv)
 			printf("usage: %s [--n=1,100,1000,10000] [--rounds=R] "
 			       "[--size=B] [--transport=lfshm,uds] "
 			       "[--format=csv|table] [--no-header] [--smoke] "
-			       "[--pair=A,B [--hot]] [--spin=NS] "
-			       "[--capacity=B]\n",
+			       "[--pair=A,B [--hot] [--trace]] [--spin=NS] "
+			       "[--capacity=B] [--pin] [--gap=NS]\n",
 			       argv[0]);
 			return o == 'h' ? 0 : 2;
 		}
 	}
 	if (O.size == 0 || O.size > MAX_SIZE || O.rounds == 0)
 		die("--size (1..4096) / --rounds", EINVAL);
+	if (O.trace && (O.size < 36 || !O.pair[0]))
+		die("--trace: needs --pair and --size >= 36", EINVAL);
 	signal(SIGPIPE, SIG_IGN);
+	pin_to(0);
 	/* every channel costs the client and the server at least one fd */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
