@@ -94,6 +94,13 @@ if [ "$smoke" = 1 ]; then
 	"$bin/fanin" --smoke > "$tmp/fanin.out" 2> "$tmp/fanin.err" || {
 		cat "$tmp/fanin.err" >&2; exit 1; }
 	check_fanin "$tmp/fanin.out" 4
+	# the --pair row of the verdict: 2 rows of 8 fields, ratios > 0
+	"$bin/fanin" --pair=1,100 --rounds=100 --spin=-1 --pin --gap=1000 \
+		> "$tmp/pair.out" 2> "$tmp/fanin.err" || {
+		cat "$tmp/fanin.err" >&2; exit 1; }
+	awk -F, 'NR > 1 && NF == 8 && $8 > 0 { n++ } END { exit n != 2 }' \
+		"$tmp/pair.out" || { echo "bench-smoke: bad fanin --pair" >&2;
+		cat "$tmp/pair.out" >&2; exit 1; }
 	# the mutex kind may not exist yet: then it reports skips, no rows
 	if [ "$(wc -l < "$tmp/mutex.csv")" -gt 1 ]; then
 		check_csv "$tmp/mutex.csv"
@@ -142,6 +149,12 @@ one="--cpus=0,0 --workload=pingpong --sizes=64,4k,64k --seconds=$secs --format=c
 } > "$out/onecpu.csv"
 # fan-in: N channels into one server loop, lfshm and uds (own columns)
 "$bin/fanin" > "$out/fanin.csv"
+# issue 12's latency target, N = 1 against N = 10,000 in one run: both
+# servers asleep before every round trip (--gap), the client spinning on
+# its own vCPU (--spin=-1 --pin), so each side pays one idle wake-up and
+# the ratio is the cost of a cold channel (bench/README.md, "fan-in pair")
+"$bin/fanin" --pair=1,10000 --spin=-1 --pin --gap=100000 2>/dev/null \
+	> "$out/fanin-pair.csv"
 
 {
 	head -n 1 "$out/floor.csv"
@@ -241,4 +254,15 @@ echo "results: $out/bench.csv, $out/summary.csv ($(( $(date +%s) - start )) s)"
 load_end=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)
 awk -f "$here/verdict.awk" -v load_start="$load_start" -v load_end="$load_end" \
 	-v onecpu=1 "$out/bench.csv" "$out/onecpu.csv" > "$out/verdict.txt"
+awk -F, '
+	$1 == "lfshm" || $1 == "uds" { r[$1] = $8; a[$1] = $4; b[$1] = $6 }
+	END {
+		print ""
+		print "== issue 12 target (fanin --pair=1,10000 --spin=-1 --pin --gap=100000) =="
+		if (!("lfshm" in r)) { print "n/a     round trip at 10,000 channels within 1.3x of 1"; exit }
+		printf "%-7s round trip at 10,000 channels within 1.3x of 1: lfshm %.2fx " \
+		       "(p50 %.1f vs %.1f us), uds %.2fx (%.1f vs %.1f us) (need <= 1.30x)\n", \
+		       r["lfshm"] <= 1.3 ? "met" : "MISSED", r["lfshm"], b["lfshm"] / 1000, \
+		       a["lfshm"] / 1000, r["uds"], b["uds"] / 1000, a["uds"] / 1000
+	}' "$out/fanin-pair.csv" >> "$out/verdict.txt"
 cat "$out/verdict.txt"

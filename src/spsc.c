@@ -453,27 +453,9 @@ static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
 					     size + spsc_fmt.term) ||
 			    lfshm__consumer_closed(r)))
 		return LFSHM__SLOW;
-	/* The consumer spins on the header's cache line: write the rest of
-	 * the record first and that line last, so its bytes and the header
-	 * go out in one burst instead of the line bouncing to the spinning
-	 * reader between the payload's stores and R1 (TSO keeps the program
-	 * order of the stores; the order does not matter for correctness:
-	 * R1 publishes all of them). */
-	if (len) {
-		unsigned char *d = r->data + off + LFSHM__REC_HDR;
-		uint64_t in_line = ((off | 63) + 1) - (off + LFSHM__REC_HDR);
-
-		if (in_line > len)
-			in_line = len;
-		if (len > in_line)
-			lfshm__copy(d + in_line, (const unsigned char *)data +
-							 in_line,
-				    len - in_line);
-		put_term(r, end); /* T: relaxed, published by R1 */
-		memcpy(d, data, in_line);
-	} else {
-		put_term(r, end);
-	}
+	if (len)
+		lfshm__copy(r->data + off + LFSHM__REC_HDR, data, len);
+	put_term(r, end); /* T: relaxed, published by R1 */
 	/* R1: release: the payload and the terminator before the header */
 	atomic_store_explicit(hdr_at(r, t), hdr_word(len, ~type),
 			      memory_order_release);
