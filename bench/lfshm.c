@@ -337,7 +337,7 @@ static int lf_batch(const struct bench_conn *c, struct lfshm_ring *tx,
 		if (zc)
 			bench_fill(p, size, n + i);
 		else
-			memcpy(p, src, size);
+			lfshm_copy(p, src, size); /* what a copying user should call */
 		rc = lfshm_ring_commit_ex(tx, p, size, 0, LFSHM_MORE);
 		if (rc)
 			return rc;
@@ -431,7 +431,7 @@ static int lf_copy_out(const struct lfshm_msg *m, void *arg)
 		s->stop = 1;
 		return 1;
 	}
-	memcpy(s->buf, m->data, m->len);
+	lfshm_copy(s->buf, m->data, m->len);
 	return 0;
 }
 

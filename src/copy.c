@@ -53,3 +53,8 @@ void lfshm__copy_slow(void *dst, const void *src, size_t n)
 	memcpy(dst, src, n);
 #endif
 }
+
+LFSHM__EXPORT void lfshm_copy(void *dst, const void *src, size_t n)
+{
+	lfshm__copy(dst, src, n);
+}

@@ -106,3 +106,25 @@ Test(copy, ring_round_trip_from_page_aligned_buffers)
 	free(in);
 	free(out);
 }
+
+/* The public copy (for reservations and peeked messages) is the same
+ * copy: exact bytes in the band, where it leaves memcpy */
+Test(copy, public_lfshm_copy_in_the_band)
+{
+	unsigned char *src = aligned_alloc(4096, 65536);
+	unsigned char *dst = aligned_alloc(4096, 65536 + 8192);
+
+	cr_assert(src && dst);
+	for (size_t i = 0; i < 65536; i++)
+		src[i] = (unsigned char)(i * 29 + 3);
+	for (size_t o = 0; o <= 32; o += 8) {
+		memset(dst, 0x5A, 65536 + 8192);
+		lfshm_copy(dst + o, src, 60000);
+		cr_assert_eq(memcmp(dst + o, src, 60000), 0, "offset %zu", o);
+		cr_assert_eq(dst[o + 60000], 0x5A);
+		if (o)
+			cr_assert_eq(dst[o - 1], 0x5A);
+	}
+	free(src);
+	free(dst);
+}
