@@ -8,7 +8,9 @@
  * slower when the destination lies 1 to 31 bytes after the source modulo
  * 4096 (measured: 64 KiB in 36 us instead of 1.4 us; 4 KiB in 1.4 us
  * instead of 51 ns; offsets 0 and 32 to 4095 are fast, and so is every
- * offset below 2 KiB and above 1 MiB, where glibc uses vector loops).
+ * offset below 2 KiB and from the L2 size up, 512 KiB on these guests,
+ * where glibc uses vector loops: it stops rep movsb at the L2 size on
+ * AMD, as sysconf(_SC_LEVEL2_CACHE_SIZE) reports it).
  * A record's payload sits 8 bytes after its header, so a send from a
  * page-aligned buffer into a ring lands in that band on most records:
  * it made a 64 KiB blocking round trip 2x slower than a Unix socket's.
@@ -21,8 +23,20 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
+
+size_t lfshm__copy_rep_max = 1u << 20;
+
+/* At load time, before any copy. */
+__attribute__((constructor)) static void copy_init(void)
+{
+	long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+
+	if (l2 > (long)LFSHM__COPY_REP_MIN)
+		lfshm__copy_rep_max = (size_t)l2;
+}
 
 #if defined(__SSE2__)
 #include <emmintrin.h>

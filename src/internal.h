@@ -478,10 +478,12 @@ void lfshm__ec_wake_all(struct lfshm_ring *r, _Atomic uint32_t *ec, int efd);
 
 /* Copy between a caller's buffer and ring memory (src/copy.c): memcpy,
  * except in the one case where glibc's memcpy is an order of magnitude
- * slow on AMD hosts (rep movsb, 2 KiB to 1 MiB, destination 1-31 bytes
+ * slow on AMD hosts (rep movsb, 2 KiB to L2 size, destination 1-31 bytes
  * after the source modulo 4096).  Regions must not overlap. */
 #define LFSHM__COPY_REP_MIN 2048u
-#define LFSHM__COPY_REP_MAX (1u << 20)
+/* glibc stops using rep movsb on AMD at the L2 size: set at load time
+ * from sysconf(_SC_LEVEL2_CACHE_SIZE), 1 MiB when unknown (src/copy.c) */
+extern size_t lfshm__copy_rep_max;
 void lfshm__copy_slow(void *dst, const void *src, size_t n);
 /* 1 when memcpy(dst, src, n) would take the slow rep movsb case */
 static inline bool lfshm__copy_band(const void *dst, const void *src,
@@ -489,7 +491,7 @@ static inline bool lfshm__copy_band(const void *dst, const void *src,
 {
 	uintptr_t off = ((uintptr_t)dst - (uintptr_t)src) & 4095;
 
-	return n > LFSHM__COPY_REP_MIN && n <= LFSHM__COPY_REP_MAX &&
+	return n > LFSHM__COPY_REP_MIN && n < lfshm__copy_rep_max &&
 	       off - 1 < 31; /* 1 <= off <= 31 (off 0 wraps to huge) */
 }
 static inline void lfshm__copy(void *dst, const void *src, size_t n)

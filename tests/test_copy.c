@@ -29,8 +29,9 @@ Test(copy, band_edges)
 	/* sizes: memcpy's rep movsb range only */
 	cr_assert_not(lfshm__copy_band(a + 8, s, 2048));
 	cr_assert(lfshm__copy_band(a + 8, s, 2049));
-	cr_assert(lfshm__copy_band(a + 8, s, 1u << 20));
-	cr_assert_not(lfshm__copy_band(a + 8, s, (1u << 20) + 1));
+	cr_assert_geq(lfshm__copy_rep_max, 4096);
+	cr_assert(lfshm__copy_band(a + 8, s, lfshm__copy_rep_max - 1));
+	cr_assert_not(lfshm__copy_band(a + 8, s, lfshm__copy_rep_max));
 }
 
 /* every byte of [dst, dst + n) copied, nothing around it touched; dst
@@ -67,6 +68,9 @@ Test(copy, exact_bytes_in_and_out_of_band)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		for (size_t k = 0; k < sizeof(offs) / sizeof(offs[0]); k++)
 			check_copy(sizes[i], offs[k]);
+	/* the band's last size (the L2 size - 1) and the first one past */
+	check_copy(lfshm__copy_rep_max - 1, 8);
+	check_copy(lfshm__copy_rep_max, 8);
 }
 
 /* Through the API: page-aligned buffers put most records in the band */
