@@ -75,6 +75,11 @@ bench-run: bench-programs
 bench-smoke: bench-programs
 	sh bench/run.sh --smoke $(BENCH_DIR)
 
+# issue 11's ratios as medians of interleaved rounds (ROUNDS=15)
+ROUNDS ?= 15
+bench-rounds: bench-programs
+	sh bench/rounds.sh $(ROUNDS) $(BENCH_DIR)
+
 $(BENCH_DIR)/fanin.o: bench/fanin.c include/lfshm.h | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
