@@ -59,8 +59,8 @@ mutant_spsc_pad_room() {
 
 mutant_spsc_header_high_word() {
 	file=src/spsc.c
-	old='if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))'
-	new='if (0)'
+	old="if (LFSHM__UNLIKELY(hi < SPSC_HI_MSG))$nl${tab}${tab}return -EBADMSG;"
+	new="if (0)$nl${tab}${tab}return -EBADMSG;"
 	tests="test_hostile test_spsc"
 }
 
