@@ -33,11 +33,12 @@ __attribute__((constructor)) static void self_pid_init(void)
 	pthread_atfork(NULL, NULL, self_pid_child);
 }
 
-/* A handle used by the process it was opened in, else -EINVAL (fork) */
-#define LFSHM__OWN(r)                        \
-	do {                                 \
-		if (lfshm__inherited(r))     \
-			return -EINVAL;      \
+/* A handle, used by the process it was opened in, else -EINVAL (NULL,
+ * or inherited across fork) */
+#define LFSHM__OWN(r)                               \
+	do {                                        \
+		if (!(r) || lfshm__inherited(r))   \
+			return -EINVAL;             \
 	} while (0)
 
 LFSHM__EXPORT int lfshm_ring_reserve(struct lfshm_ring *r, uint32_t len,

@@ -296,3 +296,29 @@ Test(api, reserved_config_fields_must_be_zero)
 	cr_assert_eq(lfshm_listen(path, &lc, &l), 0);
 	lfshm_listener_close(l);
 }
+
+/* A NULL handle is bad input like any other: -EINVAL from every data-path
+ * call, never a crash. */
+Test(api, null_handle_gives_einval)
+{
+	struct lfshm_iov iov = { .data = "x", .len = 1 };
+	struct lfshm_msg m;
+	char buf[8];
+	void *p = buf;
+
+	cr_expect_eq(lfshm_ring_reserve(NULL, 8, &p), -EINVAL);
+	cr_expect_eq(lfshm_ring_commit(NULL, p), -EINVAL);
+	cr_expect_eq(lfshm_ring_commit_ex(NULL, p, 1, 0, 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_abort(NULL, p), -EINVAL);
+	cr_expect_eq(lfshm_ring_flush(NULL), -EINVAL);
+	cr_expect_eq(lfshm_ring_peek(NULL, &m), -EINVAL);
+	cr_expect_eq(lfshm_ring_release(NULL, NULL), -EINVAL);
+	cr_expect_eq(lfshm_ring_wait_data(NULL, 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_wait_space(NULL, 1, 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_send(NULL, buf, 1, 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_send_typed(NULL, buf, 1, 2, 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_recv(NULL, buf, sizeof(buf), 0), -EINVAL);
+	cr_expect_eq(lfshm_ring_recv_typed(NULL, buf, sizeof(buf), NULL, 0),
+		     -EINVAL);
+	cr_expect_eq(lfshm_ring_send_batch(NULL, &iov, 1, 0), -EINVAL);
+}
