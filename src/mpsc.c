@@ -278,8 +278,10 @@ static int mpsc_open(struct lfshm_ring *r)
 		/* A1: the consumer's released space and its FREE stamps */
 		head = atomic_load_explicit(&c->head, memory_order_acquire);
 		tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
-		if (!lfshm__pos_aligned(&mpsc_fmt, head) ||
-		    !lfshm__pos_aligned(&mpsc_fmt, tail) || head > tail) {
+		/* on the position circle, as the consumer checks them (a
+		 * plain head > tail refused a ring across the 2^64 wrap and
+		 * let a tail more than a ring ahead through) */
+		if (!lfshm__positions_ok(&mpsc_fmt, head, tail, r->cap)) {
 			atomic_fetch_sub_explicit(&c->prod_attached, 1,
 						  memory_order_relaxed);
 			return -EBADMSG;

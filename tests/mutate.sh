@@ -367,6 +367,14 @@ mutant_spsc_fast_send_ignores_more() {
 	tests="test_spsc"
 }
 
+# MPSC producer attach: positions on the circle (stop 16)
+mutant_mpsc_producer_attach_positions() {
+	file=src/mpsc.c
+	old="ahead through) */$nl${tab}${tab}if (!lfshm__positions_ok(&mpsc_fmt, head, tail, r->cap)) {"
+	new="ahead through) */$nl${tab}${tab}if (0) {"
+	tests="test_hostile"
+}
+
 # The ring copy (src/copy.c, issue 11): band edges and the block loop's tail
 
 mutant_copy_band_too_wide() {
@@ -438,7 +446,8 @@ mpsc_pad_off_granule record_positions_cap record_peeked_end
 record_wrap_at_end record_unpeek_past_release copy_band_too_wide copy_no_tail
 spsc_fast_recv_no_hi spsc_fast_recv_no_msg_size spsc_fast_recv_no_cap
 spsc_fast_send_no_wrap
-spsc_fast_send_no_room spsc_fast_send_no_term spsc_fast_send_ignores_more"
+spsc_fast_send_no_room spsc_fast_send_no_term spsc_fast_send_ignores_more
+mpsc_producer_attach_positions"
 
 # ---- machinery -----------------------------------------------------------
 

@@ -453,6 +453,56 @@ Test(hostile, head_at_most_the_published_tail)
 	}
 }
 
+/* MPSC: positions found by an attaching producer or consumer, on the
+ * position circle: a ring apart across the 2^64 wrap is fine, a ring and
+ * a granule apart (or misaligned) is refused, by both roles. */
+Test(hostile, mpsc_positions_at_attach_across_the_wrap)
+{
+	static const uint64_t pairs[][2] = {
+		{ 0, CAP },
+		{ 0ull - 64, 64 },        /* 128 bytes across the wrap */
+		{ 0ull - CAP, 0 },        /* a full ring ending at the wrap */
+		{ 0, CAP + 64 },          /* a ring and a granule */
+		{ 0ull - 64, CAP },       /* the same across the wrap */
+		{ 64, 0 },                /* tail behind head */
+		{ 8, 64 },                /* misaligned */
+	};
+
+	for (unsigned i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		for (unsigned role = LFSHM_PRODUCER; role <= LFSHM_CONSUMER;
+		     role++) {
+			struct lfshm_ring_config cfg = { .kind = LFSHM_MPSC,
+							 .capacity = CAP };
+			struct lfshm_ring *own, *h = NULL;
+			struct lfshm__ctrl *ctrl;
+			unsigned char *map;
+			size_t len;
+			int rc;
+
+			cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE,
+						       &own), 0);
+			len = lfshm_ring_region_size(own);
+			map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, lfshm_ring_fd(own), 0);
+			cr_assert_neq(map, MAP_FAILED);
+			ctrl = (struct lfshm__ctrl *)(map + LFSHM__CTRL_OFF(0));
+			atomic_store(&ctrl->head, pairs[i][0]);
+			atomic_store(&ctrl->tail, pairs[i][1]);
+			rc = lfshm_ring_attach(lfshm_ring_fd(own), role, &h);
+			if (i < 3)
+				cr_expect_eq(rc, 0, "role %u pair %u: %d", role,
+					     i, rc);
+			else
+				cr_expect_eq(rc, -EBADMSG, "role %u pair %u: %d",
+					     role, i, rc);
+			if (h)
+				lfshm_ring_close(h);
+			munmap(map, len);
+			lfshm_ring_close(own);
+		}
+	}
+}
+
 /* Positions found at attach: at most a ring apart, aligned (MUTEX; SPSC:
  * spsc_positions_at_attach). */
 Test(hostile, positions_at_attach)
