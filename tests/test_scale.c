@@ -187,6 +187,8 @@ static void serve(struct srv *s, unsigned i)
 			rc = lfshm_ring_arm(rx);
 			if (rc == 1)
 				continue;
+			if (rc == -EPIPE)
+				return; /* closed since the recv: as below */
 			if (rc < 0)
 				break;
 			sqe = get_sqe(s);
