@@ -408,18 +408,24 @@ static int spsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 	}
 }
 
+/* Give back everything up to end (> c_rel, <= c_head) and wake a producer
+ * asleep for room. */
+static void release_to(struct lfshm_ring *r, uint64_t end)
+{
+	r->c_rel = end;
+	/* R2: our reads of everything up to end are complete */
+	atomic_store_explicit(&r->ctrl->head, end, memory_order_release);
+	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+}
+
 static int spsc_release(struct lfshm_ring *r, struct lfshm_msg *m)
 {
 	uint64_t end;
 
 	if (lfshm__release_end(r, m, &end))
 		return -EINVAL;
-	if (end == r->c_rel)
-		return 0;
-	r->c_rel = end;
-	/* R2: our reads of everything up to end are complete */
-	atomic_store_explicit(&r->ctrl->head, end, memory_order_release);
-	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+	if (end != r->c_rel)
+		release_to(r, end);
 	return 0;
 }
 
@@ -434,10 +440,11 @@ static int spsc_unpeek(struct lfshm_ring *r, const struct lfshm_msg *m)
 /*
  * lfshm_ring_send's common case in one call: reserve, copy and commit of a
  * record that fits before the end of the ring by the cached head, with
- * nothing reserved and nothing held back by LFSHM_MORE.  The same stores
- * in the same order as spsc_reserve + spsc_commit + publish; anything
- * else (wrap, full, closed, poisoned, too long) is LFSHM__SLOW and
- * spsc_reserve decides.  It halves the instructions of a small send.
+ * nothing reserved (records held back by LFSHM_MORE go out with it, as
+ * with a plain commit).  The same stores in the same order as
+ * spsc_reserve + spsc_commit (put_term, put_hdr, publish); anything else
+ * (wrap, full, closed, poisoned, too long) is LFSHM__SLOW and
+ * spsc_reserve decides.
  */
 static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
 		     uint32_t type)
@@ -447,7 +454,7 @@ static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
 
 	/* no wrap: what it needs is the record and the terminator's room */
 	if (LFSHM__UNLIKELY(r->role != LFSHM_PRODUCER || r->p_resv_on ||
-			    r->poisoned || len > r->max_msg || t != r->p_pub ||
+			    r->poisoned || len > r->max_msg ||
 			    lfshm__rec_wraps(r, t, size) ||
 			    !lfshm__has_room(r, t - r->p_head_cache,
 					     size + spsc_fmt.term) ||
@@ -456,13 +463,9 @@ static int spsc_send(struct lfshm_ring *r, const void *data, uint32_t len,
 	if (len)
 		lfshm__copy(r->data + off + LFSHM__REC_HDR, data, len);
 	put_term(r, end); /* T: relaxed, published by R1 */
-	/* R1: release: the payload and the terminator before the header */
-	atomic_store_explicit(hdr_at(r, t), hdr_word(len, ~type),
-			      memory_order_release);
-	/* release: as in publish() (attach and monitors) */
-	atomic_store_explicit(&r->ctrl->tail, end, memory_order_release);
-	r->p_tail = r->p_pub = end;
-	lfshm__ec_wake(r, &r->ctrl->data_ec, r->efd_data);
+	put_hdr(r, t, hdr_word(len, ~type)); /* kept for R1 if t == p_pub */
+	r->p_tail = end;
+	publish(r);
 	return 0;
 }
 
@@ -495,11 +498,8 @@ static long spsc_recv(struct lfshm_ring *r, void *buf, uint32_t cap,
 		return LFSHM__SLOW;
 	if (len)
 		lfshm__copy(buf, r->data + off + LFSHM__REC_HDR, len);
-	h += size;
-	r->c_head = r->c_rel = h;
-	/* R2: our reads of the record are complete */
-	atomic_store_explicit(&r->ctrl->head, h, memory_order_release);
-	lfshm__ec_wake(r, &r->ctrl->space_ec, r->efd_space);
+	r->c_head = h + size;
+	release_to(r, r->c_head);
 	if (type)
 		*type = ~hi;
 	return (long)len;

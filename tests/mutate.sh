@@ -360,13 +360,6 @@ mutant_spsc_fast_send_no_term() {
 	tests="test_spsc test_ring test_hostile"
 }
 
-mutant_spsc_fast_send_ignores_more() {
-	file=src/spsc.c
-	old='len > r->max_msg || t != r->p_pub ||'
-	new='len > r->max_msg ||'
-	tests="test_spsc"
-}
-
 # MPSC producer attach: positions on the circle (stop 16)
 mutant_mpsc_producer_attach_positions() {
 	file=src/mpsc.c
@@ -446,7 +439,7 @@ mpsc_pad_off_granule record_positions_cap record_peeked_end
 record_wrap_at_end record_unpeek_past_release copy_band_too_wide copy_no_tail
 spsc_fast_recv_no_hi spsc_fast_recv_no_msg_size spsc_fast_recv_no_cap
 spsc_fast_send_no_wrap
-spsc_fast_send_no_room spsc_fast_send_no_term spsc_fast_send_ignores_more
+spsc_fast_send_no_room spsc_fast_send_no_term
 mpsc_producer_attach_positions"
 
 # ---- machinery -----------------------------------------------------------

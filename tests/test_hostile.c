@@ -453,6 +453,31 @@ Test(hostile, head_at_most_the_published_tail)
 	}
 }
 
+/* A fresh ring of kind whose control block says head and tail (written
+ * through a mapping of our own), then attached in role: the attach's
+ * result.  *own holds the region; *h the attached handle, or NULL. */
+static int attach_at(unsigned kind, uint64_t head, uint64_t tail,
+		     unsigned role, struct lfshm_ring **own,
+		     struct lfshm_ring **h)
+{
+	struct lfshm_ring_config cfg = { .kind = kind, .capacity = CAP };
+	struct lfshm__ctrl *ctrl;
+	unsigned char *map;
+	size_t len;
+
+	*h = NULL;
+	cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE, own), 0);
+	len = lfshm_ring_region_size(*own);
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   lfshm_ring_fd(*own), 0);
+	cr_assert_neq(map, MAP_FAILED);
+	ctrl = (struct lfshm__ctrl *)(map + LFSHM__CTRL_OFF(0));
+	atomic_store(&ctrl->head, head);
+	atomic_store(&ctrl->tail, tail);
+	munmap(map, len);
+	return lfshm_ring_attach(lfshm_ring_fd(*own), role, h);
+}
+
 /* MPSC: positions found by an attaching producer or consumer, on the
  * position circle: a ring apart across the 2^64 wrap is fine, a ring and
  * a granule apart (or misaligned) is refused, by both roles. */
@@ -471,33 +496,17 @@ Test(hostile, mpsc_positions_at_attach_across_the_wrap)
 	for (unsigned i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
 		for (unsigned role = LFSHM_PRODUCER; role <= LFSHM_CONSUMER;
 		     role++) {
-			struct lfshm_ring_config cfg = { .kind = LFSHM_MPSC,
-							 .capacity = CAP };
-			struct lfshm_ring *own, *h = NULL;
-			struct lfshm__ctrl *ctrl;
-			unsigned char *map;
-			size_t len;
-			int rc;
+			struct lfshm_ring *own, *h;
+			int rc = attach_at(LFSHM_MPSC, pairs[i][0], pairs[i][1],
+					   role, &own, &h);
 
-			cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE,
-						       &own), 0);
-			len = lfshm_ring_region_size(own);
-			map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				   MAP_SHARED, lfshm_ring_fd(own), 0);
-			cr_assert_neq(map, MAP_FAILED);
-			ctrl = (struct lfshm__ctrl *)(map + LFSHM__CTRL_OFF(0));
-			atomic_store(&ctrl->head, pairs[i][0]);
-			atomic_store(&ctrl->tail, pairs[i][1]);
-			rc = lfshm_ring_attach(lfshm_ring_fd(own), role, &h);
 			if (i < 3)
 				cr_expect_eq(rc, 0, "role %u pair %u: %d", role,
 					     i, rc);
 			else
 				cr_expect_eq(rc, -EBADMSG, "role %u pair %u: %d",
 					     role, i, rc);
-			if (h)
-				lfshm_ring_close(h);
-			munmap(map, len);
+			lfshm_ring_close(h);
 			lfshm_ring_close(own);
 		}
 	}
@@ -516,25 +525,10 @@ Test(hostile, positions_at_attach)
 	for (k = 1; k < 2; k++) {
 		for (i = 0; i < 6; i++) {
 			for (role = LFSHM_PRODUCER; role <= LFSHM_CONSUMER; role++) {
-				struct lfshm_ring_config cfg = {
-					.kind = rec_kinds[k], .capacity = CAP
-				};
-				struct lfshm_ring *own, *h = NULL;
-				unsigned char *map;
-				struct lfshm__ctrl *ctrl;
-				size_t len;
-				int rc;
+				struct lfshm_ring *own, *h;
+				int rc = attach_at(rec_kinds[k], pairs[i][0],
+						   pairs[i][1], role, &own, &h);
 
-				cr_assert_eq(lfshm_ring_create(&cfg, LFSHM_ROLE_NONE,
-							       &own), 0);
-				len = lfshm_ring_region_size(own);
-				map = mmap(NULL, len, PROT_READ | PROT_WRITE,
-					   MAP_SHARED, lfshm_ring_fd(own), 0);
-				cr_assert_neq(map, MAP_FAILED);
-				ctrl = (struct lfshm__ctrl *)(map + LFSHM__CTRL_OFF(0));
-				atomic_store(&ctrl->head, pairs[i][0]);
-				atomic_store(&ctrl->tail, pairs[i][1]);
-				rc = lfshm_ring_attach(lfshm_ring_fd(own), role, &h);
 				if (rec_kinds[k] == LFSHM_MUTEX &&
 				    role == LFSHM_PRODUCER) {
 					/* checked at the producer's first lock */
@@ -556,7 +550,6 @@ Test(hostile, positions_at_attach)
 						     lfshm_test_kind_name(rec_kinds[k]),
 						     role, i, rc);
 				lfshm_ring_close(h);
-				munmap(map, len);
 				lfshm_ring_close(own);
 			}
 		}
