@@ -310,9 +310,12 @@ int lfshm_ring_release(struct lfshm_ring *r, struct lfshm_msg *m);
 typedef int (*lfshm_drain_fn)(const struct lfshm_msg *m, void *arg);
 
 /*
- * lfshm_ring_drain - hand up to max ready messages to fn, then release them
- * all at once.  Does not wait.  Returns the number consumed (0 when empty),
- * or -EPIPE / -EBADMSG / -EINVAL as peek does when nothing was consumed.
+ * lfshm_ring_drain - hand up to max ready messages to fn and release them:
+ * once at the end, and on the way each time the messages handed over since
+ * the last release reach 64 KiB of payload (so a producer can refill the
+ * ring during a long drain).  A message is valid only while fn runs.
+ * Does not wait.  Returns the number consumed (0 when empty), or -EPIPE /
+ * -EBADMSG / -EINVAL as peek does when nothing was consumed.
  */
 int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn, void *arg,
 		     unsigned max);

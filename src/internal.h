@@ -182,6 +182,8 @@ struct lfshm__mapping;
  */
 #define LFSHM__MORE_SHIFT 3
 #define LFSHM__MORE_BYTES(cap) ((cap) >> LFSHM__MORE_SHIFT)
+/* lfshm_ring_drain releases every this many payload bytes (ring.c) */
+#define LFSHM__DRAIN_RELEASE 65536u
 #define LFSHM__DEFAULT_STALL_NS 100000000ll /* MPSC auto-unblock: 100 ms */
 #define LFSHM__STALL_RECHECK_NS 10000000ll /* MPSC: live owner re-check */
 

@@ -262,10 +262,21 @@ LFSHM__EXPORT int lfshm_ring_send_batch(struct lfshm_ring *r,
 	return i ? (int)i : rc;
 }
 
+/*
+ * Release as we go, every LFSHM__DRAIN_RELEASE payload bytes: space comes
+ * back to the producer while the drain goes on (it can fill while we
+ * read), and the consumer's writes of a release (MPSC stamps a word pair
+ * in every freed 64-byte granule) hit lines it has just read instead of
+ * lines a long drain of big messages pushed out of its caches.  fn may
+ * not keep a message past its call (lfshm.h), so this is not visible to
+ * it.  Small messages still get one release per drain.
+ */
 LFSHM__EXPORT int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn,
 				   void *arg, unsigned max)
 {
 	struct lfshm_msg m;
+	uint64_t held = 0; /* payload bytes handed to fn since a release */
+	bool out = false;  /* messages handed to fn and not yet released */
 	unsigned n = 0;
 	int rc = 0;
 
@@ -277,13 +288,20 @@ LFSHM__EXPORT int lfshm_ring_drain(struct lfshm_ring *r, lfshm_drain_fn fn,
 		if (rc)
 			break;
 		n++;
+		out = true;
+		held += m.len;
 		if (fn(&m, arg))
 			break;
+		if (held >= LFSHM__DRAIN_RELEASE) {
+			r->ops->release(r, &m);
+			held = 0;
+			out = false;
+		}
 	}
-	if (n) {
-		r->ops->release(r, &m); /* one release for the batch */
+	if (out)
+		r->ops->release(r, &m); /* the rest in one release */
+	if (n)
 		return (int)n;
-	}
 	return rc == -EAGAIN ? 0 : rc;
 }
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,13 +161,20 @@ static int consumer_main(uint32_t cgen)
 	}
 }
 
+/* A child dies with the test: one that failed or timed out must not leave
+ * its producers and consumer running (holding the runner's output pipe,
+ * which hangs `make test` instead of failing it). */
 static pid_t spawn(int (*fn)(uint32_t), uint32_t gen)
 {
-	pid_t pid = fork();
+	pid_t parent = getpid(), pid = fork();
 
 	cr_assert(pid >= 0);
-	if (pid == 0)
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(98); /* the parent is gone already */
 		_exit(fn(gen));
+	}
 	return pid;
 }
 

@@ -326,6 +326,72 @@ KIND_TEST(batch_with_more_is_published_by_flush)
 }
 
 /*
+ * lfshm_ring_drain gives space back every 64 KiB of payload it handed to
+ * fn, not only at its end (lfshm.h): with a 64 KiB message first in a full
+ * ring, the producer finds room while fn runs on the second message; with
+ * one byte less, the drain still holds everything then.  fn probes the
+ * room with the producer handle of the same process.
+ */
+struct drain_probe {
+	struct lfshm_ring *p;
+	uint64_t n;
+	int probe; /* the producer's reserve during the second message */
+};
+
+static int probe_fn(const struct lfshm_msg *m, void *arg)
+{
+	struct drain_probe *d = arg;
+	void *w;
+
+	(void)m;
+	if (d->n++ == 1) {
+		d->probe = lfshm_ring_reserve(d->p, 8, &w);
+		if (d->probe == 0)
+			lfshm_ring_abort(d->p, w);
+	}
+	return 0;
+}
+
+static void drain_release_at(unsigned kind, uint32_t first, int want)
+{
+	struct pair pr = open_pair(kind, 262144, 0);
+	struct drain_probe d = { .p = pr.p, .probe = 1 };
+	const unsigned char small[8] = { 0 };
+	uint64_t sent = 1;
+	int k, rc;
+
+	send_seq(pr.p, 0, first);
+	while ((rc = lfshm_ring_send(pr.p, small, sizeof(small), 0)) == 0)
+		sent++;
+	cr_assert_eq(rc, -EAGAIN, "fill: %d", rc);
+	cr_assert_gt(sent, 2);
+	k = lfshm_ring_drain(pr.c, probe_fn, &d, (unsigned)sent + 1);
+	cr_expect_eq(k, (int)sent, "drain: %d of %llu", k,
+		     (unsigned long long)sent);
+	cr_expect_eq(d.probe, want, "%s: first message %u bytes: reserve "
+		     "during the second gave %d, want %d",
+		     lfshm_test_kind_name(kind), first, d.probe, want);
+	/* the rest was released at the end: the small messages fit again
+	 * (a third of them would, were only the first message released) */
+	k = 0;
+	while (lfshm_ring_send(pr.p, small, sizeof(small), 0) == 0)
+		k++;
+	cr_expect_gt((uint64_t)k, sent / 2, "after the drain %d of %llu fit",
+		     k, (unsigned long long)sent);
+	close_pair(&pr);
+}
+
+KIND_TEST(drain_releases_every_64_kib)
+{
+	drain_release_at(*kindp, 65536, 0);
+}
+
+KIND_TEST(drain_holds_less_than_64_kib)
+{
+	drain_release_at(*kindp, 65535, -EAGAIN);
+}
+
+/*
  * A long LFSHM_MORE batch publishes by itself once it holds back a
  * fraction of the ring (include/lfshm.h: at most half of it): the consumer
  * sees its first records before any flush, in order; a short batch stays
