@@ -467,44 +467,61 @@ static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 }
 
 /* Take the header of the record at t (ours by the tail CAS, unless the
- * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size. */
-static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
+ * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size.
+ * Returns the record's word0, NULL when it was revoked. */
+static inline _Atomic uint64_t *take_header(struct lfshm_ring *r,
+					    uint64_t t, uint64_t size)
 {
+	_Atomic uint64_t *w = word_at(r, t);
 	uint64_t exp = free_word(r, t);
 
 	/* relaxed: ownership of space, not data (see the top comment) */
 	if (!atomic_compare_exchange_strong_explicit(
-		    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,
+		    w, &exp, r->m_busy, memory_order_relaxed,
 		    memory_order_relaxed)) {
 		/* the consumer gave up on this claim (we were stalled):
 		 * it owns those words now */
 		r->m_revoked++;
-		return false;
+		return NULL;
 	}
-	/* relaxed: read by the consumer only after our death */
-	atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
-			      memory_order_relaxed);
-	return true;
+	/* word1, in word0's granule; relaxed: read by the consumer only
+	 * after our death */
+	atomic_store_explicit(w + 1, W_SIZE | size, memory_order_relaxed);
+	return w;
 }
 
-static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+/* The claim at t is ours, its header w taken: the reservation. */
+static inline void set_resv(struct lfshm_ring *r, uint64_t t, uint32_t len,
+			    uint64_t size, _Atomic uint64_t *w, void **buf)
+{
+	r->m_batch += size;
+	r->p_resv = t;
+	r->p_resv_len = len;
+	r->m_resv_size = size;
+	r->p_resv_on = 1;
+	*buf = (unsigned char *)w + HDR;
+}
+
+/* reserve after its checks, for a record of size bytes: anything but
+ * mpsc_reserve's fast path */
+static __attribute__((noinline)) int reserve_slow(struct lfshm_ring *r,
+						  uint32_t len, uint64_t size,
+						  void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, pad, exp, extra, room;
+	uint64_t t, need, pad, exp, extra, room;
+	_Atomic uint64_t *w;
 	bool fresh = false;
 	int rc;
 
-	rc = lfshm__reserve_check(r, len, buf);
-	if (rc)
-		return rc;
-	size = mrec_size(len);
 	/* Carve the record out of our chunk: no shared write but its own
 	 * header.  A revoked chunk is dropped whole: the consumer revoked
 	 * everything from its head up to the first word somebody wrote,
 	 * i.e. the rest of the chunk. */
 	if (r->m_chunk_end - r->m_chunk_pos >= size && !chunk_passed(r)) {
 		t = r->m_chunk_pos;
-		if (take_header(r, t, size)) {
+		w = take_header(r, t, size);
+		if (w) {
 			r->m_chunk_pos = t + size;
 			goto done;
 		}
@@ -562,7 +579,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			}
 			t += pad;
 		}
-		if (take_header(r, t, size)) {
+		w = take_header(r, t, size);
+		if (w) {
 			r->m_chunk_pos = t + size;
 			r->m_chunk_end = t + size + extra;
 			break;
@@ -572,14 +590,39 @@ again:
 		t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	}
 done:
-	r->m_batch += size;
-	r->p_resv = t;
-	r->p_resv_len = len;
-	r->m_resv_size = size;
-	r->p_resv_on = 1;
-	*buf = r->data + (t & r->mask) + HDR;
+	set_resv(r, t, len, size, w, buf);
 	return 0;
 }
+
+static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+{
+	_Atomic uint64_t *w;
+	uint64_t size, t;
+	int rc;
+
+	rc = lfshm__reserve_check(r, len, buf);
+	if (LFSHM__UNLIKELY(rc))
+		return rc;
+	size = mrec_size(len);
+	/* The fast path, the records of a LFSHM_MORE batch after its first:
+	 * carve the record out of our chunk while a record of ours is held
+	 * back before it (the consumer cannot have passed the rest then:
+	 * no chunk_passed, no look at the head). */
+	if (LFSHM__LIKELY(r->m_npend &&
+			  r->m_chunk_end - r->m_chunk_pos >= size)) {
+		t = r->m_chunk_pos;
+		w = take_header(r, t, size);
+		if (LFSHM__LIKELY(w != NULL)) {
+			r->m_chunk_pos = t + size;
+			set_resv(r, t, len, size, w, buf);
+			return 0;
+		}
+		/* revoked: the rest of the chunk goes with it */
+		r->m_chunk_pos = r->m_chunk_end;
+	}
+	return reserve_slow(r, len, size, buf);
+}
+
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
