@@ -629,33 +629,46 @@ static bool is_resv(const struct lfshm_ring *r, const void *buf)
 	return lfshm__is_resv(&mpsc_fmt, r, buf);
 }
 
-static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
-		       uint32_t type, unsigned flags)
+/* A long batch publishes by itself once the ring it spans (from its
+ * first held-back record, which the consumer cannot pass) reaches the
+ * threshold: the consumer starts on it.  Else a LFSHM_MORE record of
+ * size bytes at pos is held back. */
+static inline bool may_hold(const struct lfshm_ring *r, uint64_t pos,
+			    uint64_t size, unsigned flags)
 {
-	uint64_t size, pos, w;
+	unsigned n = r->m_npend;
+
+	return (flags & LFSHM_MORE) && n < LFSHM__MPSC_PEND &&
+	       pos + size - (n ? r->m_pend_pos[0] : pos) <
+		       LFSHM__MORE_BYTES(r->cap);
+}
+
+/* Hold the record at pos back, READY word w, until the batch ends. */
+static inline void hold(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	unsigned n = r->m_npend;
+
+	r->m_pend_pos[n] = pos;
+	r->m_pend_word[n] = w;
+	r->m_npend = n + 1;
+}
+
+/* commit after its checks, for the record of size bytes at pos, READY
+ * word w: anything but mpsc_commit's fast path */
+static __attribute__((noinline)) int commit_slow(struct lfshm_ring *r,
+						 uint64_t pos, uint64_t size,
+						 uint64_t w, unsigned flags)
+{
 	int rc;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
-			    !lfshm__commit_args_ok(r, len, type, flags)))
-		return -EINVAL;
-	pos = r->p_resv;
-	size = mrec_size(len);
 	if (size < r->m_resv_size)
 		/* relaxed: published by R1 with the record */
 		atomic_store_explicit(word_at(r, pos + size),
 				      W_PAD | (r->m_resv_size - size - 8),
 				      memory_order_relaxed);
-	w = W_READY | (uint64_t)type << 32 | len;
 	r->p_resv_on = 0;
-	/* a long batch publishes by itself once the ring it spans (from its
-	 * first held-back record, which the consumer cannot pass) reaches
-	 * the threshold: the consumer starts on it */
-	if ((flags & LFSHM_MORE) && r->m_npend < LFSHM__MPSC_PEND &&
-	    pos + size - (r->m_npend ? r->m_pend_pos[0] : pos) <
-		    LFSHM__MORE_BYTES(r->cap)) {
-		r->m_pend_pos[r->m_npend] = pos;
-		r->m_pend_word[r->m_npend] = w;
-		r->m_npend++;
+	if (may_hold(r, pos, size, flags)) {
+		hold(r, pos, w);
 		return 0;
 	}
 	/* the end of a batch: the consumer must not wait for our chunk */
@@ -667,6 +680,28 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		rc = -ECANCELED;
 	wake_consumer(r);
 	return rc < 0 ? rc : 0;
+}
+
+static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
+		       uint32_t type, unsigned flags)
+{
+	uint64_t size, pos, w;
+
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
+		return -EINVAL;
+	pos = r->p_resv;
+	size = mrec_size(len);
+	w = W_READY | (uint64_t)type << 32 | len;
+	/* The fast path: a record of its reserved size (no pad after it)
+	 * held back in a LFSHM_MORE batch. */
+	if (LFSHM__LIKELY(size == r->m_resv_size &&
+			  may_hold(r, pos, size, flags))) {
+		r->p_resv_on = 0;
+		hold(r, pos, w);
+		return 0;
+	}
+	return commit_slow(r, pos, size, w, flags);
 }
 
 static int mpsc_abort(struct lfshm_ring *r, void *buf)
