@@ -337,21 +337,25 @@ static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t t,
 }
 
 /*
- * R1 for one record, then nothing else: the caller wakes.  A CAS from our
- * own BUSY word, not a store: if the consumer took the record over (it
- * found us dead, which the kernel only says of a process that is gone,
- * or a hostile peer rewrote it) the space is no longer ours and nothing
- * is published into it.  Returns 0 or -ECANCELED.
+ * R1 for one record, word0 at p, then nothing else: the caller wakes.  A
+ * CAS from our own BUSY word busy, not a store: if the consumer took the
+ * record over (it found us dead, which the kernel only says of a process
+ * that is gone, or a hostile peer rewrote it) the space is no longer ours
+ * and nothing is published into it.  Returns false then.
  */
-static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+static inline bool publish_at(_Atomic uint64_t *p, uint64_t busy,
+			      uint64_t w)
 {
-	uint64_t exp = r->m_busy;
-
 	/* R1 (release on success): word1, payload and trailing pad
 	 * happen-before the READY; relaxed on failure: nothing published */
-	if (LFSHM__LIKELY(atomic_compare_exchange_strong_explicit(
-		    word_at(r, pos), &exp, w, memory_order_release,
-		    memory_order_relaxed)))
+	return LFSHM__LIKELY(atomic_compare_exchange_strong_explicit(
+		p, &busy, w, memory_order_release, memory_order_relaxed));
+}
+
+/* publish_at for the record at pos.  Returns 0 or -ECANCELED. */
+static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	if (publish_at(word_at(r, pos), r->m_busy, w))
 		return 0;
 	r->m_revoked++;
 	return -ECANCELED;
@@ -359,20 +363,27 @@ static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
 
 /* Publish the LFSHM_MORE records in order.  Returns how many were
  * published (> 0 means wake), or -ECANCELED when one of them had been
- * taken over (the others are published all the same). */
+ * taken over (the others are published all the same).  The geometry
+ * and our BUSY word in locals: each CAS would make the compiler load
+ * them again. */
 static int publish_pending_nowake(struct lfshm_ring *r)
 {
-	unsigned i, n = r->m_npend, done = 0;
-	int lost = 0;
+	unsigned char *data = r->data;
+	uint64_t mask = r->mask, busy = r->m_busy;
+	unsigned i, n = r->m_npend;
+	int rc = (int)n;
 
 	for (i = 0; i < n; i++) {
-		if (publish_one(r, r->m_pend_pos[i], r->m_pend_word[i]))
-			lost = 1;
-		else
-			done++;
+		if (LFSHM__UNLIKELY(!publish_at(
+			    (_Atomic uint64_t *)(data +
+						 (r->m_pend_pos[i] & mask)),
+			    busy, r->m_pend_word[i]))) {
+			r->m_revoked++;
+			rc = -ECANCELED;
+		}
 	}
 	r->m_npend = 0;
-	return lost ? -ECANCELED : (int)done;
+	return rc;
 }
 
 static void wake_consumer(struct lfshm_ring *r)
