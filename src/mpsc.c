@@ -882,16 +882,36 @@ static int check_stall(struct lfshm_ring *r)
 	return rc;
 }
 
-static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+/*
+ * A READY word0 w read at the head (offset off, avail bytes published
+ * from it): validate its length and record against the ring, hand the
+ * message out.  0, or -EBADMSG (poisoned).
+ */
+static inline int take_msg(struct lfshm_ring *r, struct lfshm_msg *m,
+			   uint64_t w, uint64_t off, uint64_t avail)
+{
+	uint32_t len = (uint32_t)w;
+	uint64_t size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);
+
+	if (LFSHM__UNLIKELY(!size))
+		return lfshm__poison(r);
+	m->data = r->data + off + HDR;
+	m->len = len;
+	m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
+	r->c_head += size;
+	m->_end = r->c_head;
+	r->m_prev_end = r->m_last_end;
+	r->m_last_end = r->c_head;
+	return 0;
+}
+
+/* peek after its checks: anything but mpsc_peek's fast path */
+static __attribute__((noinline)) int peek_slow(struct lfshm_ring *r,
+					       struct lfshm_msg *m)
 {
 	uint64_t off, avail, size, w;
-	uint32_t len;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
 	for (;;) {
 		avail = r->c_tail_cache - r->c_head;
 		if (avail == 0) {
@@ -918,20 +938,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		/* A2: pairs with R1; read once, then classified */
 		w = atomic_load_explicit(word_at(r, r->c_head),
 					 memory_order_acquire);
-		if (LFSHM__LIKELY(w & W_READY)) {
-			len = (uint32_t)w;
-			size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);
-			if (LFSHM__UNLIKELY(!size))
-				return lfshm__poison(r);
-			m->data = r->data + off + HDR;
-			m->len = len;
-			m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
-			r->c_head += size;
-			m->_end = r->c_head;
-			r->m_prev_end = r->m_last_end;
-			r->m_last_end = r->c_head;
-			return 0;
-		}
+		if (LFSHM__LIKELY(w & W_READY))
+			return take_msg(r, m, w, off, avail);
 		if (w == W_REVOKED) {
 			r->c_head += GRAN;
 			continue;
@@ -961,6 +969,29 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		release_skipped(r);
 		return -EAGAIN;
 	}
+}
+
+static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t off, avail, w;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	/* The fast path: a message at the head, the tail cache past it.
+	 * Any other word0 read here is dropped unused: peek_slow reads it
+	 * again and judges it (pads, revoked, not ready, corrupt). */
+	avail = r->c_tail_cache - r->c_head;
+	if (LFSHM__LIKELY(avail != 0)) {
+		off = r->c_head & r->mask;
+		/* A2: pairs with R1; read once, then classified */
+		w = atomic_load_explicit(word_at(r, r->c_head),
+					 memory_order_acquire);
+		if (LFSHM__LIKELY(w & W_READY))
+			return take_msg(r, m, w, off, avail);
+	}
+	return peek_slow(r, m);
 }
 
 /* Stamp the first two words (where a word0 / word1 can be) of each
