@@ -477,13 +477,11 @@ static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 	return want & ~(uint64_t)GMASK;
 }
 
-/* Take the header of the record at t (ours by the tail CAS, unless the
- * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size.
- * Returns the record's word0, NULL when it was revoked. */
-static inline _Atomic uint64_t *take_header(struct lfshm_ring *r,
-					    uint64_t t, uint64_t size)
+/* Take the header w of the record at t (ours by the tail CAS, unless the
+ * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size. */
+static inline bool take_header(struct lfshm_ring *r, _Atomic uint64_t *w,
+			       uint64_t t, uint64_t size)
 {
-	_Atomic uint64_t *w = word_at(r, t);
 	uint64_t exp = free_word(r, t);
 
 	/* relaxed: ownership of space, not data (see the top comment) */
@@ -493,12 +491,12 @@ static inline _Atomic uint64_t *take_header(struct lfshm_ring *r,
 		/* the consumer gave up on this claim (we were stalled):
 		 * it owns those words now */
 		r->m_revoked++;
-		return NULL;
+		return false;
 	}
 	/* word1, in word0's granule; relaxed: read by the consumer only
 	 * after our death */
 	atomic_store_explicit(w + 1, W_SIZE | size, memory_order_relaxed);
-	return w;
+	return true;
 }
 
 /* The claim at t is ours, its header w taken: the reservation. */
@@ -531,8 +529,8 @@ static __attribute__((noinline)) int reserve_slow(struct lfshm_ring *r,
 	 * i.e. the rest of the chunk. */
 	if (r->m_chunk_end - r->m_chunk_pos >= size && !chunk_passed(r)) {
 		t = r->m_chunk_pos;
-		w = take_header(r, t, size);
-		if (w) {
+		w = word_at(r, t);
+		if (take_header(r, w, t, size)) {
 			r->m_chunk_pos = t + size;
 			goto done;
 		}
@@ -590,8 +588,8 @@ static __attribute__((noinline)) int reserve_slow(struct lfshm_ring *r,
 			}
 			t += pad;
 		}
-		w = take_header(r, t, size);
-		if (w) {
+		w = word_at(r, t);
+		if (take_header(r, w, t, size)) {
 			r->m_chunk_pos = t + size;
 			r->m_chunk_end = t + size + extra;
 			break;
@@ -622,8 +620,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	if (LFSHM__LIKELY(r->m_npend &&
 			  r->m_chunk_end - r->m_chunk_pos >= size)) {
 		t = r->m_chunk_pos;
-		w = take_header(r, t, size);
-		if (LFSHM__LIKELY(w != NULL)) {
+		w = word_at(r, t);
+		if (LFSHM__LIKELY(take_header(r, w, t, size))) {
 			r->m_chunk_pos = t + size;
 			set_resv(r, t, len, size, w, buf);
 			return 0;
