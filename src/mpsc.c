@@ -132,7 +132,7 @@
  * 1 it owns nothing; after step 3 its record is complete.
  *
  * Synchronising edges:
- *   R1 producer: store_release(word0 = READY) in publish_one(): word1,
+ *   R1 producer: store_release(word0 = READY) in publish_at(): word1,
  *      payload and any trailing pad are visible to whoever acquires it.
  *                                                         pairs with A2
  *   A2 consumer: load_acquire(word0) in peek / data_ready.  pairs with R1
