@@ -132,7 +132,7 @@
  * 1 it owns nothing; after step 3 its record is complete.
  *
  * Synchronising edges:
- *   R1 producer: store_release(word0 = READY) in publish_one(): word1,
+ *   R1 producer: store_release(word0 = READY) in publish_at(): word1,
  *      payload and any trailing pad are visible to whoever acquires it.
  *                                                         pairs with A2
  *   A2 consumer: load_acquire(word0) in peek / data_ready.  pairs with R1
@@ -337,21 +337,25 @@ static uint64_t need_bytes(const struct lfshm_ring *r, uint64_t t,
 }
 
 /*
- * R1 for one record, then nothing else: the caller wakes.  A CAS from our
- * own BUSY word, not a store: if the consumer took the record over (it
- * found us dead, which the kernel only says of a process that is gone,
- * or a hostile peer rewrote it) the space is no longer ours and nothing
- * is published into it.  Returns 0 or -ECANCELED.
+ * R1 for one record, word0 at p, then nothing else: the caller wakes.  A
+ * CAS from our own BUSY word busy, not a store: if the consumer took the
+ * record over (it found us dead, which the kernel only says of a process
+ * that is gone, or a hostile peer rewrote it) the space is no longer ours
+ * and nothing is published into it.  Returns false then.
  */
-static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+static inline bool publish_at(_Atomic uint64_t *p, uint64_t busy,
+			      uint64_t w)
 {
-	uint64_t exp = r->m_busy;
-
 	/* R1 (release on success): word1, payload and trailing pad
 	 * happen-before the READY; relaxed on failure: nothing published */
-	if (LFSHM__LIKELY(atomic_compare_exchange_strong_explicit(
-		    word_at(r, pos), &exp, w, memory_order_release,
-		    memory_order_relaxed)))
+	return LFSHM__LIKELY(atomic_compare_exchange_strong_explicit(
+		p, &busy, w, memory_order_release, memory_order_relaxed));
+}
+
+/* publish_at for the record at pos.  Returns 0 or -ECANCELED. */
+static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	if (publish_at(word_at(r, pos), r->m_busy, w))
 		return 0;
 	r->m_revoked++;
 	return -ECANCELED;
@@ -359,20 +363,27 @@ static int publish_one(struct lfshm_ring *r, uint64_t pos, uint64_t w)
 
 /* Publish the LFSHM_MORE records in order.  Returns how many were
  * published (> 0 means wake), or -ECANCELED when one of them had been
- * taken over (the others are published all the same). */
+ * taken over (the others are published all the same).  The geometry
+ * and our BUSY word in locals: each CAS would make the compiler load
+ * them again. */
 static int publish_pending_nowake(struct lfshm_ring *r)
 {
-	unsigned i, n = r->m_npend, done = 0;
-	int lost = 0;
+	unsigned char *data = r->data;
+	uint64_t mask = r->mask, busy = r->m_busy;
+	unsigned i, n = r->m_npend;
+	int rc = (int)n;
 
 	for (i = 0; i < n; i++) {
-		if (publish_one(r, r->m_pend_pos[i], r->m_pend_word[i]))
-			lost = 1;
-		else
-			done++;
+		if (LFSHM__UNLIKELY(!publish_at(
+			    (_Atomic uint64_t *)(data +
+						 (r->m_pend_pos[i] & mask)),
+			    busy, r->m_pend_word[i]))) {
+			r->m_revoked++;
+			rc = -ECANCELED;
+		}
 	}
 	r->m_npend = 0;
-	return lost ? -ECANCELED : (int)done;
+	return rc;
 }
 
 static void wake_consumer(struct lfshm_ring *r)
@@ -466,45 +477,60 @@ static uint64_t chunk_extra(const struct lfshm_ring *r, uint64_t t,
 	return want & ~(uint64_t)GMASK;
 }
 
-/* Take the header of the record at t (ours by the tail CAS, unless the
+/* Take the header w of the record at t (ours by the tail CAS, unless the
  * consumer revoked it): CAS word0 FREE(lap) -> BUSY, then the size. */
-static bool take_header(struct lfshm_ring *r, uint64_t t, uint64_t size)
+static inline bool take_header(struct lfshm_ring *r, _Atomic uint64_t *w,
+			       uint64_t t, uint64_t size)
 {
 	uint64_t exp = free_word(r, t);
 
 	/* relaxed: ownership of space, not data (see the top comment) */
 	if (!atomic_compare_exchange_strong_explicit(
-		    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,
+		    w, &exp, r->m_busy, memory_order_relaxed,
 		    memory_order_relaxed)) {
 		/* the consumer gave up on this claim (we were stalled):
 		 * it owns those words now */
 		r->m_revoked++;
 		return false;
 	}
-	/* relaxed: read by the consumer only after our death */
-	atomic_store_explicit(word_at(r, t + 8), W_SIZE | size,
-			      memory_order_relaxed);
+	/* word1, in word0's granule; relaxed: read by the consumer only
+	 * after our death */
+	atomic_store_explicit(w + 1, W_SIZE | size, memory_order_relaxed);
 	return true;
 }
 
-static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+/* The claim at t is ours, its header w taken: the reservation. */
+static inline void set_resv(struct lfshm_ring *r, uint64_t t, uint32_t len,
+			    uint64_t size, _Atomic uint64_t *w, void **buf)
+{
+	r->m_batch += size;
+	r->p_resv = t;
+	r->p_resv_len = len;
+	r->m_resv_size = size;
+	r->p_resv_on = 1;
+	*buf = (unsigned char *)w + HDR;
+}
+
+/* reserve after its checks, for a record of size bytes: anything but
+ * mpsc_reserve's fast path */
+static __attribute__((noinline)) int reserve_slow(struct lfshm_ring *r,
+						  uint32_t len, uint64_t size,
+						  void **buf)
 {
 	struct lfshm__ctrl *c = r->ctrl;
-	uint64_t size, t, need, pad, exp, extra, room;
+	uint64_t t, need, pad, exp, extra, room;
+	_Atomic uint64_t *w;
 	bool fresh = false;
 	int rc;
 
-	rc = lfshm__reserve_check(r, len, buf);
-	if (rc)
-		return rc;
-	size = mrec_size(len);
 	/* Carve the record out of our chunk: no shared write but its own
 	 * header.  A revoked chunk is dropped whole: the consumer revoked
 	 * everything from its head up to the first word somebody wrote,
 	 * i.e. the rest of the chunk. */
 	if (r->m_chunk_end - r->m_chunk_pos >= size && !chunk_passed(r)) {
 		t = r->m_chunk_pos;
-		if (take_header(r, t, size)) {
+		w = word_at(r, t);
+		if (take_header(r, w, t, size)) {
 			r->m_chunk_pos = t + size;
 			goto done;
 		}
@@ -562,7 +588,8 @@ static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 			}
 			t += pad;
 		}
-		if (take_header(r, t, size)) {
+		w = word_at(r, t);
+		if (take_header(r, w, t, size)) {
 			r->m_chunk_pos = t + size;
 			r->m_chunk_end = t + size + extra;
 			break;
@@ -572,47 +599,85 @@ again:
 		t = atomic_load_explicit(&c->tail, memory_order_relaxed);
 	}
 done:
-	r->m_batch += size;
-	r->p_resv = t;
-	r->p_resv_len = len;
-	r->m_resv_size = size;
-	r->p_resv_on = 1;
-	*buf = r->data + (t & r->mask) + HDR;
+	set_resv(r, t, len, size, w, buf);
 	return 0;
 }
+
+static int mpsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
+{
+	_Atomic uint64_t *w;
+	uint64_t size, t;
+	int rc;
+
+	rc = lfshm__reserve_check(r, len, buf);
+	if (LFSHM__UNLIKELY(rc))
+		return rc;
+	size = mrec_size(len);
+	/* The fast path, the records of a LFSHM_MORE batch after its first:
+	 * carve the record out of our chunk while a record of ours is held
+	 * back before it (the consumer cannot have passed the rest then:
+	 * no chunk_passed, no look at the head). */
+	if (LFSHM__LIKELY(r->m_npend &&
+			  r->m_chunk_end - r->m_chunk_pos >= size)) {
+		t = r->m_chunk_pos;
+		w = word_at(r, t);
+		if (LFSHM__LIKELY(take_header(r, w, t, size))) {
+			r->m_chunk_pos = t + size;
+			set_resv(r, t, len, size, w, buf);
+			return 0;
+		}
+		/* revoked: the rest of the chunk goes with it */
+		r->m_chunk_pos = r->m_chunk_end;
+	}
+	return reserve_slow(r, len, size, buf);
+}
+
 
 static bool is_resv(const struct lfshm_ring *r, const void *buf)
 {
 	return lfshm__is_resv(&mpsc_fmt, r, buf);
 }
 
-static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
-		       uint32_t type, unsigned flags)
+/* A long batch publishes by itself once the ring it spans (from its
+ * first held-back record, which the consumer cannot pass) reaches the
+ * threshold: the consumer starts on it.  Else a LFSHM_MORE record of
+ * size bytes at pos is held back. */
+static inline bool may_hold(const struct lfshm_ring *r, uint64_t pos,
+			    uint64_t size, unsigned flags)
 {
-	uint64_t size, pos, w;
+	unsigned n = r->m_npend;
+
+	return (flags & LFSHM_MORE) && n < LFSHM__MPSC_PEND &&
+	       pos + size - (n ? r->m_pend_pos[0] : pos) <
+		       LFSHM__MORE_BYTES(r->cap);
+}
+
+/* Hold the record at pos back, READY word w, until the batch ends. */
+static inline void hold(struct lfshm_ring *r, uint64_t pos, uint64_t w)
+{
+	unsigned n = r->m_npend;
+
+	r->m_pend_pos[n] = pos;
+	r->m_pend_word[n] = w;
+	r->m_npend = n + 1;
+}
+
+/* commit after its checks, for the record of size bytes at pos, READY
+ * word w: anything but mpsc_commit's fast path */
+static __attribute__((noinline)) int commit_slow(struct lfshm_ring *r,
+						 uint64_t pos, uint64_t size,
+						 uint64_t w, unsigned flags)
+{
 	int rc;
 
-	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
-			    !lfshm__commit_args_ok(r, len, type, flags)))
-		return -EINVAL;
-	pos = r->p_resv;
-	size = mrec_size(len);
 	if (size < r->m_resv_size)
 		/* relaxed: published by R1 with the record */
 		atomic_store_explicit(word_at(r, pos + size),
 				      W_PAD | (r->m_resv_size - size - 8),
 				      memory_order_relaxed);
-	w = W_READY | (uint64_t)type << 32 | len;
 	r->p_resv_on = 0;
-	/* a long batch publishes by itself once the ring it spans (from its
-	 * first held-back record, which the consumer cannot pass) reaches
-	 * the threshold: the consumer starts on it */
-	if ((flags & LFSHM_MORE) && r->m_npend < LFSHM__MPSC_PEND &&
-	    pos + size - (r->m_npend ? r->m_pend_pos[0] : pos) <
-		    LFSHM__MORE_BYTES(r->cap)) {
-		r->m_pend_pos[r->m_npend] = pos;
-		r->m_pend_word[r->m_npend] = w;
-		r->m_npend++;
+	if (may_hold(r, pos, size, flags)) {
+		hold(r, pos, w);
 		return 0;
 	}
 	/* the end of a batch: the consumer must not wait for our chunk */
@@ -624,6 +689,28 @@ static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
 		rc = -ECANCELED;
 	wake_consumer(r);
 	return rc < 0 ? rc : 0;
+}
+
+static int mpsc_commit(struct lfshm_ring *r, void *buf, uint32_t len,
+		       uint32_t type, unsigned flags)
+{
+	uint64_t size, pos, w;
+
+	if (LFSHM__UNLIKELY(!is_resv(r, buf) ||
+			    !lfshm__commit_args_ok(r, len, type, flags)))
+		return -EINVAL;
+	pos = r->p_resv;
+	size = mrec_size(len);
+	w = W_READY | (uint64_t)type << 32 | len;
+	/* The fast path: a record of its reserved size (no pad after it)
+	 * held back in a LFSHM_MORE batch. */
+	if (LFSHM__LIKELY(size == r->m_resv_size &&
+			  may_hold(r, pos, size, flags))) {
+		r->p_resv_on = 0;
+		hold(r, pos, w);
+		return 0;
+	}
+	return commit_slow(r, pos, size, w, flags);
 }
 
 static int mpsc_abort(struct lfshm_ring *r, void *buf)
@@ -793,16 +880,36 @@ static int check_stall(struct lfshm_ring *r)
 	return rc;
 }
 
-static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+/*
+ * A READY word0 w read at the head (offset off, avail bytes published
+ * from it): validate its length and record against the ring, hand the
+ * message out.  0, or -EBADMSG (poisoned).
+ */
+static inline int take_msg(struct lfshm_ring *r, struct lfshm_msg *m,
+			   uint64_t w, uint64_t off, uint64_t avail)
+{
+	uint32_t len = (uint32_t)w;
+	uint64_t size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);
+
+	if (LFSHM__UNLIKELY(!size))
+		return lfshm__poison(r);
+	m->data = r->data + off + HDR;
+	m->len = len;
+	m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
+	r->c_head += size;
+	m->_end = r->c_head;
+	r->m_prev_end = r->m_last_end;
+	r->m_last_end = r->c_head;
+	return 0;
+}
+
+/* peek after its checks: anything but mpsc_peek's fast path */
+static __attribute__((noinline)) int peek_slow(struct lfshm_ring *r,
+					       struct lfshm_msg *m)
 {
 	uint64_t off, avail, size, w;
-	uint32_t len;
 	int rc;
 
-	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
-		return -EINVAL;
-	if (LFSHM__UNLIKELY(r->poisoned))
-		return -EBADMSG;
 	for (;;) {
 		avail = r->c_tail_cache - r->c_head;
 		if (avail == 0) {
@@ -829,20 +936,8 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		/* A2: pairs with R1; read once, then classified */
 		w = atomic_load_explicit(word_at(r, r->c_head),
 					 memory_order_acquire);
-		if (LFSHM__LIKELY(w & W_READY)) {
-			len = (uint32_t)w;
-			size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);
-			if (LFSHM__UNLIKELY(!size))
-				return lfshm__poison(r);
-			m->data = r->data + off + HDR;
-			m->len = len;
-			m->type = (uint32_t)(w >> 32) & LFSHM_TYPE_MAX;
-			r->c_head += size;
-			m->_end = r->c_head;
-			r->m_prev_end = r->m_last_end;
-			r->m_last_end = r->c_head;
-			return 0;
-		}
+		if (LFSHM__LIKELY(w & W_READY))
+			return take_msg(r, m, w, off, avail);
 		if (w == W_REVOKED) {
 			r->c_head += GRAN;
 			continue;
@@ -872,6 +967,29 @@ static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
 		release_skipped(r);
 		return -EAGAIN;
 	}
+}
+
+static int mpsc_peek(struct lfshm_ring *r, struct lfshm_msg *m)
+{
+	uint64_t off, avail, w;
+
+	if (LFSHM__UNLIKELY(r->role != LFSHM_CONSUMER || !m))
+		return -EINVAL;
+	if (LFSHM__UNLIKELY(r->poisoned))
+		return -EBADMSG;
+	/* The fast path: a message at the head, the tail cache past it.
+	 * Any other word0 read here is dropped unused: peek_slow reads it
+	 * again and judges it (pads, revoked, not ready, corrupt). */
+	avail = r->c_tail_cache - r->c_head;
+	if (LFSHM__LIKELY(avail != 0)) {
+		off = r->c_head & r->mask;
+		/* A2: pairs with R1; read once, then classified */
+		w = atomic_load_explicit(word_at(r, r->c_head),
+					 memory_order_acquire);
+		if (LFSHM__LIKELY(w & W_READY))
+			return take_msg(r, m, w, off, avail);
+	}
+	return peek_slow(r, m);
 }
 
 /* Stamp the first two words (where a word0 / word1 can be) of each

@@ -360,6 +360,75 @@ mutant_spsc_fast_send_no_term() {
 	tests="test_spsc test_ring test_hostile"
 }
 
+# MPSC fast paths (src/mpsc.c mpsc_reserve/mpsc_commit/mpsc_peek, issue
+# 11): each check that keeps a case off them
+
+# carve without chunk_passed while nothing is held back
+mutant_mpsc_fast_carve_no_npend() {
+	file=src/mpsc.c
+	old="if (LFSHM__LIKELY(r->m_npend &&$nl"
+	new="if (LFSHM__LIKELY(1 &&$nl"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_carve_no_room() {
+	file=src/mpsc.c
+	old="r->m_npend &&$nl${tab}${tab}${tab}  r->m_chunk_end - r->m_chunk_pos >= size)) {"
+	new="r->m_npend)) {"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_carve_room_granule() {
+	file=src/mpsc.c
+	old="${tab}${tab}${tab}  r->m_chunk_end - r->m_chunk_pos >= size)) {"
+	new="${tab}${tab}${tab}  r->m_chunk_end - r->m_chunk_pos >= GRAN)) {"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_carve_revoked_rest_kept() {
+	file=src/mpsc.c
+	old="${tab}${tab}/* revoked: the rest of the chunk goes with it */$nl${tab}${tab}r->m_chunk_pos = r->m_chunk_end;$nl"
+	new=""
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_commit_no_size() {
+	file=src/mpsc.c
+	old="if (LFSHM__LIKELY(size == r->m_resv_size &&"
+	new="if (LFSHM__LIKELY(size <= r->m_resv_size &&"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_peek_no_avail() {
+	file=src/mpsc.c
+	old="if (LFSHM__LIKELY(avail != 0)) {"
+	new="if (1) {"
+	tests="test_mpsc"
+}
+
+mutant_mpsc_fast_peek_no_ready() {
+	file=src/mpsc.c
+	old="${tab}${tab}if (LFSHM__LIKELY(w & W_READY))$nl${tab}${tab}${tab}return take_msg(r, m, w, off, avail);$nl${tab}}"
+	new="${tab}${tab}return take_msg(r, m, w, off, avail);$nl${tab}}"
+	tests="test_mpsc"
+}
+
+# take_msg (both paths): the length and record checks of a READY header
+mutant_mpsc_take_msg_no_size_check() {
+	file=src/mpsc.c
+	old="uint64_t size = lfshm__msg_size(&mpsc_fmt, r, off, len, avail);"
+	new="uint64_t size = lfshm__rec_bytes(&mpsc_fmt, len);"
+	tests="test_hostile test_mpsc"
+}
+
+# a held-back record taken over: flush must say -ECANCELED
+mutant_mpsc_publish_pending_lost() {
+	file=src/mpsc.c
+	old="${tab}${tab}${tab}r->m_revoked++;$nl${tab}${tab}${tab}rc = -ECANCELED;$nl"
+	new="${tab}${tab}${tab}r->m_revoked++;$nl"
+	tests="test_live"
+}
+
 # MPSC producer attach: positions on the circle (stop 16)
 mutant_mpsc_producer_attach_positions() {
 	file=src/mpsc.c
@@ -440,7 +509,11 @@ record_wrap_at_end record_unpeek_past_release copy_band_too_wide copy_no_tail
 spsc_fast_recv_no_hi spsc_fast_recv_no_msg_size spsc_fast_recv_no_cap
 spsc_fast_send_no_wrap
 spsc_fast_send_no_room spsc_fast_send_no_term
-mpsc_producer_attach_positions"
+mpsc_producer_attach_positions
+mpsc_fast_carve_no_npend mpsc_fast_carve_no_room mpsc_fast_carve_room_granule
+mpsc_fast_carve_revoked_rest_kept mpsc_fast_commit_no_size
+mpsc_fast_peek_no_avail mpsc_fast_peek_no_ready
+mpsc_take_msg_no_size_check mpsc_publish_pending_lost"
 
 # ---- machinery -----------------------------------------------------------
 

@@ -1256,6 +1256,171 @@ Test(mpsc, a_revoked_chunk_is_claimed_again_and_loses_nothing)
 	lfshm_ring_close(c);
 }
 
+/* ---- issue 11: the fast paths (reserve, commit, peek) ---------------- */
+
+#define T_REVOKED (3ull << 60) /* src/mpsc.c W_REVOKED */
+
+/* A batch of 8 records of 100 bytes (128 each) and a flush: the next
+ * batch claims a chunk of 8 records at once. */
+static void chunk_of_8(struct lfshm_ring *p, struct lfshm_ring *c)
+{
+	more_batch(p, 8, 0, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 0);
+}
+
+/*
+ * Carving from the chunk while records are held back (reserve's fast
+ * path): a record bigger than the rest of the chunk is never carved out
+ * of it (it would run past the space claimed, into the next claim or past
+ * the tail); a record the rest's size is.  Every reservation lies inside
+ * the claimed space.
+ */
+Test(mpsc, fast_carve_stays_inside_the_chunk)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c);
+	struct lfshm_msg m;
+	uint64_t end;
+	void *buf;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	chunk_of_8(p, c);
+	more_batch(p, 7, 8, NULL); /* 7 of 8: one record's rest */
+	end = atomic_load(&c->ctrl->tail);
+	cr_assert_eq(p->m_npend, 7);
+	cr_assert_eq(end - p->m_chunk_pos, 128);
+	/* 256 bytes: not in the rest */
+	cr_assert_eq(lfshm_ring_reserve(p, 200, &buf), 0);
+	cr_expect_geq(p->p_resv, end, "carved past the chunk's end");
+	cr_expect_leq(p->p_resv + 256, atomic_load(&c->ctrl->tail),
+		      "a reservation past the tail");
+	memset(buf, 15, 200);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 200, 15, LFSHM_MORE), 0);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 7, 8);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.type, 15);
+	cr_expect_eq(m.len, 200);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	expect_drained(c);
+	/* the rest exactly one record: carved */
+	chunk_of_8(p, c);
+	more_batch(p, 7, 16, NULL);
+	end = atomic_load(&c->ctrl->tail);
+	cr_assert_eq(end - p->m_chunk_pos, 128);
+	more_batch(p, 1, 23, NULL);
+	cr_expect_eq(atomic_load(&c->ctrl->tail), end, "claimed again");
+	cr_expect_eq(p->p_resv + 128, end);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 8, 16);
+	expect_drained(c);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/*
+ * A carve whose header CAS fails while records are held back (the rest
+ * was revoked: here written as revoke_gap would) drops the whole rest at
+ * once: one revocation counted, the record claimed anew after the tail,
+ * nothing lost.
+ */
+Test(mpsc, fast_carve_revoked_drops_the_rest_once)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c);
+	uint64_t end, pos;
+	void *buf;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	chunk_of_8(p, c);
+	more_batch(p, 2, 8, NULL);
+	end = atomic_load(&c->ctrl->tail);
+	cr_assert_eq(p->m_npend, 2);
+	cr_assert_eq(end - p->m_chunk_pos, 6 * 128);
+	for (pos = p->m_chunk_pos; pos != end; pos += 64)
+		atomic_store(slot(c, pos), T_REVOKED);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	cr_expect_eq(p->m_revoked, 1, "the revoked rest tried again");
+	cr_expect_eq(p->p_resv, end);
+	memset(buf, 10, 100);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 100, 10, LFSHM_MORE), 0);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	expect_batch(c, 3, 8);
+	expect_drained(c);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/*
+ * A record committed shorter than reserved and held back (LFSHM_MORE):
+ * the rest of its claim gets its pad (commit's fast path is for records
+ * of their reserved size only), so the consumer passes it.
+ */
+Test(mpsc, short_commit_held_back_pads_its_rest)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c);
+	struct lfshm_msg m;
+	void *buf;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	cr_assert_eq(lfshm_ring_reserve(p, 200, &buf), 0);
+	memset(buf, 1, 10);
+	cr_assert_eq(lfshm_ring_commit_ex(p, buf, 10, 1, LFSHM_MORE), 0);
+	cr_assert_eq(p->m_npend, 1);
+	more_batch(p, 1, 2, NULL);
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.len, 10);
+	cr_expect_eq(m.type, 1);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	expect_batch(c, 1, 2);
+	expect_drained(c);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+/*
+ * peek's fast path trusts its cached tail only: with the cache at the
+ * head (the ring looked empty) a message published since is found through
+ * a reload of the tail, never read against a cache that does not cover
+ * it; a pad at the head is passed, never handed out.
+ */
+Test(mpsc, fast_peek_reloads_an_exhausted_tail_cache)
+{
+	struct lfshm_ring *c = make_consumer(1 << 16);
+	struct lfshm_ring *p = attach_producer(c);
+	struct lfshm_msg m;
+	void *buf;
+
+	lfshm_ring_set_stall_ns(c, -1);
+	cr_assert_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	cr_assert_eq(c->c_tail_cache, c->c_head);
+	cr_assert_eq(lfshm_ring_send(p, "abc", 3, 0), 0);
+	cr_assert_eq(c->c_tail_cache, c->c_head);
+	cr_expect_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.len, 3);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	/* a message, an aborted record (a pad), a message: the second peek
+	 * finds the pad at the head with the cache past it */
+	cr_assert_eq(lfshm_ring_send(p, "x", 1, 0), 0);
+	cr_assert_eq(lfshm_ring_reserve(p, 100, &buf), 0);
+	cr_assert_eq(lfshm_ring_abort(p, buf), 0);
+	cr_assert_eq(lfshm_ring_send(p, "de", 2, 0), 0);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.len, 1);
+	cr_assert_eq(c->c_tail_cache, atomic_load(&c->ctrl->tail));
+	cr_expect_eq(lfshm_ring_peek(c, &m), 0);
+	cr_expect_eq(m.len, 2, "a pad handed out as a message");
+	cr_expect_eq(memcmp(m.data, "de", 2), 0);
+	cr_assert_eq(lfshm_ring_release(c, NULL), 0);
+	expect_drained(c);
+	cr_expect_eq(lfshm_ring_peek(c, &m), -EAGAIN);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 /* ---- hostile region ------------------------------------------------- */
 
 static _Atomic uint64_t *word(struct lfshm_ring *c, uint64_t pos)
