@@ -491,6 +491,52 @@ mutant_record_unpeek_past_release() {
 	tests="test_record"
 }
 
+# SPSC alignment pads (src/spsc.c): the consumer's acceptance of a pad
+# short of the end, the producer's placement
+
+mutant_spsc_align_pad_size() {
+	file=src/spsc.c
+	old='return size <= SPSC_ALIGN - LFSHM__REC_HDR && size <= room &&'
+	new='return size <= room &&'
+	tests="test_spsc test_hostile"
+}
+
+mutant_spsc_align_pad_room() {
+	file=src/spsc.c
+	old='return size <= SPSC_ALIGN - LFSHM__REC_HDR && size <= room &&'
+	new='return size <= SPSC_ALIGN - LFSHM__REC_HDR &&'
+	tests="test_spsc"
+}
+
+mutant_spsc_align_pad_boundary() {
+	file=src/spsc.c
+	old='((off + size + LFSHM__REC_HDR) & (SPSC_ALIGN - 1)) == 0;'
+	new='((off + size) & 7) == 0;'
+	tests="test_spsc test_hostile"
+}
+
+mutant_spsc_align_min() {
+	file=src/spsc.c
+	old='if (len < SPSC_ALIGN_MIN)'
+	new='if (len <= SPSC_ALIGN_MIN)'
+	tests="test_spsc"
+}
+
+mutant_spsc_align_no_fallback() {
+	file=src/spsc.c
+	old='	if (!lfshm__has_room(r, used, aneed))
+		return need;'
+	new=''
+	tests="test_spsc"
+}
+
+mutant_spsc_fast_send_unaligned() {
+	file=src/spsc.c
+	old='lfshm__rec_wraps(r, t, size) || align_pad(t, len) ||'
+	new='lfshm__rec_wraps(r, t, size) ||'
+	tests="test_spsc"
+}
+
 all="parse_rec_end parse_pad_published spsc_record_room spsc_pad_room
 spsc_header_high_word spsc_record_max_msg spsc_no_terminator
 spsc_no_pad_terminator spsc_no_terminator_room spsc_first_header_not_last
@@ -513,6 +559,8 @@ mpsc_producer_attach_positions
 mpsc_fast_carve_no_npend mpsc_fast_carve_no_room mpsc_fast_carve_room_granule
 mpsc_fast_carve_revoked_rest_kept mpsc_fast_commit_no_size
 mpsc_fast_peek_no_avail mpsc_fast_peek_no_ready
+spsc_align_pad_size spsc_align_pad_room spsc_align_pad_boundary spsc_align_min
+spsc_align_no_fallback spsc_fast_send_unaligned
 mpsc_take_msg_no_size_check mpsc_publish_pending_lost"
 
 # ---- machinery -----------------------------------------------------------

@@ -245,6 +245,104 @@ Test(spsc, accounts_space_exactly)
 	lfshm_ring_close(c);
 }
 
+/*
+ * Payloads of 2048 bytes or more start on a 64-byte boundary (src/spsc.c
+ * "Alignment pads"): a pad of 8-56 bytes goes before the record.  Below
+ * 2048 bytes, records follow each other as before.
+ */
+static const unsigned char *spsc_base; /* the data area */
+
+/* Offset in the data area of the next message's payload; releases it. */
+static uint64_t next_off(struct lfshm_ring *c, uint32_t len)
+{
+	struct lfshm_msg m;
+	uint64_t off;
+
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	cr_assert_eq(m.len, len);
+	off = (uint64_t)((const unsigned char *)m.data - spsc_base);
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	return off;
+}
+
+static void send_len(struct lfshm_ring *p, uint32_t len)
+{
+	static unsigned char buf[8192];
+	int rc = lfshm_ring_send(p, buf, len, 0);
+
+	cr_assert_eq(rc, 0, "send %u: %d", len, rc);
+}
+
+/* A ring whose first message, 100 bytes, sat at index 0 (112 bytes). */
+static struct lfshm_ring *first_100(uint64_t cap, struct lfshm_ring **p)
+{
+	struct lfshm_ring *c = mk(cap, LFSHM_CONSUMER);
+	struct lfshm_msg m;
+
+	*p = att(c, LFSHM_PRODUCER);
+	send_len(*p, 100);
+	cr_assert_eq(lfshm_ring_peek(c, &m), 0);
+	spsc_base = (const unsigned char *)m.data - 8;
+	cr_assert_eq(lfshm_ring_release(c, &m), 0);
+	return c;
+}
+
+Test(spsc, payloads_from_2048_bytes_are_64_byte_aligned)
+{
+	struct lfshm_ring *p, *c = first_100(65536, &p);
+	void *w;
+
+	/* tail 112: an 8-byte pad, the header at 120 */
+	send_len(p, 2048);
+	cr_expect_eq(next_off(c, 2048), 128);
+	/* tail 2176: 2047 bytes go where they fall */
+	send_len(p, 2047);
+	cr_expect_eq(next_off(c, 2047), 2184);
+	/* tail 4232 (8 mod 64): the largest pad, 48 bytes; reserve too */
+	cr_assert_eq(lfshm_ring_reserve(p, 5000, &w), 0);
+	cr_expect_eq((unsigned char *)w - spsc_base, 4288);
+	cr_assert_eq(lfshm_ring_commit(p, w), 0);
+	cr_expect_eq(next_off(c, 5000), 4288);
+	/* tail 9288 (8 mod 64 again): a batch, each aligned */
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(lfshm_ring_reserve(p, 3000, &w), 0);
+		cr_expect_eq((uintptr_t)w % 64, 0, "record %d", i);
+		cr_assert_eq(lfshm_ring_commit_ex(p, w, 3000, 0, LFSHM_MORE), 0);
+	}
+	cr_assert_eq(lfshm_ring_flush(p), 0);
+	for (int i = 0; i < 3; i++)
+		cr_expect_eq(next_off(c, 3000) % 64, 0, "batch %d", i);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
+Test(spsc, alignment_gives_way_when_only_the_unaligned_record_fits)
+{
+	/* 8 KiB ring, messages up to 4088 bytes */
+	struct lfshm_ring *p, *c = first_100(8192, &p);
+	struct lfshm_msg small;
+
+	send_len(p, 4088); /* tail 112: pad 8, record 120..4216 */
+	cr_expect_eq(next_off(c, 4088), 128);
+	send_len(p, 24);   /* 4216..4248, kept in the ring */
+	cr_assert_eq(lfshm_ring_peek(c, &small), 0);
+	/* at 4248: the wrap pad (3944) + a 56-byte pad + 4096 + 8 would be
+	 * 8104 bytes with 8160 free: aligned, at 64 */
+	send_len(p, 4088);
+	cr_assert_eq(lfshm_ring_release(c, &small), 0);
+	cr_expect_eq(next_off(c, 4088), 64);
+	/* tail 4152 now, head 4152: a 24-byte one at 4152..4184 */
+	send_len(p, 24);
+	cr_assert_eq(lfshm_ring_peek(c, &small), 0);
+	/* at 4184: wrap pad 4008 + pad 56 + 4096 + 8 = 8168 > 8160 free;
+	 * without the alignment pad 8112 fits: the record goes to 0 */
+	send_len(p, 4088);
+	cr_assert_eq(lfshm_ring_release(c, &small), 0);
+	cr_expect_eq(next_off(c, 4088), 8);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 Test(spsc, busy_ring_makes_no_syscalls)
 {
 	struct lfshm_ring *c = mk(1 << 16, LFSHM_CONSUMER), *p = att(c, LFSHM_PRODUCER);
@@ -537,6 +635,81 @@ Test(spsc_hostile, record_crossing_the_end_is_rejected)
 	put_rec(&e, 4096 - 64, 200, 0);
 	expect_poisoned(e.c);
 	evil_close(&e);
+}
+
+/* A pad short of the end is an alignment pad: at most 56 bytes, ending
+ * where the next payload is 64-byte aligned (src/spsc.c). */
+Test(spsc_hostile, alignment_pad_of_56_bytes_is_skipped)
+{
+	struct evil e = evil_open();
+	struct lfshm_msg m;
+
+	put_rec(&e, 0, 48, LFSHM__TYPE_PAD); /* 0..56, payload at 64 */
+	put_rec(&e, 56, 8, 5);
+	cr_assert_eq(lfshm_ring_peek(e.c, &m), 0);
+	cr_expect_eq((unsigned char *)m.data, e.c->data + 64);
+	cr_expect_eq(m.type, 5);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, alignment_pad_to_a_wrong_boundary_is_rejected)
+{
+	for (uint32_t len = 0; len <= 64; len += 8) {
+		struct evil e = evil_open();
+
+		if (len == 48)
+			len += 8; /* the good one, above */
+		put_rec(&e, 0, len, LFSHM__TYPE_PAD);
+		put_rec(&e, len + 8, 8, 5);
+		expect_poisoned(e.c);
+		evil_close(&e);
+	}
+}
+
+Test(spsc_hostile, second_alignment_pad_in_a_row_is_rejected)
+{
+	struct evil e = evil_open();
+
+	put_rec(&e, 0, 48, LFSHM__TYPE_PAD);  /* 0..56 */
+	put_rec(&e, 56, 56, LFSHM__TYPE_PAD); /* 56..120: ends aligned, but
+					       * 64 bytes */
+	put_rec(&e, 120, 8, 5);
+	expect_poisoned(e.c);
+	evil_close(&e);
+}
+
+/*
+ * An alignment pad must fit the room the consumer has (a ring less the
+ * terminator's 8 bytes from what it released): with messages peeked up to
+ * a lap later, a 48-byte pad at 904 fits when 960 bytes were released
+ * (room 48) and not when 936 were (room 24).
+ */
+static void pad_in_room(uint32_t first, int want)
+{
+	struct evil e = evil_open();
+	struct lfshm_msg m, held;
+	uint64_t second = first + 8;
+
+	put_rec(&e, 0, first, 5);               /* 0 .. second */
+	put_rec(&e, second, 2040, 5);           /* .. second + 2048 */
+	put_rec(&e, second + 2048, 4096 - (second + 2048) - 8,
+		LFSHM__TYPE_PAD);               /* to the end */
+	cr_assert_eq(lfshm_ring_peek(e.c, &m), 0);
+	cr_assert_eq(lfshm_ring_release(e.c, &m), 0);
+	cr_assert_eq(lfshm_ring_peek(e.c, &held), 0); /* 2040, held */
+	/* the next lap: a message at 0 .. 904, then a 48-byte pad */
+	put_rec(&e, 0, 896, 5);
+	put_rec(&e, 904, 40, LFSHM__TYPE_PAD);
+	cr_assert_eq(lfshm_ring_peek(e.c, &m), 0, "lap 2's first");
+	cr_expect_eq(lfshm_ring_peek(e.c, &m), want, "released %llu",
+		     (unsigned long long)second);
+	evil_close(&e);
+}
+
+Test(spsc_hostile, alignment_pad_beyond_the_room_is_rejected)
+{
+	pad_in_room(952, -EAGAIN);  /* room 48: skipped, nothing after */
+	pad_in_room(928, -EBADMSG); /* room 24 */
 }
 
 Test(spsc_hostile, bad_padding_is_rejected)

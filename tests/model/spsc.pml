@@ -11,7 +11,9 @@
  *
  * Positions count records instead of bytes: records here have one size,
  * so padding at the wrap (spsc_reserve/spsc_peek) never happens and is
- * not modelled; it changes the ring arithmetic, not the handshake.
+ * not modelled, nor are the alignment pads before big records; both are
+ * published by the same R1 as the record after them, so they change the
+ * ring arithmetic, not the handshake.
  *
  * Publication through the record headers (src/spsc.c top comment): each
  * slot has a header word (0: nothing published; else the message number)
