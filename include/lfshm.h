@@ -189,6 +189,12 @@ struct lfshm_stats {
  * @role: LFSHM_PRODUCER, LFSHM_CONSUMER or LFSHM_ROLE_NONE.
  * An LFSHM_SPSC ring holds records of up to capacity - 8 bytes in all:
  * 8 bytes stay free for the zero header that ends what is published.
+ * In an LFSHM_SPSC ring a message of 2048 bytes or more starts on a
+ * 64-byte boundary (a pad of up to 56 bytes goes before it, when the ring
+ * has room for that; else it goes where it falls): a page- or cache-line-
+ * aligned buffer is then copied at memcpy's full speed, and zero-copy
+ * code gets aligned payloads.  Other payloads are 8-byte aligned (MPSC:
+ * 16 bytes after a 64-byte boundary).
  * The region is a memfd (close-on-exec) sealed against shrinking and
  * growing.  Share it with lfshm_ring_fd() (fork or lfshm_send_fds()).
  * Returns 0, -EINVAL (bad config, a reserved field not 0), -ENOMEM, or
@@ -285,7 +291,8 @@ int lfshm_ring_flush(struct lfshm_ring *r);
  * glibc's memcpy is 15-28x slow on AMD Zen CPUs: `rep movsb` (2 KiB to
  * about 1 MiB) with dst 1 to 31 bytes after src modulo 4096.  Payloads
  * sit a few bytes after their record header, so a page-aligned buffer
- * copied into a ring hits that case often.  Elsewhere it is memcpy.
+ * copied into a ring can hit that case (MPSC payloads, small SPSC ones;
+ * big SPSC payloads are 64-byte aligned).  Elsewhere it is memcpy.
  */
 void lfshm_copy(void *dst, const void *src, size_t n);
 
