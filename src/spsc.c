@@ -286,26 +286,30 @@ static int refresh_head(struct lfshm_ring *r)
 
 /* Where a len-byte message (a size-byte record) goes at the tail, in a
  * ring holding used bytes: *wrap, the wrap pad to the end (0: none), then
- * *apad, the alignment pad (0: none; only when the ring has room for it).
- * Returns the bytes it needs, the terminator's room (spsc_fmt.term)
- * included. */
+ * *apad, the alignment pad (0: none).  A message that wants alignment
+ * (align_pad) gets it when the ring has room for the pads and the record
+ * (after a wrap the record goes to index 0, whose payload needs a 56-byte
+ * pad); else it goes where it falls.  Returns the bytes it needs, the
+ * terminator's room (spsc_fmt.term) included. */
 static uint64_t place(const struct lfshm_ring *r, uint32_t len, uint64_t size,
 		      uint64_t used, uint64_t *wrap, uint64_t *apad)
 {
-	uint64_t t = r->p_tail, need = lfshm__need_bytes(&spsc_fmt, r, t, size);
-	uint64_t w = 0, a = align_pad(t, len), aneed;
+	uint64_t t = r->p_tail, w = 0, a, aneed;
 
 	*wrap = lfshm__rec_wraps(r, t, size) ? lfshm__pad_bytes(r, t) : 0;
 	*apad = 0;
-	if (!a)
-		return need;
+	if (len < SPSC_ALIGN_MIN)
+		return *wrap + size + spsc_fmt.term;
+	a = align_pad(t, len);
 	if ((t & r->mask) + a + size > r->cap) {
 		w = lfshm__pad_bytes(r, t);
 		a = align_pad(t + w, len);
 	}
 	aneed = w + a + size + spsc_fmt.term;
-	if (!lfshm__has_room(r, used, aneed))
-		return need;
+	if (a && !lfshm__has_room(r, used, aneed))
+		return *wrap + size + spsc_fmt.term;
+	/* a == 0: the tail is aligned and the record does not wrap (a wrap
+	 * leads to index 0, which needs a pad): the same as unaligned */
 	*wrap = w;
 	*apad = a;
 	return aneed;
@@ -357,7 +361,11 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 		return rc;
 	size = lfshm__rec_bytes(&spsc_fmt, len);
 	need = place(r, len, size, r->p_tail - r->p_head_cache, &wrap, &apad);
-	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need)) {
+	/* Reload the head when the record does not fit by the cached one,
+	 * or only without the alignment it wants: where a record goes then
+	 * depends on the released space, not on when we last looked. */
+	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need) ||
+	    (!apad && len >= SPSC_ALIGN_MIN && align_pad(r->p_tail + wrap, len))) {
 		rc = refresh_head(r);
 		if (rc)
 			return rc;

@@ -316,6 +316,26 @@ Test(spsc, payloads_from_2048_bytes_are_64_byte_aligned)
 	lfshm_ring_close(c);
 }
 
+Test(spsc, aligned_tail_that_wraps_still_gets_an_aligned_payload)
+{
+	struct lfshm_ring *p, *c = first_100(8192, &p);
+
+	/* 2040-byte messages (under 2048: unaligned) and an empty one take
+	 * the tail from 112 to 6264, 56 mod 64: a payload there would be
+	 * aligned, but 2056 bytes do not fit before the end */
+	for (int i = 0; i < 3; i++) {
+		send_len(p, 2040);
+		next_off(c, 2040);
+	}
+	send_len(p, 0);
+	cr_expect_eq(next_off(c, 0), 6256 + 8);
+	/* to index 0, whose payload needs the 56-byte pad */
+	send_len(p, 2048);
+	cr_expect_eq(next_off(c, 2048), 64);
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 Test(spsc, alignment_gives_way_when_only_the_unaligned_record_fits)
 {
 	/* 8 KiB ring, messages up to 4088 bytes */
