@@ -365,7 +365,8 @@ static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 	 * or only without the alignment it wants: where a record goes then
 	 * depends on the released space, not on when we last looked. */
 	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need) ||
-	    (!apad && len >= SPSC_ALIGN_MIN && align_pad(r->p_tail + wrap, len))) {
+	    (!apad && len >= SPSC_ALIGN_MIN &&
+	     align_pad(r->p_tail + wrap, len))) {
 		rc = refresh_head(r);
 		if (rc)
 			return rc;
