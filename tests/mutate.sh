@@ -524,9 +524,15 @@ mutant_spsc_align_min() {
 
 mutant_spsc_align_no_fallback() {
 	file=src/spsc.c
-	old='	if (!lfshm__has_room(r, used, aneed))
-		return need;'
-	new=''
+	old='if (a && !lfshm__has_room(r, used, aneed))'
+	new='if (0 && a && !lfshm__has_room(r, used, aneed))'
+	tests="test_spsc"
+}
+
+mutant_spsc_align_no_reload() {
+	file=src/spsc.c
+	old='	    (!apad && len >= SPSC_ALIGN_MIN &&'
+	new='	    (0 && !apad && len >= SPSC_ALIGN_MIN &&'
 	tests="test_spsc"
 }
 
@@ -560,7 +566,7 @@ mpsc_fast_carve_no_npend mpsc_fast_carve_no_room mpsc_fast_carve_room_granule
 mpsc_fast_carve_revoked_rest_kept mpsc_fast_commit_no_size
 mpsc_fast_peek_no_avail mpsc_fast_peek_no_ready
 spsc_align_pad_size spsc_align_pad_room spsc_align_pad_boundary spsc_align_min
-spsc_align_no_fallback spsc_fast_send_unaligned
+spsc_align_no_fallback spsc_align_no_reload spsc_fast_send_unaligned
 mpsc_take_msg_no_size_check mpsc_publish_pending_lost"
 
 # ---- machinery -----------------------------------------------------------

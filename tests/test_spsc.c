@@ -336,6 +336,24 @@ Test(spsc, aligned_tail_that_wraps_still_gets_an_aligned_payload)
 	lfshm_ring_close(c);
 }
 
+/* The producer's cached head is from its attach (0); the consumer has
+ * released everything.  By the cache, 3984 bytes are free at 4208: the
+ * unaligned record (3976 + 8) fits, the aligned one (8 more) does not.
+ * The producer must look at the real head before it gives up alignment. */
+Test(spsc, alignment_is_given_up_only_after_reloading_the_head)
+{
+	struct lfshm_ring *p, *c = first_100(8192, &p);
+
+	send_len(p, 2040); /* 112 .. 2160, under 2048: no alignment */
+	next_off(c, 2040);
+	send_len(p, 2040); /* .. 4208 */
+	next_off(c, 2040);
+	send_len(p, 3968);
+	cr_expect_eq(next_off(c, 3968), 4224, "aligned after the reload");
+	lfshm_ring_close(p);
+	lfshm_ring_close(c);
+}
+
 Test(spsc, alignment_gives_way_when_only_the_unaligned_record_fits)
 {
 	/* 8 KiB ring, messages up to 4088 bytes */
