@@ -301,8 +301,8 @@ mutant_mpsc_abort_keeps_chunk() {
 
 mutant_mpsc_carve_without_cas() {
 	file=src/mpsc.c
-	old="${tab}if (!atomic_compare_exchange_strong_explicit($nl${tab}${tab}    word_at(r, t), &exp, r->m_busy, memory_order_relaxed,$nl${tab}${tab}    memory_order_relaxed)) {"
-	new="${tab}atomic_store_explicit(word_at(r, t), r->m_busy, memory_order_relaxed);$nl${tab}if (0) {"
+	old="${tab}if (!atomic_compare_exchange_strong_explicit($nl${tab}${tab}    w, &exp, r->m_busy, memory_order_relaxed,$nl${tab}${tab}    memory_order_relaxed)) {"
+	new="${tab}atomic_store_explicit(w, r->m_busy, memory_order_relaxed);$nl${tab}if (0) {"
 	tests="test_mpsc"
 }
 
