@@ -80,7 +80,7 @@ mutant_spsc_no_terminator() {
 
 mutant_spsc_no_pad_terminator() {
 	file=src/spsc.c
-	old="${tab}${tab}put_term(r, r->p_tail + pad);$nl"
+	old="${tab}put_term(r, r->p_tail + size);$nl"
 	new=""
 	tests="test_spsc"
 }
@@ -222,8 +222,8 @@ mutant_mpsc_no_finish_release() {
 
 mutant_mpsc_commit_store_not_cas() {
 	file=src/mpsc.c
-	old="${tab}if (LFSHM__LIKELY(atomic_compare_exchange_strong_explicit($nl${tab}${tab}    word_at(r, pos), &exp, w, memory_order_release,$nl${tab}${tab}    memory_order_relaxed)))$nl${tab}${tab}return 0;"
-	new="${tab}(void)exp;$nl${tab}atomic_store_explicit(word_at(r, pos), w, memory_order_release);$nl${tab}if (1)$nl${tab}${tab}return 0;"
+	old="${tab}return LFSHM__LIKELY(atomic_compare_exchange_strong_explicit($nl${tab}${tab}p, &busy, w, memory_order_release, memory_order_relaxed));"
+	new="${tab}atomic_store_explicit(p, w, memory_order_release);$nl${tab}return (void)busy, 1;"
 	tests="test_live"
 }
 
@@ -341,8 +341,8 @@ mutant_spsc_fast_recv_no_cap() {
 
 mutant_spsc_fast_send_no_wrap() {
 	file=src/spsc.c
-	old="${tab}${tab}${tab}    lfshm__rec_wraps(r, t, size) ||$nl"
-	new=""
+	old="lfshm__rec_wraps(r, t, size) || align_pad(t, len) ||"
+	new="align_pad(t, len) ||"
 	tests="test_spsc test_ring test_copy"
 }
 
@@ -517,8 +517,8 @@ mutant_spsc_align_pad_boundary() {
 
 mutant_spsc_align_min() {
 	file=src/spsc.c
-	old='if (len < SPSC_ALIGN_MIN)'
-	new='if (len <= SPSC_ALIGN_MIN)'
+	old="${tab}if (len < SPSC_ALIGN_MIN)$nl${tab}${tab}return 0;"
+	new="${tab}if (len <= SPSC_ALIGN_MIN)$nl${tab}${tab}return 0;"
 	tests="test_spsc"
 }
 
