@@ -176,7 +176,8 @@ static inline uint64_t lfshm__msg_size(const struct lfshm__recfmt *f,
 }
 
 /* A pad of size bytes at off that must fill exactly to the end of the
- * data area (SPSC, MUTEX: only the wrap pads), within avail. */
+ * data area (SPSC, MUTEX: the wrap pads; SPSC's alignment pads are
+ * checked in src/spsc.c), within avail. */
 static inline bool lfshm__end_pad_ok(const struct lfshm_ring *r, uint64_t off,
 				     uint64_t size, uint64_t avail)
 {

@@ -79,7 +79,7 @@
  * load).  A record must start at c_head, end at most 8 bytes short of a
  * ring past what was released (c_rel + cap - 8, the terminator's room),
  * and not run past the data-area end; a length at most max_msg; a pad
- * must fill exactly to the end.  A peer writing 0 or garbage into a
+ * must fill exactly to the end, or be an alignment pad (below).  A peer writing 0 or garbage into a
  * header can stall or poison its own ring, nothing more.
  */
 #include <string.h>
@@ -289,15 +289,17 @@ static int refresh_head(struct lfshm_ring *r)
  * *apad, the alignment pad (0: none).  A message that wants alignment
  * (align_pad) gets it when the ring has room for the pads and the record
  * (after a wrap the record goes to index 0, whose payload needs a 56-byte
- * pad); else it goes where it falls.  Returns the bytes it needs, the
- * terminator's room (spsc_fmt.term) included. */
+ * pad); else it goes where it falls, and *gave_up says so.  Returns the
+ * bytes it needs, the terminator's room (spsc_fmt.term) included. */
 static uint64_t place(const struct lfshm_ring *r, uint32_t len, uint64_t size,
-		      uint64_t used, uint64_t *wrap, uint64_t *apad)
+		      uint64_t used, uint64_t *wrap, uint64_t *apad,
+		      bool *gave_up)
 {
 	uint64_t t = r->p_tail, w = 0, a, aneed;
 
 	*wrap = lfshm__rec_wraps(r, t, size) ? lfshm__pad_bytes(r, t) : 0;
 	*apad = 0;
+	*gave_up = false;
 	if (len < SPSC_ALIGN_MIN)
 		return *wrap + size + spsc_fmt.term;
 	a = align_pad(t, len);
@@ -306,8 +308,10 @@ static uint64_t place(const struct lfshm_ring *r, uint32_t len, uint64_t size,
 		a = align_pad(t + w, len);
 	}
 	aneed = w + a + size + spsc_fmt.term;
-	if (a && !lfshm__has_room(r, used, aneed))
+	if (a && !lfshm__has_room(r, used, aneed)) {
+		*gave_up = true;
 		return *wrap + size + spsc_fmt.term;
+	}
 	/* a == 0: the tail is aligned and the record does not wrap (a wrap
 	 * leads to index 0, which needs a pad): the same as unaligned */
 	*wrap = w;
@@ -320,8 +324,10 @@ static uint64_t need_bytes(const struct lfshm_ring *r, uint32_t len,
 			   uint64_t used)
 {
 	uint64_t w, a;
+	bool gave_up;
 
-	return place(r, len, lfshm__rec_bytes(&spsc_fmt, len), used, &w, &a);
+	return place(r, len, lfshm__rec_bytes(&spsc_fmt, len), used, &w, &a,
+		     &gave_up);
 }
 
 /* The header of the record at pos: kept for publish() when pos is the
@@ -354,24 +360,25 @@ static void put_pad(struct lfshm_ring *r, uint64_t size)
 static int spsc_reserve(struct lfshm_ring *r, uint32_t len, void **buf)
 {
 	uint64_t size, off, need, wrap, apad;
+	bool gave_up;
 	int rc;
 
 	rc = lfshm__reserve_check(r, len, buf);
 	if (rc)
 		return rc;
 	size = lfshm__rec_bytes(&spsc_fmt, len);
-	need = place(r, len, size, r->p_tail - r->p_head_cache, &wrap, &apad);
+	need = place(r, len, size, r->p_tail - r->p_head_cache, &wrap, &apad,
+		     &gave_up);
 	/* Reload the head when the record does not fit by the cached one,
 	 * or only without the alignment it wants: where a record goes then
 	 * depends on the released space, not on when we last looked. */
 	if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need) ||
-	    (!apad && len >= SPSC_ALIGN_MIN &&
-	     align_pad(r->p_tail + wrap, len))) {
+	    gave_up) {
 		rc = refresh_head(r);
 		if (rc)
 			return rc;
 		need = place(r, len, size, r->p_tail - r->p_head_cache, &wrap,
-			     &apad);
+			     &apad, &gave_up);
 		if (!lfshm__has_room(r, r->p_tail - r->p_head_cache, need)) {
 			r->stats.full_events++;
 			return -EAGAIN;

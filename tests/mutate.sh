@@ -531,8 +531,8 @@ mutant_spsc_align_no_fallback() {
 
 mutant_spsc_align_no_reload() {
 	file=src/spsc.c
-	old='	    (!apad && len >= SPSC_ALIGN_MIN &&'
-	new='	    (0 && !apad && len >= SPSC_ALIGN_MIN &&'
+	old="${tab}    gave_up) {"
+	new="${tab}    0) {"
 	tests="test_spsc"
 }
 
